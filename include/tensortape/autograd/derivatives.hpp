@@ -1,0 +1,196 @@
+// Every derivative rule, in one table (PyTorch derivatives.yaml / tinygrad gradient.py).
+//
+// A rule maps the gradient w.r.t. an op's output to gradients w.r.t. its inputs, computed only
+// for the inputs the engine marks as wanted (frozen inputs cost nothing). Rules are written in
+// differentiable ops: with create_graph they are recorded, which gives gradients of gradients.
+// Rules may return gradients in the broadcast (output) shape; the engine sums them down to each
+// input's shape in one place (sum_to).
+#pragma once
+
+#include <cmath>
+#include <numbers>
+
+#include "tensortape/ops/elementwise.hpp"
+#include "tensortape/ops/index.hpp"
+#include "tensortape/ops/linalg.hpp"
+#include "tensortape/ops/loss.hpp"
+#include "tensortape/ops/nn.hpp"
+#include "tensortape/ops/reduce.hpp"
+#include "tensortape/ops/views.hpp"
+
+namespace tensortape {
+
+#define TENSORTAPE_RULE(OP)                                                                 \
+  template <>                                                                               \
+  struct Derivative<Op::OP> {                                                               \
+    template <class T, class B>                                                             \
+    static std::vector<Tensor<T, B>> backward(const Node<T, B>& node, const Tensor<T, B>& g); \
+  };                                                                                        \
+  template <class T, class B>                                                               \
+  std::vector<Tensor<T, B>> Derivative<Op::OP>::backward([[maybe_unused]] const Node<T, B>& node, \
+                                                         [[maybe_unused]] const Tensor<T, B>& g)
+
+// Gradient for input i only when the engine wants it.
+#define TENSORTAPE_IF_NEEDED(I, EXPR) (node.needs(I) ? (EXPR) : Tensor<T, B>())
+
+// ---- arithmetic ----
+
+TENSORTAPE_RULE(Add) { return {g, g}; }
+TENSORTAPE_RULE(Sub) { return {g, TENSORTAPE_IF_NEEDED(1, -g)}; }
+TENSORTAPE_RULE(Mul) {
+  const auto a = node.saved_tensor(0), b = node.saved_tensor(1);
+  return {TENSORTAPE_IF_NEEDED(0, g * b), TENSORTAPE_IF_NEEDED(1, g * a)};
+}
+TENSORTAPE_RULE(Div) {
+  const auto a = node.saved_tensor(0), b = node.saved_tensor(1);
+  return {TENSORTAPE_IF_NEEDED(0, g / b), TENSORTAPE_IF_NEEDED(1, -(g * a) / (b * b))};
+}
+TENSORTAPE_RULE(Maximum) {
+  // Ties split the gradient evenly between both inputs.
+  const auto a = node.saved_tensor(0).detach(), b = node.saved_tensor(1).detach();
+  const auto share_a = greater(a, b) + equal(a, b) * 0.5;
+  return {TENSORTAPE_IF_NEEDED(0, g * share_a), TENSORTAPE_IF_NEEDED(1, g * (1.0 - share_a))};
+}
+TENSORTAPE_RULE(Minimum) {
+  const auto a = node.saved_tensor(0).detach(), b = node.saved_tensor(1).detach();
+  const auto share_a = less(a, b) + equal(a, b) * 0.5;
+  return {TENSORTAPE_IF_NEEDED(0, g * share_a), TENSORTAPE_IF_NEEDED(1, g * (1.0 - share_a))};
+}
+TENSORTAPE_RULE(Where) {
+  const auto condition = node.saved_tensor(0);
+  const auto zero = scalar_tensor<T, B>(T(0));
+  return {TENSORTAPE_IF_NEEDED(0, where(condition, g, zero)), TENSORTAPE_IF_NEEDED(1, where(condition, zero, g))};
+}
+TENSORTAPE_RULE(Affine) { return {g * node.reals[0]}; }
+TENSORTAPE_RULE(Pow) {
+  const double p = node.reals[0];
+  return {g * pow(node.saved_tensor(0), p - 1.0) * p};
+}
+
+// ---- elementwise functions (y = f(x); rules use y where it is cheaper) ----
+
+TENSORTAPE_RULE(Exp) { return {g * node.saved_tensor(0)}; }
+TENSORTAPE_RULE(Log) { return {g / node.saved_tensor(0)}; }
+TENSORTAPE_RULE(Sqrt) { return {g / node.saved_tensor(0) * 0.5}; }
+TENSORTAPE_RULE(Rsqrt) {
+  const auto y = node.saved_tensor(0);
+  return {g * y * y * y * -0.5};
+}
+TENSORTAPE_RULE(Abs) { return {g * sign(node.saved_tensor(0).detach())}; }
+TENSORTAPE_RULE(Clamp) { return {g * in_range(node.saved_tensor(0).detach(), node.reals[0], node.reals[1])}; }
+TENSORTAPE_RULE(Tanh) {
+  const auto y = node.saved_tensor(0);
+  return {g * (1.0 - y * y)};
+}
+TENSORTAPE_RULE(Sigmoid) {
+  const auto y = node.saved_tensor(0);
+  return {g * y * (1.0 - y)};
+}
+TENSORTAPE_RULE(Relu) { return {g * step(node.saved_tensor(0).detach())}; }
+TENSORTAPE_RULE(Erf) {
+  const auto x = node.saved_tensor(0);
+  return {g * exp(-(x * x)) * (2.0 / std::sqrt(std::numbers::pi))};
+}
+TENSORTAPE_RULE(GeluErf) {
+  // d/dx x Phi(x) = Phi(x) + x phi(x)
+  const auto x = node.saved_tensor(0);
+  const auto cdf = (erf(x * (1.0 / std::numbers::sqrt2)) + 1.0) * 0.5;
+  const auto pdf = exp(x * x * -0.5) * (1.0 / std::sqrt(2.0 * std::numbers::pi));
+  return {g * (cdf + x * pdf)};
+}
+TENSORTAPE_RULE(GeluTanh) {
+  // y = 0.5 x (1 + tanh u), u = c (x + 0.044715 x^3)
+  const double c = std::sqrt(2.0 / std::numbers::pi);
+  const auto x = node.saved_tensor(0);
+  const auto x2 = x * x;
+  const auto t = tanh((x + x2 * x * 0.044715) * c);
+  const auto du = (x2 * (3.0 * 0.044715) + 1.0) * c;
+  return {g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * du)};
+}
+
+// ---- linear algebra ----
+
+TENSORTAPE_RULE(Matmul) {
+  const auto a = node.saved_tensor(0), b = node.saved_tensor(1);
+  Tensor<T, B> grad_a, grad_b;
+  if (node.needs(0)) grad_a = matmul(g, b.transpose(-1, -2));
+  if (node.needs(1)) {
+    const std::int64_t k = a.shape().back(), n = g.shape().back();
+    if (b.dim() == 2 && a.dim() > 2) {
+      // A weight shared across the batch: one (k, rows) @ (rows, n) GEMM, no batched sum.
+      grad_b = matmul(a.reshape({-1, k}).transpose(0, 1), g.reshape({-1, n}));
+    } else {
+      grad_b = matmul(a.transpose(-1, -2), g);
+    }
+  }
+  return {grad_a, grad_b};
+}
+
+// ---- reductions ----
+
+TENSORTAPE_RULE(Sum) {
+  const auto& input_shape = node.inputs[0].shape;
+  std::vector<std::size_t> axes(node.ints.begin(), node.ints.end());
+  return {g.reshape(detail::keepdim_shape(input_shape, axes)).expand(input_shape)};
+}
+TENSORTAPE_RULE(Max) {
+  const auto x = node.saved_tensor(0).detach();
+  const auto& input_shape = node.inputs[0].shape;
+  const std::vector<std::size_t> axes(node.ints.begin(), node.ints.end());
+  const Shape kept = detail::keepdim_shape(input_shape, axes);
+  const auto y = node.saved_tensor(1).detach().reshape(kept);
+  const auto is_max = equal(x, y);
+  const auto ties = sum(is_max, std::vector<std::int64_t>(node.ints.begin(), node.ints.end()), true);
+  return {g.reshape(kept) * (is_max / ties)};
+}
+TENSORTAPE_RULE(Softmax) {
+  const auto y = node.saved_tensor(0);
+  return {y * (g - sum(g * y, {-1}, true))};
+}
+TENSORTAPE_RULE(LogSoftmax) {
+  const auto y = node.saved_tensor(0);
+  return {g - exp(y) * sum(g, {-1}, true)};
+}
+
+// ---- indexing ----
+
+TENSORTAPE_RULE(IndexSelect) { return {index_add(g, node.ints[0], node.indices[0], node.inputs[0].shape)}; }
+TENSORTAPE_RULE(IndexAdd) { return {index_select(g, node.ints[0], node.indices[0])}; }
+
+// ---- views ----
+
+TENSORTAPE_RULE(Reshape) { return {g.reshape(node.inputs[0].shape)}; }
+TENSORTAPE_RULE(Permute) {
+  std::vector<std::int64_t> inverse(node.ints.size());
+  for (std::size_t i = 0; i < node.ints.size(); ++i) inverse[static_cast<std::size_t>(node.ints[i])] = static_cast<std::int64_t>(i);
+  return {g.permute(inverse)};
+}
+TENSORTAPE_RULE(Expand) { return {g}; }  // the engine's sum_to folds the expanded axes
+TENSORTAPE_RULE(Contiguous) { return {g}; }
+TENSORTAPE_RULE(Narrow) { return {narrow_scatter(g, node.inputs[0].shape, node.ints[0], node.ints[1])}; }
+TENSORTAPE_RULE(NarrowScatter) {
+  const auto axis = node.ints[0];
+  return {g.narrow(axis, node.ints[1], node.inputs[0].shape[static_cast<std::size_t>(axis)])};
+}
+TENSORTAPE_RULE(Concat) {
+  std::vector<Tensor<T, B>> grads;
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+    const std::int64_t length = node.ints[i + 1];
+    grads.push_back(TENSORTAPE_IF_NEEDED(i, g.narrow(node.ints[0], offset, length)));
+    offset += length;
+  }
+  return grads;
+}
+
+// ---- losses with their own rule ----
+
+TENSORTAPE_RULE(BinaryCrossEntropyWithLogits) {
+  const auto x = node.saved_tensor(0), z = node.saved_tensor(1);
+  return {TENSORTAPE_IF_NEEDED(0, g * (sigmoid(x) - z)), TENSORTAPE_IF_NEEDED(1, -(g * x))};
+}
+
+#undef TENSORTAPE_IF_NEEDED
+#undef TENSORTAPE_RULE
+
+}  // namespace tensortape

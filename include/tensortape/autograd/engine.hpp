@@ -1,0 +1,252 @@
+// backward() and grad(): reverse-mode passes over the recorded graph.
+//
+//   tt::backward(loss);                                    // fills .grad() of leaves
+//   auto [dx] = tt::grad<2>({loss}, {x});                  // returns dloss/dx, .grad untouched
+//   auto gx = tt::grad({loss}, {x}, {}, /*create_graph=*/true)[0];
+//   tt::backward(tt::sum(gx * gx));                        // gradient of a gradient
+//
+// With create_graph=false the rules run with grad mode off: nothing is recorded (the fast
+// path). With create_graph=true they are recorded, so the result can be differentiated again.
+// Unless retain_graph, a pass frees the saved tensors of the nodes it ran; running backward
+// through them again raises an Error naming the op.
+#pragma once
+
+#include <array>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "tensortape/autograd/derivatives.hpp"
+
+namespace tensortape {
+
+namespace detail {
+
+template <class T, class B>
+class BackwardPass {
+ public:
+  using Meta = AutogradMeta<T, B>;
+  using NodePtr = std::shared_ptr<Node<T, B>>;
+
+  // targets: the tensors whose gradients are wanted; empty means every leaf requiring grad.
+  BackwardPass(const std::vector<Tensor<T, B>>& targets, bool create_graph, bool retain_graph)
+      : create_graph_(create_graph), retain_graph_(retain_graph), all_leaves_(targets.empty()) {
+    for (const auto& target : targets) {
+      target_metas_.insert(target.autograd_meta().get());
+      if (target.grad_fn()) target_nodes_.insert(target.grad_fn().get());
+    }
+  }
+
+  // Runs the pass from roots with seed gradients; returns the gradient reaching each target
+  // meta and each leaf meta.
+  std::unordered_map<const Meta*, Tensor<T, B>> run(const std::vector<Tensor<T, B>>& roots,
+                                                    const std::vector<Tensor<T, B>>& seeds) {
+    std::unordered_map<const Meta*, Tensor<T, B>> results;
+    std::vector<NodePtr> order;
+    for (std::size_t i = 0; i < roots.size(); ++i) {
+      const auto& root = roots[i];
+      if (target_metas_.count(root.autograd_meta().get()) && !root.grad_fn()) {
+        accumulate(results[root.autograd_meta().get()], seeds[i]);
+      }
+      if (auto node = root.grad_fn(); node && wanted(node.get())) {
+        accumulate(pending_[node.get()], seeds[i]);
+        collect(node, order);
+      }
+    }
+    GradModeGuard mode(create_graph_);
+    // `order` is a reverse-topological post-order: walk it backwards so a node runs after all
+    // of its consumers have delivered their gradient.
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      Node<T, B>& node = **it;
+      auto found = pending_.find(&node);
+      if (found == pending_.end()) continue;
+      Tensor<T, B> grad = found->second;
+      pending_.erase(found);
+      for (const auto& hook : node.hooks) hook(grad);
+      if (target_nodes_.count(&node)) node_results_[&node] = grad;
+      if (!node.rule) continue;
+      check(!node.released, node.name, "backward through a graph that was already freed; pass retain_graph=true to "
+            "the first backward/grad call if you need to run it twice");
+      node.wanted.assign(node.inputs.size(), false);
+      bool any = false;
+      for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+        node.wanted[i] = input_wanted(node.inputs[i].meta.get());
+        any = any || node.wanted[i];
+      }
+      if (!any) continue;
+      auto input_grads = node.rule(node, grad);
+      for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+        if (!node.wanted[i] || i >= input_grads.size() || !input_grads[i].defined()) continue;
+        const auto& input = node.inputs[i];
+        auto reduced = sum_to(input_grads[i], input.shape);
+        if (input.meta->grad_fn) {
+          accumulate(pending_[input.meta->grad_fn.get()], reduced);
+        } else {
+          accumulate(results[input.meta.get()], reduced);
+        }
+      }
+      if (!retain_graph_) node.release();
+    }
+    return results;
+  }
+
+  // Gradient captured for a non-leaf target (by its producing node).
+  Tensor<T, B> node_result(const Node<T, B>* node) const {
+    auto found = node_results_.find(node);
+    return found == node_results_.end() ? Tensor<T, B>() : found->second;
+  }
+
+ private:
+  bool input_wanted(const Meta* meta) const {
+    if (!meta) return false;
+    if (meta->grad_fn) return wanted(meta->grad_fn.get());
+    return all_leaves_ ? meta->requires_grad : target_metas_.count(meta) > 0;
+  }
+
+  // A node is wanted when a target is reachable from it (memoised).
+  bool wanted(const Node<T, B>* node) const {
+    if (auto found = wanted_memo_.find(node); found != wanted_memo_.end()) return found->second;
+    wanted_memo_[node] = false;  // guards against revisiting while in progress
+    bool result = target_nodes_.count(node) > 0;
+    for (const auto& input : node->inputs) result = input_wanted(input.meta.get()) || result;
+    wanted_memo_[node] = result;
+    return result;
+  }
+
+  // Depth-first post-order of wanted nodes (iterative, so deep graphs cannot overflow the stack).
+  void collect(const NodePtr& root, std::vector<NodePtr>& order) {
+    if (visited_.count(root.get())) return;
+    std::vector<std::pair<NodePtr, std::size_t>> stack{{root, 0}};
+    visited_.insert(root.get());
+    while (!stack.empty()) {
+      auto& [node, next_input] = stack.back();
+      if (next_input < node->inputs.size()) {
+        const auto& meta = node->inputs[next_input++].meta;
+        if (meta && meta->grad_fn && !visited_.count(meta->grad_fn.get()) && wanted(meta->grad_fn.get())) {
+          visited_.insert(meta->grad_fn.get());
+          stack.push_back({meta->grad_fn, 0});
+        }
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+
+  static void accumulate(Tensor<T, B>& slot, const Tensor<T, B>& grad) {
+    slot = slot.defined() ? slot + grad : grad;
+  }
+
+  bool create_graph_, retain_graph_, all_leaves_;
+  std::unordered_set<const Meta*> target_metas_;
+  std::unordered_set<const Node<T, B>*> target_nodes_;
+  mutable std::unordered_map<const Node<T, B>*, bool> wanted_memo_;
+  std::unordered_set<const Node<T, B>*> visited_;
+  std::unordered_map<const Node<T, B>*, Tensor<T, B>> pending_;
+  std::unordered_map<const Node<T, B>*, Tensor<T, B>> node_results_;
+};
+
+template <class T, class B>
+std::vector<Tensor<T, B>> seed_gradients(const std::vector<Tensor<T, B>>& outputs, const std::vector<Tensor<T, B>>& given,
+                                         const char* op) {
+  check(given.empty() || given.size() == outputs.size(), op, given.size(), " grad_outputs for ", outputs.size(), " outputs");
+  std::vector<Tensor<T, B>> seeds;
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const auto& output = outputs[i];
+    check(output.defined(), op, "output ", i, " is undefined");
+    check(output.requires_grad(), op, "output ", i, " of shape ", output.shape(),
+          " does not require grad (no input of the computation requires grad, or it ran under no_grad)");
+    if (!given.empty() && given[i].defined()) {
+      check(given[i].shape() == output.shape(), op, "grad_output ", given[i].shape(), " does not match output ", output.shape());
+      seeds.push_back(given[i]);
+    } else {
+      check(output.numel() == 1, op, "implicit gradient only for one-element outputs; output ", i, " has shape ",
+            output.shape(), " (pass grad_outputs)");
+      seeds.push_back(ones<T, B>(output.shape()));
+    }
+  }
+  return seeds;
+}
+
+}  // namespace detail
+
+// Accumulates d(loss)/d(leaf) into .grad() of every leaf that requires grad.
+template <class T, class B>
+void backward(const Tensor<T, B>& loss, const Tensor<T, B>& grad_output = {}, bool retain_graph = false,
+              bool create_graph = false) {
+  const std::vector<Tensor<T, B>> roots{loss};
+  auto seeds = detail::seed_gradients(roots, {grad_output}, "backward");
+  detail::BackwardPass<T, B> pass({}, create_graph, retain_graph || create_graph);
+  auto leaf_grads = pass.run(roots, seeds);
+  GradModeGuard mode(create_graph);
+  for (auto& [meta_ptr, grad] : leaf_grads) {
+    auto* meta = const_cast<AutogradMeta<T, B>*>(meta_ptr);
+    for (const auto& hook : meta->hooks) hook(grad);
+    if (meta->grad.defined()) {
+      meta->grad = meta->grad + grad;
+    } else if (create_graph) {
+      meta->grad = grad;
+    } else {
+      // .grad must own its buffer: optimizers update it in place, and a rule may have handed
+      // the same tensor (or a broadcast view of one) to several inputs.
+      const bool sole_owner = grad.is_contiguous() && grad.storage().use_count() == 1 &&
+                              grad.numel() == grad.storage()->size;
+      meta->grad = sole_owner ? grad.detach() : grad.contiguous_copy();
+    }
+  }
+}
+
+// Gradients of `outputs` w.r.t. `inputs` (leaves or intermediate tensors), weighted by
+// grad_outputs (ones for one-element outputs when omitted). Leaves' .grad is not touched.
+// An input the outputs do not depend on raises an Error unless allow_unused, which gives zeros.
+template <class T, class B>
+std::vector<Tensor<T, B>> grad(const std::vector<Tensor<T, B>>& outputs, const std::vector<Tensor<T, B>>& inputs,
+                               const std::vector<Tensor<T, B>>& grad_outputs = {}, bool create_graph = false,
+                               bool retain_graph = false, bool allow_unused = false) {
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    check(inputs[i].defined() && inputs[i].requires_grad(), "grad", "input ", i, " of shape ",
+          inputs[i].defined() ? inputs[i].shape() : Shape{}, " does not require grad");
+  }
+  auto seeds = detail::seed_gradients(outputs, grad_outputs, "grad");
+  detail::BackwardPass<T, B> pass(inputs, create_graph, retain_graph || create_graph);
+  auto leaf_grads = pass.run(outputs, seeds);
+  std::vector<Tensor<T, B>> result;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto& input = inputs[i];
+    Tensor<T, B> g;
+    if (input.grad_fn()) {
+      g = pass.node_result(input.grad_fn().get());
+    } else if (auto found = leaf_grads.find(input.autograd_meta().get()); found != leaf_grads.end()) {
+      g = found->second;
+    }
+    if (!g.defined()) {
+      check(allow_unused, "grad", "input ", i, " of shape ", input.shape(),
+            " was not used to compute the outputs (pass allow_unused=true to get zeros)");
+      g = zeros<T, B>(input.shape());
+    }
+    result.push_back(create_graph ? g : g.detach());
+  }
+  return result;
+}
+
+// Braced lists: tt::grad({loss}, {w, b}).
+template <class T, class B>
+std::vector<Tensor<T, B>> grad(std::initializer_list<Tensor<T, B>> outputs, std::initializer_list<Tensor<T, B>> inputs,
+                               std::initializer_list<Tensor<T, B>> grad_outputs = {}, bool create_graph = false,
+                               bool retain_graph = false, bool allow_unused = false) {
+  return grad(std::vector<Tensor<T, B>>(outputs), std::vector<Tensor<T, B>>(inputs),
+              std::vector<Tensor<T, B>>(grad_outputs), create_graph, retain_graph, allow_unused);
+}
+
+// The same with a fixed count, for structured bindings: auto [dw, db] = tt::grad<2>({loss}, {w, b}).
+template <std::size_t N, class T, class B>
+std::array<Tensor<T, B>, N> grad(std::initializer_list<Tensor<T, B>> outputs, std::initializer_list<Tensor<T, B>> inputs,
+                                 std::initializer_list<Tensor<T, B>> grad_outputs = {}, bool create_graph = false) {
+  check(inputs.size() == N, "grad", "asked for ", N, " gradients of ", inputs.size(), " inputs");
+  auto list = grad(std::vector<Tensor<T, B>>(outputs), std::vector<Tensor<T, B>>(inputs),
+                   std::vector<Tensor<T, B>>(grad_outputs), create_graph);
+  std::array<Tensor<T, B>, N> out;
+  for (std::size_t i = 0; i < N; ++i) out[i] = list[i];
+  return out;
+}
+
+}  // namespace tensortape

@@ -1,0 +1,229 @@
+// The pieces of the autograd tape: grad mode, the per-tensor autograd metadata, saved tensors
+// with version checks, and Node — one recorded op with its inputs and derivative rule.
+//
+//   {
+//     tt::NoGradGuard no_grad;          // nothing inside is recorded
+//     weight.add_(update);
+//   }
+//   bool on = tt::GradMode::enabled();
+//
+// A Node is appended when an op runs with grad mode on and any input requires grad. Its rule
+// is looked up in Derivative<Op::...> (autograd/derivatives.hpp — all rules in one file).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensortape/core/tensor.hpp"
+
+namespace tensortape {
+
+class GradMode {
+ public:
+  static bool enabled() { return enabled_ref(); }
+  static void set_enabled(bool on) { enabled_ref() = on; }
+
+ private:
+  static bool& enabled_ref() {
+    thread_local bool enabled = true;
+    return enabled;
+  }
+};
+
+// Sets grad mode for a scope and restores the previous mode on exit.
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool on) : previous_(GradMode::enabled()) { GradMode::set_enabled(on); }
+  ~GradModeGuard() { GradMode::set_enabled(previous_); }
+  GradModeGuard(const GradModeGuard&) = delete;
+  GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+class NoGradGuard : public GradModeGuard {
+ public:
+  NoGradGuard() : GradModeGuard(false) {}
+};
+
+// Every differentiable op; Derivative<Op::X> holds its rule.
+enum class Op {
+  Add, Sub, Mul, Div, Affine, Pow, Exp, Log, Sqrt, Rsqrt, Abs, Clamp, Tanh, Sigmoid, Relu, Erf,
+  GeluErf, GeluTanh, Maximum, Minimum, Where, Matmul, Sum, Max, Softmax, LogSoftmax, IndexSelect,
+  IndexAdd, Reshape, Permute, Expand, Narrow, NarrowScatter, Concat, Contiguous,
+  BinaryCrossEntropyWithLogits,
+};
+
+// Primary template only; the specialisations live in autograd/derivatives.hpp.
+template <Op K>
+struct Derivative;
+
+template <class T, class B>
+struct AutogradMeta {
+  bool requires_grad = false;              // set on leaves by requires_grad_()
+  std::shared_ptr<Node<T, B>> grad_fn;     // the op that produced this tensor; null on leaves
+  Tensor<T, B> grad;                       // accumulated by backward() on leaves
+  std::vector<typename Tensor<T, B>::Hook> hooks;  // leaf hooks (non-leaf hooks live on grad_fn)
+};
+
+// A tensor kept for the backward pass. It remembers the storage version at save time, and an
+// op's own output is held weakly (through its metadata) so the node does not own itself.
+template <class T, class B>
+class SavedTensor {
+ public:
+  SavedTensor(const Tensor<T, B>& tensor, bool is_output)
+      : data_(tensor.detach()), version_(tensor.version()), is_output_(is_output) {
+    if (is_output) {
+      weak_meta_ = tensor.autograd_meta();
+    } else {
+      meta_ = tensor.autograd_meta();
+    }
+  }
+
+  Tensor<T, B> unpack(const char* op) const {
+    if (data_.version() != version_) {
+      fail(op, "a tensor of shape ", data_.shape(), " saved for backward was modified in place (saved at version ",
+           version_, ", now ", data_.version(), "); clone it before the in-place change or move the change after backward");
+    }
+    Tensor<T, B> tensor = data_;
+    tensor.set_autograd_meta(is_output_ ? weak_meta_.lock() : meta_);
+    return tensor;
+  }
+
+ private:
+  Tensor<T, B> data_;
+  std::uint64_t version_;
+  bool is_output_;
+  std::shared_ptr<AutogradMeta<T, B>> meta_;
+  std::weak_ptr<AutogradMeta<T, B>> weak_meta_;
+};
+
+template <class T, class B>
+struct Node {
+  using Grads = std::vector<Tensor<T, B>>;
+  using Rule = Grads (*)(const Node&, const Tensor<T, B>& grad_output);
+
+  struct Input {
+    std::shared_ptr<AutogradMeta<T, B>> meta;  // null when this input needs no gradient
+    Shape shape;                               // the engine reduces broadcast grads to it
+  };
+
+  Op op;
+  const char* name;
+  Rule rule;
+  std::vector<Input> inputs;
+  Shape output_shape;
+  // What the rule needs: saved tensors, integer arguments (axes, sizes), real arguments.
+  std::vector<SavedTensor<T, B>> saved;
+  std::vector<Tensor<std::int64_t, B>> indices;
+  std::vector<std::int64_t> ints;
+  std::vector<double> reals;
+  std::vector<typename Tensor<T, B>::Hook> hooks;
+  // Set by the engine for the pass in progress: which inputs want a gradient this time.
+  std::vector<bool> wanted;
+  bool released = false;
+
+  void save(const Tensor<T, B>& tensor) { saved.emplace_back(tensor, false); }
+  void save_output(const Tensor<T, B>& tensor) { saved.emplace_back(tensor, true); }
+  Tensor<T, B> saved_tensor(std::size_t i) const { return saved.at(i).unpack(name); }
+  bool needs(std::size_t i) const { return i < wanted.size() && wanted[i]; }
+  void release() {
+    saved.clear();
+    indices.clear();
+    released = true;
+  }
+};
+
+// ---- Tensor's autograd members ----
+
+template <class T, class B>
+bool Tensor<T, B>::requires_grad() const {
+  return meta_ && (meta_->requires_grad || meta_->grad_fn);
+}
+
+template <class T, class B>
+Tensor<T, B>& Tensor<T, B>::requires_grad_(bool on) {
+  static_assert(FloatingElement<T>, "only float and double tensors can require grad");
+  check(!meta_ || !meta_->grad_fn, "requires_grad_",
+        "only leaf tensors can change requires_grad; this one was produced by '",
+        meta_ && meta_->grad_fn ? meta_->grad_fn->name : "", "' (detach() it first)");
+  if (!meta_) meta_ = std::make_shared<AutogradMeta<T, B>>();
+  meta_->requires_grad = on;
+  return *this;
+}
+
+template <class T, class B>
+bool Tensor<T, B>::is_leaf() const {
+  return !meta_ || !meta_->grad_fn;
+}
+
+template <class T, class B>
+Tensor<T, B> Tensor<T, B>::grad() const {
+  return meta_ ? meta_->grad : Tensor<T, B>();
+}
+
+template <class T, class B>
+void Tensor<T, B>::set_grad(const Tensor<T, B>& grad) const {
+  check(meta_ != nullptr, "set_grad", "tensor of shape ", shape(), " does not require grad");
+  meta_->grad = grad;
+}
+
+template <class T, class B>
+void Tensor<T, B>::zero_grad() const {
+  if (meta_) meta_->grad = Tensor<T, B>();
+}
+
+template <class T, class B>
+std::shared_ptr<Node<T, B>> Tensor<T, B>::grad_fn() const {
+  return meta_ ? meta_->grad_fn : nullptr;
+}
+
+template <class T, class B>
+void Tensor<T, B>::register_hook(Hook hook) const {
+  check(requires_grad(), "register_hook", "tensor of shape ", shape(), " does not require grad");
+  if (meta_->grad_fn) {
+    meta_->grad_fn->hooks.push_back(std::move(hook));
+  } else {
+    meta_->hooks.push_back(std::move(hook));
+  }
+}
+
+// ---- recording ----
+
+// Appends a node for op K producing `output` from `inputs`, when grad mode is on and some input
+// requires grad; returns null (and records nothing) otherwise. The caller then saves what the
+// rule needs on the returned node.
+template <Op K, class T, class B>
+std::shared_ptr<Node<T, B>> record(const char* name, Tensor<T, B>& output, const std::vector<const Tensor<T, B>*>& inputs) {
+  if constexpr (!FloatingElement<T>) {
+    return nullptr;  // index tensors never carry gradients
+  } else {
+  if (!GradMode::enabled()) return nullptr;
+  bool any_requires_grad = false;
+  for (const auto* input : inputs) any_requires_grad = any_requires_grad || input->requires_grad();
+  if (!any_requires_grad) return nullptr;
+
+  auto node = std::make_shared<Node<T, B>>();
+  node->op = K;
+  node->name = name;
+  node->rule = &Derivative<K>::template backward<T, B>;
+  node->output_shape = output.shape();
+  for (const auto* input : inputs) {
+    node->inputs.push_back({input->requires_grad() ? input->autograd_meta() : nullptr, input->shape()});
+  }
+  auto meta = std::make_shared<AutogradMeta<T, B>>();
+  meta->grad_fn = node;
+  output.set_autograd_meta(std::move(meta));
+  return node;
+  }
+}
+
+template <Op K, class T, class B>
+std::shared_ptr<Node<T, B>> record(const char* name, Tensor<T, B>& output,
+                                   std::initializer_list<const Tensor<T, B>*> inputs) {
+  return record<K>(name, output, std::vector<const Tensor<T, B>*>(inputs));
+}
+
+}  // namespace tensortape

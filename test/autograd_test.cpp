@@ -1,0 +1,210 @@
+// The autograd engine's behaviour: accumulation, grad() without side effects, frozen routing
+// without weight-gradient work, no_grad, hooks, freed graphs, stale saved tensors, and ENN's
+// second-order meta-gradient through an edited weight.
+#include "support/test_support.hpp"
+
+namespace {
+
+using namespace test;
+using Cpu = tt::backend::Eigen;
+using Tensor = tt::Tensor<double, Cpu>;
+
+Tensor random(const tt::Shape& shape, std::uint64_t seed) {
+  tt::Rng rng(seed);
+  return tt::randn<double, Cpu>(shape, rng);
+}
+
+TEST(Autograd, BackwardAccumulatesIntoLeavesAcrossUsesAndCalls) {
+  auto x = tt::from_vector<double, Cpu>({3}, {1, 2, 3}).requires_grad_();
+  auto loss = tt::sum(x * x + x);  // d/dx = 2x + 1
+  tt::backward(loss);
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{3, 5, 7}));
+  tt::backward(tt::sum(x * 2.0));  // accumulates: + 2
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{5, 7, 9}));
+  x.zero_grad();
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Autograd, LeafGradsOwnTheirStorage) {
+  // add's rule hands the same tensor to both inputs; in-place updates of one .grad must not
+  // leak into the other.
+  auto a = tt::zeros<double, Cpu>({2}).requires_grad_();
+  auto b = tt::zeros<double, Cpu>({2}).requires_grad_();
+  tt::backward(tt::sum(a + b));
+  EXPECT_FALSE(a.grad().shares_storage_with(b.grad()));
+  a.grad().mul_(10.0);
+  EXPECT_EQ(b.grad().to_vector(), (std::vector<double>{1, 1}));
+  EXPECT_TRUE(a.grad().is_contiguous());
+}
+
+TEST(Autograd, GradReturnsGradientsWithoutTouchingDotGrad) {
+  auto w = random({4, 3}, 1).requires_grad_();
+  auto x = random({2, 3}, 2).requires_grad_();
+  auto hidden = tt::tanh(tt::linear(x, w));  // an intermediate (non-leaf) input
+  auto loss = tt::sum(hidden * hidden);
+  auto grads = tt::grad<double, Cpu>({loss}, {w, hidden}, {}, false, /*retain_graph=*/true);
+  EXPECT_FALSE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_TRUE(all_close(grads[1].to_vector(), (hidden * 2.0).to_vector(), 1e-15, 0));
+  tt::backward(loss);
+  EXPECT_TRUE(all_close(w.grad().to_vector(), grads[0].to_vector(), 1e-15, 0));
+}
+
+TEST(Autograd, FrozenLinearRoutesGradientToInputWithoutWeightGradientGemm) {
+  auto weight = random({5, 4}, 3);  // frozen: does not require grad
+  auto bias = random({5}, 4);
+  auto prompt = random({3, 4}, 5).requires_grad_();
+  const auto labels = tt::from_vector<std::int64_t, Cpu>({3}, {0, 4, 2});
+
+  const auto before_forward = tt::counters().gemm_calls.load();
+  auto loss = tt::cross_entropy(tt::linear(prompt, weight, bias), labels);
+  const auto before_backward = tt::counters().gemm_calls.load();
+  EXPECT_EQ(before_backward - before_forward, 1);
+  tt::backward(loss);
+  EXPECT_EQ(tt::counters().gemm_calls.load() - before_backward, 1) << "only the input-gradient GEMM may run";
+  EXPECT_TRUE(prompt.grad().defined());
+  EXPECT_FALSE(weight.grad().defined());
+  EXPECT_FALSE(bias.grad().defined());
+
+  // The same step with the weight trainable runs both GEMMs and gives the same input gradient.
+  auto trainable = weight.detach().requires_grad_();
+  auto prompt2 = prompt.detach().requires_grad_();
+  auto loss2 = tt::cross_entropy(tt::linear(prompt2, trainable, bias), labels);
+  const auto before = tt::counters().gemm_calls.load();
+  tt::backward(loss2);
+  EXPECT_EQ(tt::counters().gemm_calls.load() - before, 2);
+  EXPECT_TRUE(all_close(prompt2.grad().to_vector(), prompt.grad().to_vector(), 1e-15, 0));
+}
+
+TEST(Autograd, GradSkipsBranchesThatDoNotLeadToTheInputsAskedFor) {
+  auto w = random({4, 4}, 6).requires_grad_();
+  auto x = random({2, 4}, 7).requires_grad_();
+  auto loss = tt::sum(tt::linear(x, w));
+  const auto before = tt::counters().gemm_calls.load();
+  tt::grad<double, Cpu>({loss}, {x});
+  EXPECT_EQ(tt::counters().gemm_calls.load() - before, 1) << "the weight gradient was not asked for";
+}
+
+TEST(Autograd, NoGradRecordsNothing) {
+  auto x = random({3}, 8).requires_grad_();
+  Tensor y;
+  {
+    tt::NoGradGuard no_grad;
+    y = tt::exp(x) * 2.0;
+    EXPECT_FALSE(tt::GradMode::enabled());
+  }
+  EXPECT_TRUE(tt::GradMode::enabled());
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_FALSE(y.grad_fn());
+  EXPECT_THROW(tt::backward(tt::sum(y)), tt::Error);
+}
+
+TEST(Autograd, HooksSeeLayerOutputGradientsAndLeafGradients) {
+  // MEND needs a layer's input (held by the caller) and the gradient w.r.t. its output.
+  auto w = random({3, 2}, 9).requires_grad_();
+  auto x = random({4, 2}, 10);
+  auto out = tt::linear(x, w);  // (4, 3)
+  Tensor seen_output_grad, seen_weight_grad;
+  out.register_hook([&](const Tensor& g) { seen_output_grad = g; });
+  w.register_hook([&](const Tensor& g) { seen_weight_grad = g; });
+  tt::backward(tt::sum(out * out));
+  ASSERT_TRUE(seen_output_grad.defined());
+  EXPECT_TRUE(all_close(seen_output_grad.to_vector(), (out * 2.0).to_vector(), 1e-15, 0));
+  // MEND's rank-1 identity: dL/dW = delta^T x.
+  EXPECT_TRUE(all_close(w.grad().to_vector(), tt::matmul(seen_output_grad.t(), x).to_vector(), 1e-12, 0));
+  EXPECT_TRUE(all_close(seen_weight_grad.to_vector(), w.grad().to_vector(), 1e-15, 0));
+}
+
+TEST(Autograd, BackwardThroughFreedGraphThrowsNamingTheOp) {
+  auto x = random({3}, 11).requires_grad_();
+  auto loss = tt::sum(tt::exp(x));
+  tt::backward(loss);
+  try {
+    tt::backward(loss);
+    FAIL() << "expected an Error";
+  } catch (const tt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("freed"), std::string::npos) << e.what();
+  }
+  auto kept = tt::sum(tt::exp(x));
+  tt::backward(kept, {}, /*retain_graph=*/true);
+  EXPECT_NO_THROW(tt::backward(kept));
+}
+
+TEST(Autograd, InPlaceChangeOfSavedTensorIsCaughtAtBackward) {
+  auto w = random({3}, 12).requires_grad_();
+  auto x = random({3}, 13);
+  auto loss = tt::sum(w * x);  // saves x
+  x.add_(tt::ones<double, Cpu>({3}));
+  try {
+    tt::backward(loss);
+    FAIL() << "expected an Error";
+  } catch (const tt::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("mul"), std::string::npos) << message;
+    EXPECT_NE(message.find("modified in place"), std::string::npos) << message;
+  }
+  // A view shares the version counter of its storage.
+  auto y = random({2, 3}, 14);
+  auto loss2 = tt::sum(w * y.narrow(0, 0, 1));
+  y.narrow(0, 1, 1).fill_(0.0);
+  EXPECT_THROW(tt::backward(loss2), tt::Error);
+}
+
+TEST(Autograd, InPlaceOnLeafRequiringGradNeedsNoGrad) {
+  auto w = random({3}, 15).requires_grad_();
+  EXPECT_THROW(w.add_(tt::ones<double, Cpu>({3})), tt::Error);
+  tt::NoGradGuard no_grad;
+  EXPECT_NO_THROW(w.add_(tt::ones<double, Cpu>({3})));
+}
+
+// ENN: an inner SGD step w' = w - lr * dL_inner/dw recorded with create_graph, an outer loss
+// at w', and the outer gradient w.r.t. both w and the learned step size lr. Checked against
+// finite differences of the whole two-level computation.
+TEST(Autograd, SecondOrderMetaGradientThroughAnEditedWeight) {
+  const auto x_inner = random({4, 3}, 16), x_outer = random({5, 3}, 17);
+  const auto y_inner = tt::from_vector<std::int64_t, Cpu>({4}, {0, 1, 1, 0});
+  const auto y_outer = tt::from_vector<std::int64_t, Cpu>({5}, {1, 0, 1, 1, 0});
+  const auto w_values = random({2, 3}, 18).to_vector();
+  const double lr_value = 0.7;
+
+  const auto outer_loss = [&](const Tensor& w, const Tensor& lr, bool create_graph) {
+    auto inner = tt::cross_entropy(tt::gelu(tt::linear(x_inner, w)), y_inner);
+    auto dw = tt::grad<double, Cpu>({inner}, {w}, {}, create_graph)[0];
+    auto edited = w - lr * dw;
+    return tt::cross_entropy(tt::gelu(tt::linear(x_outer, edited)), y_outer);
+  };
+
+  auto w = tt::from_vector<double, Cpu>({2, 3}, w_values).requires_grad_();
+  auto lr = tt::scalar_tensor<double, Cpu>(lr_value).requires_grad_();
+  tt::backward(outer_loss(w, lr, true));
+
+  const double step = 1e-6;
+  const auto numeric = [&](std::vector<double> wv, double lrv) {
+    auto wt = tt::from_vector<double, Cpu>({2, 3}, wv).requires_grad_();
+    return outer_loss(wt, tt::scalar_tensor<double, Cpu>(lrv), false).item();
+  };
+  for (std::size_t i = 0; i < w_values.size(); ++i) {
+    auto plus = w_values, minus = w_values;
+    plus[i] += step;
+    minus[i] -= step;
+    EXPECT_NEAR(w.grad().to_vector()[i], (numeric(plus, lr_value) - numeric(minus, lr_value)) / (2 * step), 1e-7);
+  }
+  EXPECT_NEAR(lr.grad().item(), (numeric(w_values, lr_value + step) - numeric(w_values, lr_value - step)) / (2 * step), 1e-7);
+
+  // Without create_graph the inner gradient is a constant: the outer gradient w.r.t. w then
+  // misses the second-order term, so it must differ.
+  auto w2 = tt::from_vector<double, Cpu>({2, 3}, w_values).requires_grad_();
+  auto lr2 = tt::scalar_tensor<double, Cpu>(lr_value).requires_grad_();
+  tt::backward(outer_loss(w2, lr2, false));
+  EXPECT_FALSE(all_close(w2.grad().to_vector(), w.grad().to_vector(), 1e-6, 1e-9));
+}
+
+TEST(Autograd, DeepChainsDoNotOverflowTheStack) {
+  auto x = tt::scalar_tensor<double, Cpu>(1.0).requires_grad_();
+  auto y = x;
+  for (int i = 0; i < 20000; ++i) y = y * 1.0;
+  tt::backward(y);
+  EXPECT_EQ(x.grad().item(), 1.0);
+}
+
+}  // namespace

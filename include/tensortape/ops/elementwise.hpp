@@ -28,7 +28,18 @@ Tensor<T, B> binary_kernel(backend::Binary op, const Tensor<T, B>& a, const Tens
   return out;
 }
 
-// A unary op whose rule needs only its input (or nothing).
+// A binary op; its rule gets both inputs when save_inputs.
+template <Op K, class T, class B>
+Tensor<T, B> binary_op(const char* name, backend::Binary kind, const Tensor<T, B>& a, const Tensor<T, B>& b, bool save_inputs) {
+  auto out = binary_kernel(kind, a, b, name);
+  if (auto node = record<K>(name, out, {&a, &b}); node && save_inputs) {
+    node->save(a);
+    node->save(b);
+  }
+  return out;
+}
+
+// A unary op whose rule needs its input, its output, or nothing.
 template <Op K, class T, class B>
 Tensor<T, B> unary_op(const char* name, backend::UnaryArgs args, const Tensor<T, B>& x, bool save_input, bool save_output) {
   check(x.defined(), name, "undefined tensor argument");
@@ -47,57 +58,33 @@ Tensor<T, B> unary_op(const char* name, backend::UnaryArgs args, const Tensor<T,
 
 template <class T, class B>
 Tensor<T, B> add(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Add, a, b, "add");
-  record<Op::Add>("add", out, {&a, &b});
-  return out;
+  return detail::binary_op<Op::Add>("add", backend::Binary::Add, a, b, false);
 }
 
 template <class T, class B>
 Tensor<T, B> sub(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Sub, a, b, "sub");
-  record<Op::Sub>("sub", out, {&a, &b});
-  return out;
+  return detail::binary_op<Op::Sub>("sub", backend::Binary::Sub, a, b, false);
 }
 
 template <class T, class B>
 Tensor<T, B> mul(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Mul, a, b, "mul");
-  if (auto node = record<Op::Mul>("mul", out, {&a, &b})) {
-    node->save(a);
-    node->save(b);
-  }
-  return out;
+  return detail::binary_op<Op::Mul>("mul", backend::Binary::Mul, a, b, true);
 }
 
 template <class T, class B>
 Tensor<T, B> div(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Div, a, b, "div");
-  if (auto node = record<Op::Div>("div", out, {&a, &b})) {
-    node->save(a);
-    node->save(b);
-  }
-  return out;
+  return detail::binary_op<Op::Div>("div", backend::Binary::Div, a, b, true);
 }
 
 // Elementwise max/min; the gradient goes to the larger (smaller) input, split evenly on ties.
 template <class T, class B>
 Tensor<T, B> maximum(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Maximum, a, b, "maximum");
-  if (auto node = record<Op::Maximum>("maximum", out, {&a, &b})) {
-    node->save(a);
-    node->save(b);
-  }
-  return out;
+  return detail::binary_op<Op::Maximum>("maximum", backend::Binary::Maximum, a, b, true);
 }
 
 template <class T, class B>
 Tensor<T, B> minimum(const Tensor<T, B>& a, const Tensor<T, B>& b) {
-  auto out = detail::binary_kernel(backend::Binary::Minimum, a, b, "minimum");
-  if (auto node = record<Op::Minimum>("minimum", out, {&a, &b})) {
-    node->save(a);
-    node->save(b);
-  }
-  return out;
+  return detail::binary_op<Op::Minimum>("minimum", backend::Binary::Minimum, a, b, true);
 }
 
 // Comparisons give 0/1 masks of the broadcast shape; they carry no gradient.

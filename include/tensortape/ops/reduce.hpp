@@ -41,11 +41,12 @@ inline Shape dropped_shape(const Shape& shape, const std::vector<std::size_t>& a
   return out;
 }
 
-// Reduces `axes` of x into a contiguous tensor of keepdim shape. Runs of adjacent axes are
-// merged so that, e.g., a full sum is a single pass.
+// Reduces `axes` of x into a new contiguous tensor (reduced axes kept as 1 when keepdim, else
+// dropped). Runs of adjacent axes are merged so that, e.g., a full sum is a single pass.
 template <class T, class B>
-Tensor<T, B> reduce_kernel(backend::Reduce op, const Tensor<T, B>& x, const std::vector<std::size_t>& axes) {
-  Tensor<T, B> current = x.is_contiguous() ? x.detach() : x.contiguous_copy();
+Tensor<T, B> reduce_kernel(backend::Reduce op, const Tensor<T, B>& x, const std::vector<std::size_t>& axes, bool keepdim) {
+  // With no axis to reduce (a scalar input) the result must still be a fresh buffer.
+  Tensor<T, B> current = x.is_contiguous() && !axes.empty() ? x.detach() : x.contiguous_copy();
   Shape shape = x.shape();
   for (std::size_t run_end = axes.size(); run_end > 0;) {
     // Find the run [first, last] of consecutive axes ending at axes[run_end - 1].
@@ -72,7 +73,7 @@ Tensor<T, B> reduce_kernel(backend::Reduce op, const Tensor<T, B>& x, const std:
     current = reduced;
     run_end = run_begin;
   }
-  return current;
+  return Tensor<T, B>(current.storage(), Layout::contiguous(keepdim ? shape : dropped_shape(x.shape(), axes)));
 }
 
 }  // namespace detail
@@ -81,8 +82,7 @@ template <class T, class B>
 Tensor<T, B> sum(const Tensor<T, B>& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false) {
   check(x.defined(), "sum", "undefined tensor argument");
   const auto reduced_axes = detail::normalize_axes(axes, x.shape().size(), "sum");
-  auto kept = detail::reduce_kernel(backend::Reduce::Sum, x, reduced_axes);
-  Tensor<T, B> out(kept.storage(), Layout::contiguous(keepdim ? kept.shape() : detail::dropped_shape(x.shape(), reduced_axes)));
+  auto out = detail::reduce_kernel(backend::Reduce::Sum, x, reduced_axes, keepdim);
   if (auto node = record<Op::Sum>("sum", out, {&x})) node->ints.assign(reduced_axes.begin(), reduced_axes.end());
   return out;
 }
@@ -100,8 +100,7 @@ template <class T, class B>
 Tensor<T, B> max(const Tensor<T, B>& x, const std::vector<std::int64_t>& axes = {}, bool keepdim = false) {
   check(x.defined(), "max", "undefined tensor argument");
   const auto reduced_axes = detail::normalize_axes(axes, x.shape().size(), "max");
-  auto kept = detail::reduce_kernel(backend::Reduce::Max, x, reduced_axes);
-  Tensor<T, B> out(kept.storage(), Layout::contiguous(keepdim ? kept.shape() : detail::dropped_shape(x.shape(), reduced_axes)));
+  auto out = detail::reduce_kernel(backend::Reduce::Max, x, reduced_axes, keepdim);
   if (auto node = record<Op::Max>("max", out, {&x})) {
     node->ints.assign(reduced_axes.begin(), reduced_axes.end());
     node->save(x);

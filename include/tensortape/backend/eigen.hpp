@@ -1,0 +1,261 @@
+// backend::Eigen — the default CPU backend. Elementwise kernels, reductions, softmax and
+// gather/scatter are Eigen array expressions over Eigen::Map (vectorised); GEMM is an Eigen
+// product, which the tensortape CMake target hands to OpenBLAS by defining EIGEN_USE_BLAS
+// (without it the product still works, on Eigen's own slower kernel). Memory primitives are
+// Reference's.
+//
+//   using Cpu = tt::backend::Eigen;
+//   float* c = Cpu::allocate<float>(64 * 10);                             // (64, 10)
+//   Cpu::gemm<float>({.m = 64, .n = 10, .k = 256, .lda = 256, .ldb = 10, .ldc = 10}, a, b, c);
+//   Cpu::softmax<float>(c, 64, 10, c, /*log=*/false);                     // row-wise, in place
+#pragma once
+
+#include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>  // Array::erf()
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "tensortape/backend/cpu_rows.hpp"
+#include "tensortape/backend/reference.hpp"
+
+namespace tensortape::backend {
+
+struct Eigen : Reference {
+  static constexpr const char* name = "Eigen";
+
+  template <class T>
+  static void unary(UnaryArgs args, ConstView<T> src, T* dst) {
+    const std::int64_t count = numel_of(src.shape);
+    if (count == 0) return;
+    const Shape dst_strides = contiguous_strides(src.shape);
+    const auto rows = cpu::split_rows<2>(src.shape, {&dst_strides, &src.strides});
+    if (!row_kernels_pay(rows)) {
+      // Gather into dst first, then one vectorised pass over it in place.
+      Reference::copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
+      unary_row<T>(args, ConstRowMap<T>(dst, count), RowMap<T>(dst, count));
+      return;
+    }
+    cpu::for_each_row(rows, [&](const auto& offset) {
+      with_row(src.data + offset[1], rows.step[1], rows.length,
+               [&](const auto& x) { unary_row<T>(args, x, RowMap<T>(dst + offset[0], rows.length)); });
+    });
+  }
+
+  // Fast for same-shape contiguous inputs, a scalar on either side, and row or column
+  // broadcasts (bias (N) against (M, N)): all collapse to rows of stride 0 or 1.
+  template <class T>
+  static void binary(Binary op, ConstView<T> a, ConstView<T> b, T* dst) {
+    if (numel_of(a.shape) == 0) return;
+    const Shape dst_strides = contiguous_strides(a.shape);
+    const auto rows = cpu::split_rows<3>(a.shape, {&dst_strides, &a.strides, &b.strides});
+    if (!row_kernels_pay(rows)) return Reference::binary(op, a, b, dst);
+    cpu::for_each_row(rows, [&](const auto& offset) {
+      with_row(a.data + offset[1], rows.step[1], rows.length, [&](const auto& x) {
+        with_row(b.data + offset[2], rows.step[2], rows.length,
+                 [&](const auto& y) { binary_row<T>(op, x, y, RowMap<T>(dst + offset[0], rows.length)); });
+      });
+    });
+  }
+
+  template <class T>
+  static void where(ConstView<T> condition, ConstView<T> a, ConstView<T> b, T* dst) {
+    if (numel_of(a.shape) == 0) return;
+    const Shape dst_strides = contiguous_strides(a.shape);
+    const auto rows = cpu::split_rows<4>(a.shape, {&dst_strides, &condition.strides, &a.strides, &b.strides});
+    if (!row_kernels_pay(rows)) return Reference::where(condition, a, b, dst);
+    const std::int64_t length = rows.length;
+    cpu::for_each_row(rows, [&](const auto& offset) {
+      with_row(condition.data + offset[1], rows.step[1], length, [&](const auto& c) {
+        with_row(a.data + offset[2], rows.step[2], length, [&](const auto& x) {
+          with_row(b.data + offset[3], rows.step[3], length, [&](const auto& y) {
+            RowMap<T>(dst + offset[0], length) = (c != T(0)).select(x, y);
+          });
+        });
+      });
+    });
+  }
+
+  // src (outer, n, inner) -> dst (outer, inner)
+  template <class T>
+  static void reduce(Reduce op, const T* src, std::int64_t outer, std::int64_t n, std::int64_t inner, T* dst) {
+    const T identity = op == Reduce::Sum ? T(0) : -std::numeric_limits<T>::infinity();
+    if (n == 0) return Reference::fill(dst, outer * inner, identity);
+    for (std::int64_t o = 0; o < outer; ++o) {
+      const T* block = src + o * n * inner;  // (n, inner)
+      if (inner == 1) {
+        ConstRowMap<T> column(block, n);
+        // PropagateNumbers skips NaN like Reference's std::max accumulation does.
+        dst[o] = op == Reduce::Sum ? column.sum() : column.template maxCoeff<::Eigen::PropagateNumbers>();
+        continue;
+      }
+      // Accumulate whole rows of the block so the inner loop is contiguous.
+      RowMap<T> total(dst + o * inner, inner);  // (inner)
+      total = ConstRowMap<T>(block, inner);
+      for (std::int64_t j = 1; j < n; ++j) {
+        ConstRowMap<T> row(block + j * inner, inner);
+        if (op == Reduce::Sum) {
+          total += row;
+        } else {
+          total = (total < row).select(row, total);
+        }
+      }
+    }
+  }
+
+  // Row-wise softmax (or log-softmax) of src (rows, cols), max-subtracted for stability.
+  template <class T>
+  static void softmax(const T* src, std::int64_t rows, std::int64_t cols, T* dst, bool log) {
+    if (cols == 0) return;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      ConstRowMap<T> x(src + r * cols, cols);
+      RowMap<T> y(dst + r * cols, cols);
+      const T max = x.template maxCoeff<::Eigen::PropagateNumbers>();
+      if (log) {
+        const T log_total = std::log((x - max).exp().sum());
+        y = (x - max) - log_total;
+      } else {
+        y = (x - max).exp();
+        y /= y.sum();
+      }
+    }
+  }
+
+  template <class T>
+  static void gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
+    if (g.m <= 0 || g.n <= 0) return;
+    const T alpha = T(g.alpha), beta = T(g.beta);
+    const std::int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;  // as stored
+    const std::int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+    for (std::int64_t i = 0; i < g.batch; ++i) {
+      MatrixMap<T> C(c + i * g.stride_c, g.m, g.n, ::Eigen::OuterStride<>(g.ldc));  // (m, n)
+      if (g.k == 0) {  // an empty sum: C = beta * C, and never read C when beta == 0
+        if (beta == T(0)) C.setZero(); else C *= beta;
+        continue;
+      }
+      ConstMatrixMap<T> A(a + i * g.stride_a, a_rows, a_cols, leading_stride(g.lda, a_rows, a_cols));
+      ConstMatrixMap<T> B(b + i * g.stride_b, b_rows, b_cols, leading_stride(g.ldb, b_rows, b_cols));
+      const auto accumulate = [&](const auto& op_a, const auto& op_b) {
+        if (beta == T(0)) {
+          C.noalias() = alpha * op_a * op_b;  // overwrites: garbage (even NaN) in C is never read
+        } else {
+          if (beta != T(1)) C *= beta;
+          C.noalias() += alpha * op_a * op_b;
+        }
+      };
+      if (!g.trans_a && !g.trans_b) accumulate(A, B);
+      else if (g.trans_a && !g.trans_b) accumulate(A.transpose(), B);
+      else if (!g.trans_a) accumulate(A, B.transpose());
+      else accumulate(A.transpose(), B.transpose());
+    }
+  }
+
+  // src (outer, dim, inner), idx (count) -> dst (outer, count, inner)
+  template <class T>
+  static void index_select(const T* src, std::int64_t outer, std::int64_t dim, std::int64_t inner,
+                           const std::int64_t* idx, std::int64_t count, T* dst) {
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t j = 0; j < count; ++j)
+        RowMap<T>(dst + (o * count + j) * inner, inner) = ConstRowMap<T>(src + (o * dim + idx[j]) * inner, inner);
+  }
+
+  // dst (outer, dim, inner) += scatter of src (outer, count, inner) at rows idx (count)
+  template <class T>
+  static void index_add(const T* src, std::int64_t outer, std::int64_t count, std::int64_t inner,
+                        const std::int64_t* idx, std::int64_t dim, T* dst) {
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t j = 0; j < count; ++j)
+        RowMap<T>(dst + (o * dim + idx[j]) * inner, inner) += ConstRowMap<T>(src + (o * count + j) * inner, inner);
+  }
+
+ private:
+  template <class T>
+  using ArrayX = ::Eigen::Array<T, ::Eigen::Dynamic, 1>;
+  template <class T>
+  using RowMap = ::Eigen::Map<ArrayX<T>>;
+  template <class T>
+  using ConstRowMap = ::Eigen::Map<const ArrayX<T>>;
+  template <class T>
+  using RowMajorMatrix = ::Eigen::Matrix<T, ::Eigen::Dynamic, ::Eigen::Dynamic, ::Eigen::RowMajor>;
+  template <class T>
+  using MatrixMap = ::Eigen::Map<RowMajorMatrix<T>, 0, ::Eigen::OuterStride<>>;
+  template <class T>
+  using ConstMatrixMap = ::Eigen::Map<const RowMajorMatrix<T>, 0, ::Eigen::OuterStride<>>;
+
+  // Below this, a per-row Map and op dispatch cost more than the plain strided loop.
+  static constexpr std::int64_t kMinRowLength = 16;
+
+  template <std::size_t N>
+  static bool row_kernels_pay(const cpu::Rows<N>& rows) {
+    return rows.unit_or_broadcast() && rows.length >= kMinRowLength;
+  }
+
+  // BLAS rejects a leading dimension below the row length even for a single row, where it is
+  // never used to step; GemmArgs may legitimately carry any value there.
+  static ::Eigen::OuterStride<> leading_stride(std::int64_t ld, std::int64_t rows, std::int64_t cols) {
+    return ::Eigen::OuterStride<>(rows <= 1 ? std::max<std::int64_t>({ld, cols, 1}) : ld);
+  }
+
+  // Hands f one row of an operand as an Eigen expression: a Map over a contiguous run, or a
+  // constant when the operand is broadcast along the row (step 0).
+  template <class T, class F>
+  static void with_row(const T* start, std::int64_t step, std::int64_t length, F&& f) {
+    if (step == 1) f(ConstRowMap<T>(start, length));
+    else f(ArrayX<T>::Constant(length, *start));
+  }
+
+  // Must match scalar::unary; comparisons are written as select() so NaN behaves the same.
+  template <class T, class X>
+  static void unary_row(const UnaryArgs& args, const X& x, RowMap<T> out) {
+    const T a = T(args.a), b = T(args.b), zero(0), half(0.5), one(1);
+    switch (args.op) {
+      case Unary::Affine: out = a * x + b; break;
+      case Unary::Exp: out = x.exp(); break;
+      case Unary::Log: out = x.log(); break;
+      case Unary::Sqrt: out = x.sqrt(); break;
+      case Unary::Rsqrt: out = one / x.sqrt(); break;
+      case Unary::Abs: out = x.abs(); break;
+      case Unary::Sign: out = (x > zero).template cast<T>() - (x < zero).template cast<T>(); break;
+      case Unary::Tanh: out = x.tanh(); break;
+      // Not Eigen's logistic(): for float it is a fit accurate only in absolute terms in the tails.
+      case Unary::Sigmoid: out = one / (one + (-x).exp()); break;
+      case Unary::Relu: out = (x > zero).select(x, zero); break;
+      case Unary::Erf: out = x.erf(); break;
+      case Unary::GeluErf: out = half * x * (one + (x * T(std::numbers::sqrt2 / 2)).erf()); break;
+      case Unary::GeluTanh: {
+        const T scale = T(std::sqrt(2.0 / std::numbers::pi));
+        out = half * x * (one + (scale * (x + T(0.044715) * x * x * x)).tanh());
+        break;
+      }
+      case Unary::Pow: out = x.pow(a); break;
+      case Unary::Clamp: {
+        const auto at_least_a = (x < a).select(a, x);
+        out = (at_least_a > b).select(b, at_least_a);
+        break;
+      }
+      case Unary::InRange: out = ((x >= a) && (x <= b)).template cast<T>(); break;
+      case Unary::Step: out = (x > zero).template cast<T>(); break;
+    }
+  }
+
+  template <class T, class X, class Y>
+  static void binary_row(Binary op, const X& x, const Y& y, RowMap<T> out) {
+    switch (op) {
+      case Binary::Add: out = x + y; break;
+      case Binary::Sub: out = x - y; break;
+      case Binary::Mul: out = x * y; break;
+      case Binary::Div: out = x / y; break;
+      case Binary::Maximum: out = (x < y).select(y, x); break;  // std::max(x, y)
+      case Binary::Minimum: out = (y < x).select(y, x); break;  // std::min(x, y)
+      case Binary::Equal: out = (x == y).template cast<T>(); break;
+      case Binary::Greater: out = (x > y).template cast<T>(); break;
+      case Binary::Less: out = (x < y).template cast<T>(); break;
+    }
+  }
+};
+
+static_assert(Backend<Eigen>);
+
+}  // namespace tensortape::backend

@@ -63,7 +63,8 @@ class BackwardPass {
       pending_.erase(found);
       for (const auto& hook : node.hooks) hook(grad);
       if (target_nodes_.count(&node)) node_results_[&node] = grad;
-      if (!node.rule) continue;
+      check(grad.shape() == node.output_shape, node.name, "gradient of shape ", grad.shape(),
+            " reached an output of shape ", node.output_shape);
       check(!node.released, node.name, "backward through a graph that was already freed; pass retain_graph=true to "
             "the first backward/grad call if you need to run it twice");
       node.wanted.assign(node.inputs.size(), false);

@@ -200,23 +200,23 @@ std::shared_ptr<Node<T, B>> record(const char* name, Tensor<T, B>& output, const
   if constexpr (!FloatingElement<T>) {
     return nullptr;  // index tensors never carry gradients
   } else {
-  if (!GradMode::enabled()) return nullptr;
-  bool any_requires_grad = false;
-  for (const auto* input : inputs) any_requires_grad = any_requires_grad || input->requires_grad();
-  if (!any_requires_grad) return nullptr;
+    if (!GradMode::enabled()) return nullptr;
+    bool any_requires_grad = false;
+    for (const auto* input : inputs) any_requires_grad = any_requires_grad || input->requires_grad();
+    if (!any_requires_grad) return nullptr;
 
-  auto node = std::make_shared<Node<T, B>>();
-  node->op = K;
-  node->name = name;
-  node->rule = &Derivative<K>::template backward<T, B>;
-  node->output_shape = output.shape();
-  for (const auto* input : inputs) {
-    node->inputs.push_back({input->requires_grad() ? input->autograd_meta() : nullptr, input->shape()});
-  }
-  auto meta = std::make_shared<AutogradMeta<T, B>>();
-  meta->grad_fn = node;
-  output.set_autograd_meta(std::move(meta));
-  return node;
+    auto node = std::make_shared<Node<T, B>>();
+    node->op = K;
+    node->name = name;
+    node->rule = &Derivative<K>::template backward<T, B>;
+    node->output_shape = output.shape();
+    for (const auto* input : inputs) {
+      node->inputs.push_back({input->requires_grad() ? input->autograd_meta() : nullptr, input->shape()});
+    }
+    auto meta = std::make_shared<AutogradMeta<T, B>>();
+    meta->grad_fn = node;
+    output.set_autograd_meta(std::move(meta));
+    return node;
   }
 }
 

@@ -39,3 +39,6 @@
 #include "tensortape/ops/inplace.hpp"
 #include "tensortape/autograd/derivatives.hpp"
 #include "tensortape/autograd/engine.hpp"
+#include "tensortape/nn/layers.hpp"
+#include "tensortape/nn/module.hpp"
+#include "tensortape/nn/t5.hpp"

@@ -1,0 +1,202 @@
+// Layers and the T5 model: Hugging Face parameter names, freezing and deep copies, the relative
+// position buckets, finite-difference gradients through the whole model, and the SEPROG route
+// (gradient to a decoder prefix through a frozen backbone with no weight-gradient GEMM).
+#include "support/test_support.hpp"
+
+#include <set>
+
+#include "tensortape/nn/t5.hpp"
+
+namespace {
+
+using namespace test;
+using Cpu = tt::backend::Eigen;
+using tt::nn::T5Config;
+using tt::nn::T5Model;
+
+T5Config tiny_config(const std::string& feed_forward) {
+  T5Config config;
+  config.vocab_size = 11;
+  config.d_model = 6;
+  config.d_kv = 2;
+  config.num_heads = 2;
+  config.d_ff = 8;
+  config.num_layers = 2;
+  config.num_decoder_layers = 2;
+  config.relative_attention_num_buckets = 8;
+  config.relative_attention_max_distance = 12;
+  config.dropout_rate = 0.0;
+  config.feed_forward_proj = feed_forward;
+  config.tie_word_embeddings = feed_forward == "relu";
+  return config;
+}
+
+template <class T>
+struct Batch {
+  tt::Tensor<std::int64_t, Cpu> input_ids = tt::from_vector<std::int64_t, Cpu>({2, 4}, {3, 5, 7, 1, 4, 9, 1, 0});
+  tt::Tensor<std::int64_t, Cpu> attention_mask = tt::from_vector<std::int64_t, Cpu>({2, 4}, {1, 1, 1, 1, 1, 1, 1, 0});
+  tt::Tensor<std::int64_t, Cpu> decoder_input_ids = tt::from_vector<std::int64_t, Cpu>({2, 3}, {0, 6, 2, 0, 8, 8});
+  tt::Tensor<std::int64_t, Cpu> labels = tt::from_vector<std::int64_t, Cpu>({2, 3}, {6, 2, 1, 8, 8, -100});
+};
+
+TEST(T5, ParameterNamesFollowHuggingFace) {
+  tt::Rng rng(1);
+  T5Model<float, Cpu> relu(tiny_config("relu"), rng), gated(tiny_config("gated-gelu"), rng);
+  std::set<std::string> names;
+  for (const auto& [name, p] : relu.named_parameters()) names.insert(name);
+  for (const char* expected :
+       {"shared.weight", "encoder.block.0.layer.0.SelfAttention.q.weight",
+        "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", "encoder.block.1.layer.0.layer_norm.weight",
+        "encoder.block.1.layer.1.DenseReluDense.wi.weight", "encoder.block.1.layer.1.DenseReluDense.wo.weight",
+        "encoder.final_layer_norm.weight", "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+        "decoder.block.1.layer.1.EncDecAttention.k.weight", "decoder.block.1.layer.1.layer_norm.weight",
+        "decoder.block.0.layer.2.DenseReluDense.wi.weight", "decoder.block.0.layer.2.layer_norm.weight",
+        "decoder.final_layer_norm.weight"}) {
+    EXPECT_TRUE(names.count(expected)) << expected;
+  }
+  EXPECT_FALSE(names.count("encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight"));
+  EXPECT_FALSE(names.count("lm_head.weight"));  // tied
+  // Per block: 4 attention + 2 norms + 2 FF (encoder); 8 attention + 3 norms + 2 FF (decoder);
+  // + 2 relative biases, shared, 2 final norms.
+  EXPECT_EQ(names.size(), 2u * 8 + 2u * 13 + 2 + 1 + 2);
+
+  std::set<std::string> gated_names;
+  for (const auto& [name, p] : gated.named_parameters()) gated_names.insert(name);
+  EXPECT_TRUE(gated_names.count("decoder.block.1.layer.2.DenseReluDense.wi_1.weight"));
+  EXPECT_TRUE(gated_names.count("lm_head.weight"));
+  EXPECT_EQ(relu.named_parameters()[1].second.shape(), (tt::Shape{4, 6}));  // q: (H*Dh, D)
+}
+
+TEST(T5, RelativePositionBucketsMatchTheHuggingFaceFormula) {
+  // Worked by hand from HF's _relative_position_bucket with 32 buckets, max distance 128.
+  using tt::nn::relative_position_bucket;
+  EXPECT_EQ(relative_position_bucket(0, true, 32, 128), 0);
+  EXPECT_EQ(relative_position_bucket(1, true, 32, 128), 17);
+  EXPECT_EQ(relative_position_bucket(-1, true, 32, 128), 1);
+  EXPECT_EQ(relative_position_bucket(7, true, 32, 128), 23);
+  EXPECT_EQ(relative_position_bucket(8, true, 32, 128), 24);     // 8 + floor(log(1)/log(16)*8)
+  EXPECT_EQ(relative_position_bucket(-20, true, 32, 128), 10);   // 8 + floor(2.64)
+  EXPECT_EQ(relative_position_bucket(200, true, 32, 128), 31);   // clipped to 15, + 16
+  EXPECT_EQ(relative_position_bucket(5, false, 32, 128), 0);     // the future, causal
+  EXPECT_EQ(relative_position_bucket(-5, false, 32, 128), 5);
+  EXPECT_EQ(relative_position_bucket(-20, false, 32, 128), 17);  // 16 + floor(1.72)
+  EXPECT_EQ(relative_position_bucket(-1000, false, 32, 128), 31);
+}
+
+TEST(T5, FreezeDeepCopyAndTrainMode) {
+  tt::Rng rng(2);
+  T5Model<float, Cpu> model(tiny_config("relu"), rng);
+  auto copy = tt::nn::deep_copy(model);
+  auto original = model.shared.weight.to_vector();
+  {
+    tt::NoGradGuard no_grad;
+    copy.shared.weight.fill_(0.0f);
+  }
+  EXPECT_EQ(model.shared.weight.to_vector(), original);
+  EXPECT_TRUE(copy.decoder.block[1].feed_forward.wo.weight.requires_grad());
+  model.freeze();
+  for (const auto& [name, p] : model.named_parameters()) EXPECT_FALSE(p.requires_grad()) << name;
+  EXPECT_TRUE(copy.shared.weight.requires_grad());
+  model.train();
+  EXPECT_TRUE(model.decoder.block[1].self_attention.q.training());
+  model.eval();
+  EXPECT_FALSE(model.encoder.final_layer_norm.training());
+}
+
+// Finite differences of the sequence loss w.r.t. sampled entries of every parameter.
+TEST(T5, ParameterGradientsMatchFiniteDifferences) {
+  for (const std::string feed_forward : {"relu", "gated-gelu"}) {
+    SCOPED_TRACE(feed_forward);
+    tt::Rng rng(3);
+    T5Model<double, Cpu> model(tiny_config(feed_forward), rng);
+    const Batch<double> batch;
+    const auto loss_of = [&]() {
+      auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+      return tt::cross_entropy(model.decode(batch.decoder_input_ids, encoded, batch.attention_mask), batch.labels);
+    };
+    tt::backward(loss_of());
+    for (auto& [name, p] : model.named_parameters()) {
+      auto values = p.to_vector();
+      const auto grad = p.grad().to_vector();
+      for (std::size_t e = 0; e < values.size(); e += 7) {
+        const double step = 1e-6, original = values[e];
+        tt::NoGradGuard no_grad;
+        values[e] = original + step;
+        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+        const double plus = loss_of().item();
+        values[e] = original - step;
+        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+        const double minus = loss_of().item();
+        values[e] = original;
+        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+        ASSERT_NEAR(grad[e], (plus - minus) / (2 * step), 1e-7 + 1e-5 * std::abs(grad[e])) << name << "[" << e << "]";
+      }
+    }
+  }
+}
+
+TEST(T5, PrefixGradientThroughFrozenBackboneRunsNoWeightGradientGemm) {
+  tt::Rng rng(4);
+  T5Model<double, Cpu> model(tiny_config("relu"), rng);
+  model.freeze();
+  const Batch<double> batch;
+  const auto prefix_values = tt::randn<double, Cpu>({2, 3, 6}, rng).to_vector();
+  auto prefix = tt::from_vector<double, Cpu>({2, 3, 6}, prefix_values).requires_grad_();  // (B, P, D)
+
+  const auto loss_of = [&](const tt::Tensor<double, Cpu>& p) {
+    auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+    auto logits = model.decode(batch.decoder_input_ids, encoded, batch.attention_mask, p);  // (B, T, V)
+    EXPECT_EQ(logits.shape(), (tt::Shape{2, 3, 11}));
+    return tt::cross_entropy(logits, batch.labels);
+  };
+  auto loss = loss_of(prefix);
+  EXPECT_FALSE(loss.grad_fn() == nullptr);
+  const auto before = tt::counters().gemm_calls.load();
+  tt::backward(loss);
+  // Input-gradient GEMMs only, in the decoder: per block 4 self-attention projections +
+  // 2 x 2 for the two products between tensors that both require grad; cross-attention q, o +
+  // 1 + 1 (keys and values come from the frozen encoder); 2 feed-forward. Plus the lm_head.
+  EXPECT_EQ(tt::counters().gemm_calls.load() - before, 2 * (8 + 4 + 2) + 1);
+  for (const auto& [name, p] : model.named_parameters()) EXPECT_FALSE(p.grad().defined()) << name;
+
+  const auto grad = prefix.grad().to_vector();
+  for (std::size_t e = 0; e < prefix_values.size(); e += 5) {
+    auto plus = prefix_values, minus = prefix_values;
+    plus[e] += 1e-6;
+    minus[e] -= 1e-6;
+    const double numeric = (loss_of(tt::from_vector<double, Cpu>({2, 3, 6}, plus)).item() -
+                            loss_of(tt::from_vector<double, Cpu>({2, 3, 6}, minus)).item()) / 2e-6;
+    EXPECT_NEAR(grad[e], numeric, 1e-7 + 1e-5 * std::abs(numeric)) << "prefix[" << e << "]";
+  }
+}
+
+TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
+  tt::Rng rng(5);
+  T5Model<double, Cpu> model(tiny_config("gated-gelu"), rng);
+  const Batch<double> batch;
+  auto encoded = model.encode(batch.input_ids, batch.attention_mask);  // (2, 4, D)
+  // Changing the padded token of row 2 changes nothing in row 2's unpadded encodings.
+  auto changed_ids = tt::from_vector<std::int64_t, Cpu>({2, 4}, {3, 5, 7, 1, 4, 9, 1, 10});
+  auto changed = model.encode(changed_ids, batch.attention_mask);
+  EXPECT_TRUE(all_close(changed.narrow(0, 1, 1).narrow(1, 0, 3).to_vector(), encoded.narrow(0, 1, 1).narrow(1, 0, 3).to_vector(), 1e-12, 0));
+  // Changing the last decoder input leaves the earlier positions' logits unchanged.
+  auto logits = model.decode(batch.decoder_input_ids, encoded, batch.attention_mask);
+  auto later = model.decode(tt::from_vector<std::int64_t, Cpu>({2, 3}, {0, 6, 9, 0, 8, 3}), encoded, batch.attention_mask);
+  EXPECT_TRUE(all_close(later.narrow(1, 0, 2).to_vector(), logits.narrow(1, 0, 2).to_vector(), 1e-12, 0));
+  EXPECT_FALSE(all_close(later.narrow(1, 2, 1).to_vector(), logits.narrow(1, 2, 1).to_vector(), 1e-6, 0));
+}
+
+TEST(T5, BadInputIsReported) {
+  tt::Rng rng(6);
+  T5Config config = tiny_config("relu");
+  config.feed_forward_proj = "swish";
+  EXPECT_THROW((T5Model<float, Cpu>(config, rng)), tt::Error);
+  T5Model<float, Cpu> model(tiny_config("relu"), rng);
+  const Batch<float> batch;
+  EXPECT_THROW(model.encode(batch.input_ids, tt::from_vector<std::int64_t, Cpu>({1, 4}, {1, 1, 1, 1})), tt::Error);
+  auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+  EXPECT_THROW(model.decode(batch.decoder_input_ids, encoded, batch.attention_mask, tt::zeros<float, Cpu>({2, 3, 5})), tt::Error);
+  EXPECT_THROW(model.encode(tt::from_vector<std::int64_t, Cpu>({2, 4}, {3, 5, 7, 11, 4, 9, 1, 0}), batch.attention_mask), tt::Error);
+}
+
+}  // namespace

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "tensortape/nn/t5.hpp"
+#include "tensortape/nn/t5_decoding.hpp"
 
 namespace {
 
@@ -197,6 +198,76 @@ TEST(T5, BadInputIsReported) {
   auto encoded = model.encode(batch.input_ids, batch.attention_mask);
   EXPECT_THROW(model.decode(batch.decoder_input_ids, encoded, batch.attention_mask, tt::zeros<float, Cpu>({2, 3, 5})), tt::Error);
   EXPECT_THROW(model.encode(tt::from_vector<std::int64_t, Cpu>({2, 4}, {3, 5, 7, 11, 4, 9, 1, 0}), batch.attention_mask), tt::Error);
+}
+
+// Greedy decoding by recomputing the whole decoder at every step: the oracle for the cache.
+std::vector<std::int64_t> greedy_without_cache(const T5Model<double, Cpu>& model, const tt::Tensor<std::int64_t, Cpu>& ids,
+                                               const tt::Tensor<std::int64_t, Cpu>& mask, std::int64_t steps,
+                                               const tt::Tensor<double, Cpu>& prefix) {
+  tt::NoGradGuard no_grad;
+  const std::int64_t batch = ids.shape()[0], vocab = model.config().vocab_size;
+  auto encoded = model.encode(ids, mask);
+  std::vector<std::vector<std::int64_t>> inputs(batch, std::vector<std::int64_t>{0});
+  std::vector<std::int64_t> out(static_cast<std::size_t>(batch * steps));
+  std::vector<bool> finished(batch, false);
+  for (std::int64_t t = 0; t < steps; ++t) {
+    std::vector<std::int64_t> flat;
+    for (const auto& row : inputs) flat.insert(flat.end(), row.begin(), row.end());
+    auto logits = model.decode(tt::from_vector<std::int64_t, Cpu>({batch, t + 1}, flat), encoded, mask, prefix).to_vector();
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto row = logits.begin() + (b * (t + 1) + t) * vocab;
+      const std::int64_t best = std::max_element(row, row + vocab) - row;
+      const std::int64_t token = finished[b] ? 0 : best;
+      out[static_cast<std::size_t>(b * steps + t)] = token;
+      inputs[b].push_back(token);
+      if (best == model.config().eos_token_id) finished[b] = true;
+    }
+  }
+  return out;
+}
+
+TEST(T5Decoding, GreedyWithCacheMatchesFullRecomputation) {
+  for (const bool with_prefix : {false, true}) {
+    SCOPED_TRACE(with_prefix ? "with prefix" : "no prefix");
+    tt::Rng rng(7);
+    auto config = tiny_config("gated-gelu");
+    config.eos_token_id = 99;  // never produced, so every step of every row is compared
+    T5Model<double, Cpu> model(config, rng);
+    const Batch<double> batch;
+    const auto prefix = with_prefix ? tt::randn<double, Cpu>({2, 3, 6}, rng) : tt::Tensor<double, Cpu>();
+    const auto tokens = tt::nn::greedy_decode(model, batch.input_ids, batch.attention_mask, 6, prefix);
+    ASSERT_EQ(tokens.shape(), (tt::Shape{2, 6}));
+    EXPECT_EQ(tokens.to_vector(), greedy_without_cache(model, batch.input_ids, batch.attention_mask, 6,
+                                                       with_prefix ? prefix : tt::Tensor<double, Cpu>()));
+  }
+}
+
+TEST(T5Decoding, ScoringIsTeacherForcedCrossEntropy) {
+  tt::Rng rng(8);
+  T5Model<double, Cpu> model(tiny_config("relu"), rng);
+  const Batch<double> batch;
+  // shift_right: start token, labels moved right, -100 -> pad.
+  EXPECT_EQ(tt::nn::shift_right(batch.labels, 0, 0).to_vector(), (std::vector<std::int64_t>{0, 6, 2, 0, 8, 8}));
+  EXPECT_EQ(tt::nn::shift_right(tt::from_vector<std::int64_t, Cpu>({1, 3}, {4, -100, 5}), 0, 7).to_vector(),
+            (std::vector<std::int64_t>{0, 4, 7}));
+  const auto log_probs = tt::nn::token_log_probs(model, batch.input_ids, batch.attention_mask, batch.labels);  // (B, T)
+  ASSERT_EQ(log_probs.shape(), (tt::Shape{2, 3}));
+  const auto values = log_probs.to_vector();
+  EXPECT_EQ(values[5], 0.0);  // the ignored label
+  for (double v : values) EXPECT_LE(v, 0.0);
+  auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+  const double mean_loss = tt::cross_entropy(model.decode(batch.decoder_input_ids, encoded, batch.attention_mask), batch.labels).item();
+  double total = 0;
+  for (double v : values) total -= v;
+  EXPECT_NEAR(total / 5.0, mean_loss, 1e-12);
+  const auto nll = tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, batch.labels).to_vector();
+  EXPECT_NEAR(nll[0], -(values[0] + values[1] + values[2]), 1e-12);
+  const auto other = tt::from_vector<std::int64_t, Cpu>({2, 2}, {3, 1, 4, 1});
+  const auto scores = tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other});
+  ASSERT_EQ(scores.shape(), (tt::Shape{2, 2}));
+  EXPECT_NEAR(scores.to_vector()[0], -nll[0], 1e-12);
+  EXPECT_NEAR(scores.to_vector()[3],
+              -tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, other).to_vector()[1], 1e-12);
 }
 
 }  // namespace

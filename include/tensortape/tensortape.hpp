@@ -37,8 +37,18 @@
 #include "tensortape/ops/nn.hpp"
 #include "tensortape/ops/loss.hpp"
 #include "tensortape/ops/inplace.hpp"
+#include "tensortape/optim/optimizer.hpp"
+#include "tensortape/optim/sgd.hpp"
+#include "tensortape/optim/adam.hpp"
+#include "tensortape/optim/rmsprop.hpp"
+#include "tensortape/optim/schedule.hpp"
+#include "tensortape/optim/clip.hpp"
 #include "tensortape/autograd/derivatives.hpp"
 #include "tensortape/autograd/engine.hpp"
 #include "tensortape/nn/layers.hpp"
 #include "tensortape/nn/module.hpp"
 #include "tensortape/nn/t5.hpp"
+#include "tensortape/nn/t5_decoding.hpp"
+#if defined(TENSORTAPE_HAS_SENTENCEPIECE)
+#include "tensortape/text/sentencepiece.hpp"
+#endif

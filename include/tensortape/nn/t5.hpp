@@ -17,6 +17,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tensortape/nn/layers.hpp"
@@ -89,6 +90,17 @@ Tensor<T, B> key_mask_bias(const Tensor<std::int64_t, B>& mask) {
   return from_vector<T, B>({mask.shape()[0], 1, 1, mask.shape()[1]}, bias);
 }
 
+// (1, 1, L, S) for queries at positions [S - L, S) over keys [0, S): 0 where the key is not in
+// the query's future, lowest() where it is.
+template <class T, class B>
+Tensor<T, B> causal_mask_bias(std::int64_t queries, std::int64_t keys) {
+  const std::int64_t offset = keys - queries;
+  std::vector<T> bias(static_cast<std::size_t>(queries * keys), T(0));
+  for (std::int64_t i = 0; i < queries; ++i)
+    for (std::int64_t j = offset + i + 1; j < keys; ++j) bias[static_cast<std::size_t>(i * keys + j)] = std::numeric_limits<T>::lowest();
+  return from_vector<T, B>({1, 1, queries, keys}, bias);
+}
+
 template <class T, class B>
 class T5Attention : public Module<T, B> {
  public:
@@ -107,32 +119,42 @@ class T5Attention : public Module<T, B> {
 
   bool has_relative_bias() const { return relative_attention_bias.weight.defined(); }
 
-  // The relative position bias (1, H, T, S) for queries at [0, T) and keys at [0, S).
-  Tensor<T, B> position_bias(std::int64_t queries, std::int64_t keys) const {
+  // The relative position bias (1, H, T, S) for queries at positions [offset, offset + T) and
+  // keys at [0, S); zeros for attention without a bias table (cross-attention, later blocks).
+  Tensor<T, B> position_bias(std::int64_t queries, std::int64_t keys, std::int64_t query_offset = 0) const {
     if (!has_relative_bias()) return zeros<T, B>({1, heads_, queries, keys});
     std::vector<std::int64_t> buckets(static_cast<std::size_t>(queries * keys));
     for (std::int64_t i = 0; i < queries; ++i)
       for (std::int64_t j = 0; j < keys; ++j)
-        buckets[static_cast<std::size_t>(i * keys + j)] = relative_position_bucket(j - i, bidirectional_, buckets_, max_distance_);
+        buckets[static_cast<std::size_t>(i * keys + j)] =
+            relative_position_bucket(j - (query_offset + i), bidirectional_, buckets_, max_distance_);
     auto values = relative_attention_bias(from_vector<std::int64_t, B>({queries, keys}, buckets));  // (T, S, H)
     return values.permute({2, 0, 1}).unsqueeze(0);                                                 // (1, H, T, S)
   }
 
-  // hidden (B, T, D) attends to memory (B, S, D) (itself for self-attention); bias broadcasts
-  // to (B, H, T, S) and already holds position bias and masks.
-  Tensor<T, B> operator()(const Tensor<T, B>& hidden, const Tensor<T, B>& memory, const Tensor<T, B>& bias, Rng* rng) const {
-    const std::int64_t batch = hidden.shape()[0], queries = hidden.shape()[1], keys = memory.shape()[1];
-    const auto split_heads = [&](const Tensor<T, B>& x, std::int64_t length) {
-      return x.reshape({batch, length, heads_, head_dim_}).transpose(1, 2);  // (B, H, L, Dh)
-    };
-    auto query = split_heads(q(hidden), queries);
-    auto key = split_heads(k(memory), keys);
-    auto value = split_heads(v(memory), keys);
+  // x (B, L, D) -> queries (B, H, L, Dh)
+  Tensor<T, B> project_queries(const Tensor<T, B>& x) const { return split_heads(q(x)); }
+  // memory (B, S, D) -> keys and values (B, H, S, Dh); a decoder caches these.
+  std::pair<Tensor<T, B>, Tensor<T, B>> project_keys_values(const Tensor<T, B>& memory) const {
+    return {split_heads(k(memory)), split_heads(v(memory))};
+  }
+
+  // Attention of queries (B, H, T, Dh) over keys/values (B, H, S, Dh); bias broadcasts to
+  // (B, H, T, S) and already holds position bias and masks. Returns (B, T, D).
+  Tensor<T, B> attend(const Tensor<T, B>& query, const Tensor<T, B>& key, const Tensor<T, B>& value, const Tensor<T, B>& bias,
+                      Rng* rng) const {
+    const std::int64_t batch = query.shape()[0], queries = query.shape()[2];
     auto scores = matmul(query, key.transpose(-1, -2)) + bias;  // (B, H, T, S); T5 has no 1/sqrt(Dh)
     auto weights = softmax(scores);
     if (this->training() && dropout_ > 0 && rng) weights = dropout(weights, dropout_, *rng);
     auto context = matmul(weights, value).transpose(1, 2).reshape({batch, queries, heads_ * head_dim_});  // (B, T, H*Dh)
     return o(context);
+  }
+
+  // hidden (B, T, D) attends to memory (B, S, D) (itself for self-attention).
+  Tensor<T, B> operator()(const Tensor<T, B>& hidden, const Tensor<T, B>& memory, const Tensor<T, B>& bias, Rng* rng) const {
+    auto [key, value] = project_keys_values(memory);
+    return attend(project_queries(hidden), key, value, bias, rng);
   }
 
   void for_each_child(const typename Module<T, B>::ChildVisitor& visit) override {
@@ -147,6 +169,11 @@ class T5Attention : public Module<T, B> {
   Embedding<T, B> relative_attention_bias;      // (buckets, H), first block only
 
  private:
+  // (B, L, H*Dh) -> (B, H, L, Dh)
+  Tensor<T, B> split_heads(const Tensor<T, B>& x) const {
+    return x.reshape({x.shape()[0], x.shape()[1], heads_, head_dim_}).transpose(1, 2);
+  }
+
   std::int64_t heads_ = 0, head_dim_ = 0, buckets_ = 0, max_distance_ = 0;
   bool bidirectional_ = true;
   double dropout_ = 0.0;
@@ -218,6 +245,27 @@ class T5Block : public Module<T, B> {
     hidden = hidden + residual(self_attention(normed, normed, self_bias, rng));
     if (is_decoder_) hidden = hidden + residual(cross_attention(cross_attention_norm(hidden), memory, cross_bias, rng));
     return hidden + residual(feed_forward(feed_forward_norm(hidden), rng));
+  }
+
+  // Keys and values a decoder block keeps between generation steps.
+  struct Cache {
+    Tensor<T, B> self_key, self_value;    // (B, H, positions so far, Dh)
+    Tensor<T, B> cross_key, cross_value;  // (B, H, S, Dh), computed once from the encoder output
+  };
+
+  // Incremental decoding: hidden (B, L, D) holds the new positions only; self_bias (1, H, L,
+  // cached + L) covers them against every position so far. Updates `cache`.
+  Tensor<T, B> step(Tensor<T, B> hidden, const Tensor<T, B>& self_bias, const Tensor<T, B>& memory,
+                    const Tensor<T, B>& cross_bias, Cache& cache) const {
+    auto normed = self_attention_norm(hidden);
+    auto [key, value] = self_attention.project_keys_values(normed);
+    cache.self_key = cache.self_key.defined() ? concat<T, B>({cache.self_key, key}, 2) : key;
+    cache.self_value = cache.self_value.defined() ? concat<T, B>({cache.self_value, value}, 2) : value;
+    hidden = hidden + self_attention.attend(self_attention.project_queries(normed), cache.self_key, cache.self_value, self_bias, nullptr);
+    if (!cache.cross_key.defined()) std::tie(cache.cross_key, cache.cross_value) = cross_attention.project_keys_values(memory);
+    auto query = cross_attention.project_queries(cross_attention_norm(hidden));
+    hidden = hidden + cross_attention.attend(query, cache.cross_key, cache.cross_value, cross_bias, nullptr);
+    return hidden + feed_forward(feed_forward_norm(hidden), nullptr);
   }
 
   void for_each_child(const typename Module<T, B>::ChildVisitor& visit) override {
@@ -322,7 +370,7 @@ class T5Model : public Module<T, B> {
       embeddings = concat<T, B>({prefix, embeddings}, 1);  // (B, P + T, D)
     }
     const std::int64_t length = prefix_length + targets;
-    auto hidden = decoder(embeddings, causal_mask_bias(length), encoded, key_mask_bias<T, B>(encoder_mask), rng);
+    auto hidden = decoder(embeddings, causal_mask_bias<T, B>(length, length), encoded, key_mask_bias<T, B>(encoder_mask), rng);
     if (prefix_length > 0) hidden = hidden.narrow(1, prefix_length, targets);  // (B, T, D)
     return project_to_vocab(hidden);
   }
@@ -345,14 +393,6 @@ class T5Model : public Module<T, B> {
   Linear<T, B> lm_head;    // (V, D) when untied
 
  private:
-  // (1, 1, L, L): 0 on and below the diagonal, lowest() above.
-  static Tensor<T, B> causal_mask_bias(std::int64_t length) {
-    std::vector<T> bias(static_cast<std::size_t>(length * length), T(0));
-    for (std::int64_t i = 0; i < length; ++i)
-      for (std::int64_t j = i + 1; j < length; ++j) bias[static_cast<std::size_t>(i * length + j)] = std::numeric_limits<T>::lowest();
-    return from_vector<T, B>({1, 1, length, length}, bias);
-  }
-
   T5Config config_;
 };
 

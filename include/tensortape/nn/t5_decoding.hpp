@@ -1,0 +1,120 @@
+// Using a T5 model: teacher-forced scoring (per-token log-probs, sequence NLL, candidate
+// labels) and batched greedy decoding with a key/value cache.
+//
+//   auto log_probs = tt::nn::token_log_probs(model, input_ids, mask, labels);   // (B, T)
+//   auto nll = tt::nn::sequence_nll(model, input_ids, mask, labels);            // (B)
+//   auto scores = tt::nn::score_candidates(model, input_ids, mask, {yes, no});  // (B, 2)
+//   auto tokens = tt::nn::greedy_decode(model, input_ids, mask, 16);            // (B, <= 16)
+#pragma once
+
+#include <algorithm>
+
+#include "tensortape/autograd/engine.hpp"
+#include "tensortape/nn/t5.hpp"
+#include "tensortape/ops/loss.hpp"
+
+namespace tensortape::nn {
+
+// labels (B, T) -> decoder inputs (B, T): start token, then labels shifted right, with the
+// ignore index (-100) replaced by pad (HF's _shift_right).
+template <class B>
+Tensor<std::int64_t, B> shift_right(const Tensor<std::int64_t, B>& labels, std::int64_t start_id, std::int64_t pad_id) {
+  check(labels.dim() == 2, "shift_right", "labels must be (B, T), got ", labels.shape());
+  const std::int64_t batch = labels.shape()[0], length = labels.shape()[1];
+  const auto host = labels.to_vector();
+  std::vector<std::int64_t> shifted(host.size());
+  for (std::int64_t b = 0; b < batch; ++b) {
+    for (std::int64_t t = 0; t < length; ++t) {
+      const std::int64_t previous = t == 0 ? start_id : host[static_cast<std::size_t>(b * length + t - 1)];
+      shifted[static_cast<std::size_t>(b * length + t)] = previous == -100 ? pad_id : previous;
+    }
+  }
+  return from_vector<std::int64_t, B>(labels.shape(), shifted);
+}
+
+// log p(label_t | input, labels_<t) for every target position (B, T); 0 where the label is -100.
+// Differentiable (editors train through it); prefix (B, P, D) is optional.
+template <class T, class B>
+Tensor<T, B> token_log_probs(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                             const Tensor<std::int64_t, B>& attention_mask, const Tensor<std::int64_t, B>& labels,
+                             const Tensor<T, B>& prefix = {}) {
+  const auto& config = model.config();
+  auto encoded = model.encode(input_ids, attention_mask);
+  auto logits = model.decode(shift_right(labels, config.decoder_start_token_id, config.pad_token_id), encoded, attention_mask, prefix);
+  return -cross_entropy(logits, labels, -100, Reduction::None);
+}
+
+// Negative log-likelihood of each label sequence (B): the sum over its non-ignored tokens.
+template <class T, class B>
+Tensor<T, B> sequence_nll(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                          const Tensor<std::int64_t, B>& attention_mask, const Tensor<std::int64_t, B>& labels,
+                          const Tensor<T, B>& prefix = {}) {
+  return -sum(token_log_probs(model, input_ids, attention_mask, labels, prefix), {1});
+}
+
+// Log-likelihood of each candidate label sequence (each (B, T_c)) for every row: (B, C).
+// Classification-style tasks pick the argmax over candidates.
+template <class T, class B>
+Tensor<T, B> score_candidates(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                              const Tensor<std::int64_t, B>& attention_mask,
+                              const std::vector<Tensor<std::int64_t, B>>& candidates) {
+  check(!candidates.empty(), "score_candidates", "no candidates given");
+  std::vector<Tensor<T, B>> scores;
+  for (const auto& candidate : candidates) scores.push_back(-sequence_nll(model, input_ids, attention_mask, candidate));
+  return stack(scores, 1);
+}
+
+// Greedy decoding for a batch, with cached keys and values: (B, n) token ids, n <= max_tokens.
+// A row that produced EOS is padded afterwards; decoding stops when every row has. An optional
+// prefix (B, P, D) is prefilled before the start token, as in T5Model::decode.
+template <class T, class B>
+Tensor<std::int64_t, B> greedy_decode(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                                      const Tensor<std::int64_t, B>& attention_mask, std::int64_t max_tokens,
+                                      const Tensor<T, B>& prefix = {}) {
+  NoGradGuard no_grad;
+  const auto& config = model.config();
+  const std::int64_t batch = input_ids.shape()[0];
+  const auto encoded = model.encode(input_ids, attention_mask);  // (B, S, D)
+  const auto cross_bias = key_mask_bias<T, B>(attention_mask);   // (B, 1, 1, S)
+  std::vector<typename T5Block<T, B>::Cache> caches(model.decoder.block.size());
+
+  auto embeddings = model.shared(from_vector<std::int64_t, B>({batch, 1}, std::vector<std::int64_t>(batch, config.decoder_start_token_id)));
+  if (prefix.defined()) {
+    check(prefix.dim() == 3 && prefix.shape()[0] == batch, "greedy_decode", "prefix must be (B, P, D), got ", prefix.shape());
+    embeddings = concat<T, B>({prefix, embeddings}, 1);  // (B, P + 1, D)
+  }
+  std::vector<std::vector<std::int64_t>> tokens(static_cast<std::size_t>(batch));
+  std::vector<bool> finished(static_cast<std::size_t>(batch), false);
+  std::int64_t positions = 0;
+  for (std::int64_t step = 0; step < max_tokens; ++step) {
+    const std::int64_t fresh = embeddings.shape()[1];
+    positions += fresh;
+    auto hidden = embeddings;  // (B, fresh, D)
+    if (!model.decoder.block.empty()) {
+      const auto self_bias = model.decoder.block[0].self_attention.position_bias(fresh, positions, positions - fresh) +
+                             causal_mask_bias<T, B>(fresh, positions);  // (1, H, fresh, positions)
+      for (std::size_t layer = 0; layer < caches.size(); ++layer) {
+        hidden = model.decoder.block[layer].step(hidden, self_bias, encoded, cross_bias, caches[layer]);
+      }
+    }
+    const auto last = model.decoder.final_layer_norm(hidden.narrow(1, fresh - 1, 1));  // (B, 1, D)
+    const auto logits = model.project_to_vocab(last).to_vector();                     // (B, 1, V)
+    const std::int64_t vocab = config.vocab_size;
+    std::vector<std::int64_t> next(static_cast<std::size_t>(batch));
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const auto row = logits.begin() + b * vocab;
+      const std::int64_t best = std::max_element(row, row + vocab) - row;
+      next[static_cast<std::size_t>(b)] = finished[static_cast<std::size_t>(b)] ? config.pad_token_id : best;
+      tokens[static_cast<std::size_t>(b)].push_back(next[static_cast<std::size_t>(b)]);
+      if (best == config.eos_token_id) finished[static_cast<std::size_t>(b)] = true;
+    }
+    if (std::all_of(finished.begin(), finished.end(), [](bool f) { return f; })) break;
+    embeddings = model.shared(from_vector<std::int64_t, B>({batch, 1}, next));
+  }
+  const auto length = static_cast<std::int64_t>(tokens[0].size());
+  std::vector<std::int64_t> flat;
+  for (const auto& row : tokens) flat.insert(flat.end(), row.begin(), row.end());
+  return from_vector<std::int64_t, B>({batch, length}, flat);
+}
+
+}  // namespace tensortape::nn

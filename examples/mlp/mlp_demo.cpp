@@ -1,6 +1,6 @@
 // A tiny MLP trained from scratch with tensortape on backend::Eigen: three interleaved 2-D
-// spirals (a seeded synthetic 3-class task), one tanh hidden layer, full-batch Adam written
-// out by hand with in-place ops under NoGradGuard.
+// spirals (a seeded synthetic 3-class task), one tanh hidden layer, full-batch Adam
+// (tt::optim::Adam).
 //
 //   scripts/demo                            # installs deps, builds and runs this
 //   build/examples/mlp/mlp_demo             # after a build
@@ -79,42 +79,6 @@ struct Mlp {
   std::vector<Tensor> parameters() const { return {w1, b1, w2, b2}; }  // handles, not copies
 };
 
-// Adam (Kingma & Ba) with bias correction; the moments live beside each parameter.
-class Adam {
- public:
-  Adam(std::vector<Tensor> params, double lr, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8)
-      : params_(std::move(params)), lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps) {
-    for (const auto& p : params_) {
-      m_.push_back(tt::zeros_like(p));  // same shape as p
-      v_.push_back(tt::zeros_like(p));  // same shape as p
-    }
-  }
-
-  void step() {
-    ++t_;
-    const double correction1 = 1.0 - std::pow(beta1_, t_);
-    const double correction2 = 1.0 - std::pow(beta2_, t_);
-    tt::NoGradGuard no_grad;  // the update itself is not part of any graph
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      const Tensor g = params_[i].grad();  // same shape as the parameter
-      if (!g.defined()) continue;
-      m_[i].mul_(Real(beta1_)).add_(g, Real(1.0 - beta1_));
-      v_[i].mul_(Real(beta2_)).add_(g * g, Real(1.0 - beta2_));
-      const Tensor update = (m_[i] / correction1) / (tt::sqrt(v_[i] / correction2) + eps_);
-      params_[i].add_(update, Real(-lr_));
-    }
-  }
-
-  void zero_grad() {
-    for (auto& p : params_) p.zero_grad();
-  }
-
- private:
-  std::vector<Tensor> params_, m_, v_;
-  double lr_, beta1_, beta2_, eps_;
-  int t_ = 0;
-};
-
 // Fraction of rows whose largest logit is at the label.
 double accuracy(const Tensor& logits, const Labels& labels) {  // logits (N, C), labels (N)
   const auto scores = logits.to_vector();
@@ -140,7 +104,7 @@ int main() {
   const Dataset test = make_spirals(kTestPerClass, data_rng);
   tt::Rng init_rng(7);
   Mlp model(init_rng);
-  Adam optimizer(model.parameters(), kLearningRate);
+  tt::optim::Adam<Real, Cpu> optimizer(model.parameters(), {.lr = kLearningRate});
 
   std::printf("mlp_demo: %s backend, %lld train / %lld test points, %lld classes, hidden %lld\n", Cpu::name,
               static_cast<long long>(train.points.size(0)), static_cast<long long>(test.points.size(0)),

@@ -6,6 +6,9 @@ set(BLA_VENDOR OpenBLAS)
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(BLAS REQUIRED)
 find_package(Threads REQUIRED)
+# io/ (safetensors headers, HF config.json) parses JSON with nlohmann-json (nlohmann-json3-dev).
+# Found here at file scope so the installed package config finds it too.
+find_package(nlohmann_json 3 REQUIRED)
 
 if(NOT DEFINED TENSORTAPE_WITH_XTENSOR)
   set(TENSORTAPE_WITH_XTENSOR ON)
@@ -41,6 +44,7 @@ endif()
 
 function(tensortape_link_dependencies target)
   target_link_libraries(${target} INTERFACE Eigen3::Eigen BLAS::BLAS Threads::Threads)
+  target_link_libraries(${target} INTERFACE nlohmann_json::nlohmann_json)
   # Eigen's own GEMM reaches 0.4-0.75x OpenBLAS here; this sends Eigen products to BLAS.
   target_compile_definitions(${target} INTERFACE EIGEN_USE_BLAS)
   if(TENSORTAPE_HAS_XTENSOR)

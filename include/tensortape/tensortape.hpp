@@ -52,3 +52,6 @@
 #if defined(TENSORTAPE_HAS_SENTENCEPIECE)
 #include "tensortape/text/sentencepiece.hpp"
 #endif
+#include "tensortape/io/atomic_file.hpp"
+#include "tensortape/io/safetensors.hpp"
+#include "tensortape/io/hf_config.hpp"

@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -613,7 +614,10 @@ TEST_F(IoTest, FuzzedFilesNeverCrash) {
   const auto valid = io::serialize(entries, {{"format", "pt"}});
   std::mt19937 gen(20240607);
   int accepted = 0, rejected = 0;
-  for (int iter = 0; iter < 600; ++iter) {
+  // TENSORTAPE_IO_FUZZ_ITERATIONS raises the count for longer runs (e.g. under sanitizers).
+  const char* env = std::getenv("TENSORTAPE_IO_FUZZ_ITERATIONS");
+  const int iterations = env ? std::max(1, std::atoi(env)) : 600;
+  for (int iter = 0; iter < iterations; ++iter) {
     auto bytes = valid;
     const int kind = static_cast<int>(gen() % 6);
     auto pick = [&](std::size_t limit) { return static_cast<std::size_t>(gen() % std::max<std::size_t>(limit, 1)); };

@@ -802,8 +802,8 @@ TEST_F(IoTest, T5ConfigReadsPublishedConfigs) {
   EXPECT_DOUBLE_EQ(c.dropout_rate, 0.1);
   EXPECT_DOUBLE_EQ(c.layer_norm_epsilon, 1e-6);
   EXPECT_EQ(c.feed_forward_proj, "relu");
-  EXPECT_FALSE(c.is_gated);
-  EXPECT_EQ(c.activation, io::Activation::Relu);
+  EXPECT_FALSE(c.is_gated());
+  EXPECT_EQ(c.activation(), io::Activation::Relu);
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.decoder_start_token_id, 0);
   EXPECT_EQ(c.pad_token_id, 0);
@@ -814,9 +814,9 @@ TEST_F(IoTest, T5ConfigReadsPublishedConfigs) {
   const auto f = io::read_t5_config(path("flan.json"));
   EXPECT_EQ(f.d_model, 768);
   EXPECT_EQ(f.num_decoder_layers, 12);
-  EXPECT_TRUE(f.is_gated);
-  EXPECT_EQ(f.activation, io::Activation::GeluTanh);  // transformers: gated-gelu -> gelu_new
-  EXPECT_STREQ(io::activation_name(f.activation), "gelu_new");
+  EXPECT_TRUE(f.is_gated());
+  EXPECT_EQ(f.activation(), io::Activation::GeluTanh);  // transformers: gated-gelu -> gelu_new
+  EXPECT_STREQ(io::activation_name(f.activation()), "gelu_new");
   EXPECT_FALSE(f.tie_word_embeddings);
 
   auto j = nlohmann::json::parse(kT5Small);
@@ -826,11 +826,11 @@ TEST_F(IoTest, T5ConfigReadsPublishedConfigs) {
   j["pad_token_id"] = 5;
   const auto g = io::parse_t5_config(j, "inline");
   EXPECT_EQ(g.num_decoder_layers, 3);
-  EXPECT_EQ(g.activation, io::Activation::Gelu);
-  EXPECT_FALSE(g.is_gated);
+  EXPECT_EQ(g.activation(), io::Activation::Gelu);
+  EXPECT_FALSE(g.is_gated());
   EXPECT_EQ(g.decoder_start_token_id, 5);  // null -> pad_token_id
   j["feed_forward_proj"] = "gated-silu";
-  EXPECT_EQ(io::parse_t5_config(j).activation, io::Activation::Silu);
+  EXPECT_EQ(io::parse_t5_config(j).activation(), io::Activation::Silu);
 }
 
 TEST_F(IoTest, T5ConfigRoundTrip) {

@@ -190,7 +190,7 @@ TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
 TEST(T5, BadInputIsReported) {
   tt::Rng rng(6);
   T5Config config = tiny_config("relu");
-  config.feed_forward_proj = "swish";
+  config.feed_forward_proj = "gated-tanh";
   EXPECT_THROW((T5Model<float, Cpu>(config, rng)), tt::Error);
   T5Model<float, Cpu> model(tiny_config("relu"), rng);
   const Batch<float> batch;

@@ -49,6 +49,7 @@
 #include "tensortape/nn/module.hpp"
 #include "tensortape/nn/t5.hpp"
 #include "tensortape/nn/t5_decoding.hpp"
+#include "tensortape/io/t5_checkpoint.hpp"
 #if defined(TENSORTAPE_HAS_SENTENCEPIECE)
 #include "tensortape/text/sentencepiece.hpp"
 #endif

@@ -1,7 +1,7 @@
 // Hugging Face T5 config.json <-> T5Config.
 //
 //   auto cfg = tt::io::read_t5_config("t5-small/config.json");
-//   cfg.d_model, cfg.num_heads, cfg.is_gated, cfg.activation ...
+//   cfg.d_model, cfg.num_heads, cfg.is_gated(), cfg.activation() ...
 //   tt::io::write_t5_config("copy/config.json", cfg);   // atomic (temp file + rename)
 //
 // Required (an Error names the file and field when missing or ill-typed): vocab_size, d_model,
@@ -41,30 +41,6 @@ inline const char* activation_name(Activation a) {
   return "?";
 }
 
-struct T5Config {
-  std::int64_t vocab_size = 32128;
-  std::int64_t d_model = 512;
-  std::int64_t d_kv = 64;
-  std::int64_t d_ff = 2048;
-  std::int64_t num_layers = 6;
-  std::int64_t num_decoder_layers = 6;
-  std::int64_t num_heads = 8;
-  std::int64_t relative_attention_num_buckets = 32;
-  std::int64_t relative_attention_max_distance = 128;
-  double dropout_rate = 0.1;
-  double layer_norm_epsilon = 1e-6;
-  std::string feed_forward_proj = "relu";
-  bool is_gated = false;                     // derived from feed_forward_proj
-  Activation activation = Activation::Relu;  // derived from feed_forward_proj
-  bool tie_word_embeddings = true;
-  std::int64_t decoder_start_token_id = 0;
-  std::int64_t pad_token_id = 0;
-  std::int64_t eos_token_id = 1;
-  nlohmann::json extra = nlohmann::json::object();  // other keys of config.json, written back as read
-
-  bool operator==(const T5Config&) const = default;
-};
-
 namespace detail {
 
 struct FeedForward {
@@ -96,6 +72,33 @@ inline FeedForward parse_feed_forward_proj(const std::string& proj, const std::s
 }
 
 }  // namespace detail
+
+struct T5Config {
+  std::int64_t vocab_size = 32128;
+  std::int64_t d_model = 512;
+  std::int64_t d_kv = 64;
+  std::int64_t d_ff = 2048;
+  std::int64_t num_layers = 6;
+  std::int64_t num_decoder_layers = 6;
+  std::int64_t num_heads = 8;
+  std::int64_t relative_attention_num_buckets = 32;
+  std::int64_t relative_attention_max_distance = 128;
+  double dropout_rate = 0.1;
+  double layer_norm_epsilon = 1e-6;
+  std::string feed_forward_proj = "relu";
+  bool tie_word_embeddings = true;
+  std::int64_t decoder_start_token_id = 0;
+  std::int64_t pad_token_id = 0;
+  std::int64_t eos_token_id = 1;
+  nlohmann::json extra = nlohmann::json::object();  // other keys of config.json, written back as read
+
+  // Both follow from feed_forward_proj, the one field that says it (throws if it is unknown).
+  bool is_gated() const { return detail::parse_feed_forward_proj(feed_forward_proj, "t5 config: ").gated; }
+  Activation activation() const { return detail::parse_feed_forward_proj(feed_forward_proj, "t5 config: ").activation; }
+
+  bool operator==(const T5Config&) const = default;
+};
+
 
 // Fills a T5Config from parsed JSON; `source` names the file in errors.
 inline T5Config parse_t5_config(const nlohmann::json& j, const std::string& source = "<json>") {
@@ -147,9 +150,7 @@ inline T5Config parse_t5_config(const nlohmann::json& j, const std::string& sour
     if (!v.is_string()) throw Error(where + "field 'feed_forward_proj' must be a string, got " + v.type_name());
     c.feed_forward_proj = v.get<std::string>();
   }
-  const auto ff = detail::parse_feed_forward_proj(c.feed_forward_proj, where);
-  c.is_gated = ff.gated;
-  c.activation = ff.activation;
+  detail::parse_feed_forward_proj(c.feed_forward_proj, where);  // reject unknown values now, naming the file
   if (present("tie_word_embeddings")) {
     const auto& v = j.at("tie_word_embeddings");
     if (!v.is_boolean()) throw Error(where + "field 'tie_word_embeddings' must be a boolean, got " + v.type_name());

@@ -20,43 +20,26 @@
 #include <tuple>
 #include <vector>
 
+#include "tensortape/io/hf_config.hpp"
 #include "tensortape/nn/layers.hpp"
 #include "tensortape/ops/elementwise.hpp"
 #include "tensortape/ops/views.hpp"
 
 namespace tensortape::nn {
 
-// Field names and defaults follow Hugging Face's T5Config.
-struct T5Config {
-  std::int64_t vocab_size = 32128;
-  std::int64_t d_model = 512;
-  std::int64_t d_kv = 64;
-  std::int64_t d_ff = 2048;
-  std::int64_t num_layers = 6;
-  std::int64_t num_decoder_layers = 6;
-  std::int64_t num_heads = 8;
-  std::int64_t relative_attention_num_buckets = 32;
-  std::int64_t relative_attention_max_distance = 128;
-  double dropout_rate = 0.1;
-  double layer_norm_epsilon = 1e-6;
-  std::string feed_forward_proj = "relu";  // "relu" or "gated-gelu"
-  bool tie_word_embeddings = true;
-  std::int64_t decoder_start_token_id = 0;
-  std::int64_t pad_token_id = 0;
-  std::int64_t eos_token_id = 1;
+// The model is sized by Hugging Face's config.json fields (io/hf_config.hpp).
+using T5Config = io::T5Config;
 
-  bool is_gated() const { return feed_forward_proj.rfind("gated-", 0) == 0; }
-  void validate() const {
-    check(vocab_size > 0 && d_model > 0 && d_kv > 0 && d_ff > 0 && num_heads > 0, "T5Config",
-          "sizes must be positive (vocab_size ", vocab_size, ", d_model ", d_model, ", d_kv ", d_kv, ", d_ff ", d_ff,
-          ", num_heads ", num_heads, ")");
-    check(num_layers >= 0 && num_decoder_layers >= 0, "T5Config", "negative layer count");
-    check(relative_attention_num_buckets >= 2 && relative_attention_max_distance > 0, "T5Config",
-          "relative attention needs >= 2 buckets and a positive max distance");
-    check(feed_forward_proj == "relu" || feed_forward_proj == "gated-gelu", "T5Config",
-          "feed_forward_proj must be \"relu\" or \"gated-gelu\", got \"", feed_forward_proj, "\"");
-  }
-};
+// Checks what the model needs of a config before any weight is built.
+inline void validate(const T5Config& config) {
+  check(config.vocab_size > 0 && config.d_model > 0 && config.d_kv > 0 && config.d_ff > 0 && config.num_heads > 0,
+        "T5Config", "sizes must be positive (vocab_size ", config.vocab_size, ", d_model ", config.d_model, ", d_kv ",
+        config.d_kv, ", d_ff ", config.d_ff, ", num_heads ", config.num_heads, ")");
+  check(config.num_layers >= 0 && config.num_decoder_layers >= 0, "T5Config", "negative layer count");
+  check(config.relative_attention_num_buckets >= 2 && config.relative_attention_max_distance > 0, "T5Config",
+        "relative attention needs >= 2 buckets and a positive max distance");
+  config.activation();  // throws on an unknown feed_forward_proj
+}
 
 // HF's _relative_position_bucket for one (key - query) offset, computed in float32 as torch does
 // so bucket edges agree exactly.
@@ -179,12 +162,14 @@ class T5Attention : public Module<T, B> {
   double dropout_ = 0.0;
 };
 
-// ReLU `wi`/`wo` or gated-GELU `wi_0`/`wi_1`/`wo` (gelu_new, the tanh form, as HF maps it).
+// `wo(act(wi(x)))`, or gated `wo(act(wi_0(x)) * wi_1(x))` (T5 v1.1's gated-gelu uses gelu_new,
+// the tanh form, as HF maps it).
 template <class T, class B>
 class T5FeedForward : public Module<T, B> {
  public:
   T5FeedForward() = default;
-  T5FeedForward(const T5Config& config, Rng& rng) : gated_(config.is_gated()), dropout_(config.dropout_rate) {
+  T5FeedForward(const T5Config& config, Rng& rng)
+      : gated_(config.is_gated()), activation_(config.activation()), dropout_(config.dropout_rate) {
     if (gated_) {
       wi_0 = Linear<T, B>(config.d_model, config.d_ff, rng, false);
       wi_1 = Linear<T, B>(config.d_model, config.d_ff, rng, false);
@@ -195,7 +180,7 @@ class T5FeedForward : public Module<T, B> {
   }
 
   Tensor<T, B> operator()(const Tensor<T, B>& x, Rng* rng) const {
-    auto hidden = gated_ ? gelu(wi_0(x), GeluForm::Tanh) * wi_1(x) : relu(wi(x));  // (..., d_ff)
+    auto hidden = gated_ ? activate(wi_0(x)) * wi_1(x) : activate(wi(x));  // (..., d_ff)
     if (this->training() && dropout_ > 0 && rng) hidden = dropout(hidden, dropout_, *rng);
     return wo(hidden);
   }
@@ -213,7 +198,18 @@ class T5FeedForward : public Module<T, B> {
   Linear<T, B> wi, wi_0, wi_1, wo;
 
  private:
+  Tensor<T, B> activate(const Tensor<T, B>& x) const {
+    switch (activation_) {
+      case io::Activation::Relu: return relu(x);
+      case io::Activation::Gelu: return gelu(x, GeluForm::Erf);
+      case io::Activation::GeluTanh: return gelu(x, GeluForm::Tanh);
+      case io::Activation::Silu: return x * sigmoid(x);
+    }
+    return x;
+  }
+
   bool gated_ = false;
+  io::Activation activation_ = io::Activation::Relu;
   double dropout_ = 0.0;
 };
 
@@ -335,7 +331,7 @@ class T5Model : public Module<T, B> {
  public:
   T5Model() = default;
   T5Model(const T5Config& config, Rng& rng) : config_(config) {
-    config.validate();
+    validate(config);
     shared = Embedding<T, B>(config.vocab_size, config.d_model, rng);
     encoder = T5Stack<T, B>(config, false, rng);
     decoder = T5Stack<T, B>(config, true, rng);

@@ -1,0 +1,62 @@
+// T5 checkpoints in Hugging Face layout: a directory with config.json and model.safetensors,
+// parameters under their HF names. Ours load in transformers and theirs in ours; a tied
+// lm_head, absent from the file, is the shared embedding.
+//
+//   auto model = tt::io::load_t5<float, Cpu>("models/base");   // config.json + model.safetensors
+//   tt::io::save_t5(model, "models/edited");                   // both files written atomically
+#pragma once
+
+#include <filesystem>
+#include <set>
+
+#include "tensortape/io/hf_config.hpp"
+#include "tensortape/io/safetensors.hpp"
+#include "tensortape/nn/t5.hpp"
+
+namespace tensortape::io {
+
+// Copies every parameter of `model` from a safetensors file, by HF name. Names the file and
+// the parameter on a missing tensor, a shape mismatch, or a tensor the model has no place for.
+template <class T, class B>
+void load_t5_weights(nn::T5Model<T, B>& model, const std::filesystem::path& file) {
+  const SafetensorsFile weights(file);
+  std::set<std::string> used;
+  model.for_each_parameter([&](const std::string& name, Tensor<T, B>& parameter) {
+    check(weights.contains(name), "load_t5", "'", file.string(), "' has no tensor '", name, "'");
+    auto loaded = load<T, B>(weights, name);
+    check(loaded.shape() == parameter.shape(), "load_t5", "'", file.string(), "' tensor '", name, "' has shape ",
+          loaded.shape(), ", the model expects ", parameter.shape());
+    const bool trainable = parameter.requires_grad();
+    parameter = trainable ? loaded.requires_grad_() : loaded;
+    used.insert(name);
+  });
+  // HF may also store the shared table under the stacks' own names; anything else is foreign.
+  for (const auto& tensor : weights.tensors()) {
+    const bool alias = tensor.name == "encoder.embed_tokens.weight" || tensor.name == "decoder.embed_tokens.weight" ||
+                       (tensor.name == "lm_head.weight" && model.config().tie_word_embeddings);
+    check(used.count(tensor.name) || alias, "load_t5", "'", file.string(), "' has tensor '", tensor.name,
+          "' that this T5 model has no parameter for");
+  }
+}
+
+// config.json + model.safetensors from `directory`.
+template <class T, class B>
+nn::T5Model<T, B> load_t5(const std::filesystem::path& directory) {
+  const auto config = read_t5_config(directory / "config.json");
+  Rng unused(0);  // every weight is overwritten by the file
+  nn::T5Model<T, B> model(config, unused);
+  load_t5_weights(model, directory / "model.safetensors");
+  return model;
+}
+
+// Writes config.json and model.safetensors (float32) into `directory`, each atomically.
+template <class T, class B>
+void save_t5(nn::T5Model<T, B>& model, const std::filesystem::path& directory) {
+  std::filesystem::create_directories(directory);
+  std::map<std::string, Tensor<T, B>> tensors;
+  for (auto& [name, parameter] : model.named_parameters()) tensors.emplace(name, parameter.detach());
+  save(directory / "model.safetensors", tensors, {{"format", "pt"}}, Dtype::F32);
+  write_t5_config(directory / "config.json", model.config());
+}
+
+}  // namespace tensortape::io

@@ -1,0 +1,118 @@
+// Parity with Hugging Face transformers on two tiny random T5 models (test/golden/, made by
+// tools/make_t5_golden.py): encoder output, logits, loss, every parameter gradient, and the
+// gradient w.r.t. a decoder prefix through the frozen model. float32 against HF's float32
+// pass; float64 against the script's float64 twins. Plus our checkpoint round trip.
+#include "support/test_support.hpp"
+
+#include <filesystem>
+
+#include "tensortape/io/t5_checkpoint.hpp"
+
+namespace {
+
+using namespace test;
+using Cpu = tt::backend::Eigen;
+namespace fs = std::filesystem;
+
+const fs::path kGolden = TENSORTAPE_GOLDEN_DIR;
+
+// max |actual - expected| <= tolerance * max |expected|: relative error on the tensor's scale,
+// so values near zero are not held to an impossible per-element standard.
+template <class T>
+::testing::AssertionResult relative_close(const std::vector<T>& actual, const std::vector<T>& expected, double tolerance) {
+  if (actual.size() != expected.size()) return ::testing::AssertionFailure() << "size " << actual.size() << " vs " << expected.size();
+  double scale = 0, worst = 0;
+  std::size_t worst_at = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(expected[i])));
+    const double diff = std::abs(static_cast<double>(actual[i]) - static_cast<double>(expected[i]));
+    if (diff > worst) {
+      worst = diff;
+      worst_at = i;
+    }
+  }
+  if (worst <= tolerance * scale) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "relative error " << worst / scale << " at element " << worst_at << " ("
+                                       << actual[worst_at] << " vs " << expected[worst_at] << "), tolerance " << tolerance;
+}
+
+template <class T>
+void check_parity(const std::string& name, const std::string& suffix, const std::string& grad_prefix, double forward_tol,
+                  double grad_tol) {
+  SCOPED_TRACE(name + " " + tt::dtype_name<T>);
+  auto model = tt::io::load_t5<T, Cpu>(kGolden / name);
+  const tt::io::SafetensorsFile io(kGolden / name / "io.safetensors");
+  const auto ids = tt::io::load<std::int64_t, Cpu>(io, "input_ids");
+  const auto mask = tt::io::load<std::int64_t, Cpu>(io, "attention_mask");
+  const auto decoder_ids = tt::io::load<std::int64_t, Cpu>(io, "decoder_input_ids");
+  const auto labels = tt::io::load<std::int64_t, Cpu>(io, "labels");
+  const auto expected = [&](const std::string& key) { return tt::io::load<T, Cpu>(io, key + suffix).to_vector(); };
+
+  auto encoded = model.encode(ids, mask);
+  EXPECT_TRUE(relative_close(encoded.to_vector(), expected("encoder_last_hidden_state"), forward_tol));
+  auto logits = model.decode(decoder_ids, encoded, mask);
+  EXPECT_TRUE(relative_close(logits.to_vector(), expected("logits"), forward_tol));
+  auto loss = tt::cross_entropy(logits, labels);
+  EXPECT_TRUE(relative_close(loss.reshape({1}).to_vector(), expected("loss"), forward_tol));
+  tt::backward(loss);
+  std::size_t compared = 0;
+  for (const auto& [parameter, value] : model.named_parameters()) {
+    SCOPED_TRACE(parameter);
+    ASSERT_TRUE(value.grad().defined());
+    EXPECT_TRUE(relative_close(value.grad().to_vector(), tt::io::load<T, Cpu>(io, grad_prefix + parameter).to_vector(), grad_tol));
+    ++compared;
+  }
+  EXPECT_GE(compared, 30u);
+
+  // SEPROG's route: every weight frozen, gradient only to the prefix.
+  model.freeze();
+  auto prefix = tt::io::load<T, Cpu>(io, "prefix").requires_grad_();
+  auto prefix_logits = model.decode(decoder_ids, model.encode(ids, mask), mask, prefix);
+  EXPECT_TRUE(relative_close(prefix_logits.to_vector(), expected("prefix_logits"), forward_tol));
+  auto prefix_loss = tt::cross_entropy(prefix_logits, labels);
+  EXPECT_TRUE(relative_close(prefix_loss.reshape({1}).to_vector(), expected("prefix_loss"), forward_tol));
+  tt::backward(prefix_loss);
+  EXPECT_TRUE(relative_close(prefix.grad().to_vector(), expected("prefix_grad"), grad_tol));
+}
+
+TEST(T5Golden, Float32MatchesHuggingFace) {
+  for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) check_parity<float>(name, "", "grad.", 1e-4, 1e-3);
+}
+
+TEST(T5Golden, Float64MatchesTheFloat64Reference) {
+  for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) check_parity<double>(name, "_f64", "grad_f64.", 1e-10, 1e-9);
+}
+
+TEST(T5Checkpoint, SaveThenLoadGivesTheSameModel) {
+  auto model = tt::io::load_t5<float, Cpu>(kGolden / "t5_gated_untied");
+  const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_roundtrip_" + std::to_string(::getpid()));
+  tt::io::save_t5(model, directory);
+  auto reloaded = tt::io::load_t5<float, Cpu>(directory);
+  EXPECT_EQ(reloaded.config(), model.config());
+  auto original = model.named_parameters(), copy = reloaded.named_parameters();
+  ASSERT_EQ(original.size(), copy.size());
+  for (std::size_t i = 0; i < original.size(); ++i) {
+    EXPECT_EQ(original[i].first, copy[i].first);
+    EXPECT_EQ(original[i].second.to_vector(), copy[i].second.to_vector()) << original[i].first;
+  }
+  fs::remove_all(directory);
+}
+
+TEST(T5Checkpoint, BadCheckpointsAreReported) {
+  const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_bad_" + std::to_string(::getpid()));
+  fs::create_directories(directory);
+  fs::copy_file(kGolden / "t5_relu_tied" / "config.json", directory / "config.json");
+  // Weights of the other architecture: the gated model's names and shapes do not fit.
+  fs::copy_file(kGolden / "t5_gated_untied" / "model.safetensors", directory / "model.safetensors");
+  try {
+    tt::io::load_t5<float, Cpu>(directory);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const tt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  fs::remove(directory / "model.safetensors");
+  EXPECT_THROW((tt::io::load_t5<float, Cpu>(directory)), tt::Error);  // missing file
+  fs::remove_all(directory);
+}
+
+}  // namespace

@@ -8,20 +8,6 @@ using namespace test;
 using Cpu = tt::backend::Eigen;
 using Tensor = tt::Tensor<float, Cpu>;
 
-// Runs `action`, expecting an Error whose message contains every fragment.
-template <class F>
-void expect_error(F&& action, std::initializer_list<std::string> fragments) {
-  try {
-    action();
-    ADD_FAILURE() << "expected tensortape::Error";
-  } catch (const tt::Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments) {
-      EXPECT_NE(message.find(fragment), std::string::npos) << "message \"" << message << "\" lacks \"" << fragment << "\"";
-    }
-  }
-}
-
 Tensor t(const tt::Shape& shape) { return tt::zeros<float, Cpu>(shape); }
 
 TEST(Errors, ShapeMismatchesNameTheOpAndShapes) {

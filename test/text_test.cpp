@@ -2,7 +2,7 @@
 // trips, the T5 special ids, EOS, unk, reloading, byte-identical retraining and the errors.
 #include <gtest/gtest.h>
 
-#include <tensortape/core/error.hpp>
+#include "support/test_support.hpp"
 #include <tensortape/text/sentencepiece.hpp>
 
 #include <algorithm>
@@ -19,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using tensortape::text::SentencePiece;
+using test::expect_error;
 
 constexpr int kVocab = 128;
 
@@ -60,19 +61,6 @@ SentencePiece::TrainOptions options() {
   SentencePiece::TrainOptions o;
   o.user_defined_symbols = {"<sep>"};
   return o;
-}
-
-template <class F>
-void expect_error(F&& action, std::initializer_list<std::string> fragments) {
-  try {
-    action();
-    ADD_FAILURE() << "expected tensortape::Error";
-  } catch (const tensortape::Error& e) {
-    const std::string message = e.what();
-    for (const auto& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos)
-          << "message \"" << message << "\" lacks \"" << fragment << "\"";
-  }
 }
 
 class SentencePieceTest : public ::testing::Test {

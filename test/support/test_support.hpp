@@ -118,4 +118,18 @@ template <class A, class Bv>
   return ::testing::AssertionSuccess();
 }
 
+// Runs `action`, expecting a tensortape::Error whose message contains every fragment.
+template <class F>
+void expect_error(F&& action, std::initializer_list<std::string> fragments) {
+  try {
+    action();
+    ADD_FAILURE() << "expected tensortape::Error";
+  } catch (const tt::Error& e) {
+    const std::string message = e.what();
+    for (const auto& fragment : fragments) {
+      EXPECT_NE(message.find(fragment), std::string::npos) << "message \"" << message << "\" lacks \"" << fragment << "\"";
+    }
+  }
+}
+
 }  // namespace test

@@ -394,10 +394,11 @@ void run_interleaved(benchmark::State& state, const std::vector<std::string>& na
     const auto& n = names[j];
     const auto* c = contenders[j];
     state.counters[n + "_ms"] = 1e3 * seconds[j] / steps;
+    state.counters[n + "_GFLOP"] = 1e-9 * step_flops(Registry::mode_of(n));
+    if (n.starts_with("gemm_floor")) continue;  // no forward/backward/Adam split
     state.counters[n + "_fwd_ms"] = 1e3 * c->forward_s / steps;
     state.counters[n + "_bwd_ms"] = 1e3 * c->backward_s / steps;
     state.counters[n + "_adam_ms"] = 1e3 * c->adam_s / steps;
-    state.counters[n + "_GFLOP"] = 1e-9 * step_flops(Registry::mode_of(n));
     if (n.starts_with("tensortape")) state.counters[n + "_gemm_calls"] = double(c->gemm_calls) / steps;
   }
 }
@@ -486,8 +487,8 @@ void measure_memory(const std::vector<std::string>& names) {
 int main(int argc, char** argv) {
 #if defined(TENSORTAPE_BENCH_LIBTORCH)
   // libtorch's intra-op threads are OpenMP threads, which by default spin after each parallel
-  // region, on the same two cores that OpenBLAS's threads need: every contender then ran 2-10x
-  // slower. libgomp reads the setting when it loads, so re-run this binary with it set; an
+  // region, on the same two cores that OpenBLAS's threads need: every contender, the GEMM-only
+  // one included, then ran about 3x slower (docs/benchmarks.md). libgomp reads the setting when it loads, so re-run this binary with it set; an
   // explicit OMP_WAIT_POLICY (e.g. active) is left alone.
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "passive", 1);

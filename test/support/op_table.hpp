@@ -81,6 +81,11 @@ std::vector<OpCase<T, B>> op_table() {
       {"matmul_batched", {{2, 3, 4}, {2, 4, 2}}, [](const Ts& x) { return tt::matmul(x[0], x[1]); }, {}, {Tr, C}},
       {"matmul_shared_weight", {{2, 3, 4}, {4, 2}}, [](const Ts& x) { return tt::matmul(x[0], x[1]); }},
       {"matmul_batch_broadcast", {{2, 1, 2, 3}, {3, 3, 2}}, [](const Ts& x) { return tt::matmul(x[0], x[1]); }},
+      {"matmul_head_split", {{2, 3, 4}, {2, 5, 4}},
+       [](const Ts& x) {  // (B, T, H*Dh) -> (B, H, T, Dh): batch dims that do not collapse to one stride
+         auto q = x[0].reshape({2, 3, 2, 2}).transpose(1, 2), k = x[1].reshape({2, 5, 2, 2}).transpose(1, 2);
+         return tt::matmul(q, k.transpose(-1, -2));
+       }},
       {"linear", {{2, 3, 4}, {5, 4}, {5}}, [](const Ts& x) { return tt::linear(x[0], x[1], x[2]); }},
       // ---- reductions ----
       {"sum_all", {{3, 4}}, [](const Ts& x) { return tt::sum(x[0]); }, {}, {Tr}},

@@ -70,4 +70,14 @@ void for_each_row(const Rows<N>& rows, Visit&& visit) {
   for_each_offset<N>(rows.outer_shape, strides, visit);
 }
 
+// Strided copy that moves whole contiguous rows with memcpy (head splits, narrowed windows,
+// concat); returns false, copying nothing, when rows are not contiguous on both sides.
+template <class T>
+bool copy_contiguous_rows(ConstView<T> src, StridedView<T> dst) {
+  const auto rows = split_rows<2>(src.shape, {&src.strides, &dst.strides});
+  if (rows.step[0] != 1 || rows.step[1] != 1) return false;
+  for_each_row(rows, [&](const auto& offset) { copy(src.data + offset[0], rows.length, dst.data + offset[1]); });
+  return true;
+}
+
 }  // namespace tensortape::backend::cpu

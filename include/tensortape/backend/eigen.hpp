@@ -28,6 +28,12 @@ struct Eigen : Reference {
   static constexpr const char* name = "Eigen";
 
   template <class T>
+  static void copy_strided(ConstView<T> src, StridedView<T> dst) {
+    if (numel_of(src.shape) == 0 || cpu::copy_contiguous_rows(src, dst)) return;
+    Reference::copy_strided(src, dst);  // transposes: element by element
+  }
+
+  template <class T>
   static void unary(UnaryArgs args, ConstView<T> src, T* dst) {
     const std::int64_t count = numel_of(src.shape);
     if (count == 0) return;
@@ -35,7 +41,7 @@ struct Eigen : Reference {
     const auto rows = cpu::split_rows<2>(src.shape, {&dst_strides, &src.strides});
     if (!row_kernels_pay(rows)) {
       // Gather into dst first, then one vectorised pass over it in place.
-      Reference::copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
+      copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
       unary_row<T>(args, ConstRowMap<T>(dst, count), RowMap<T>(dst, count));
       return;
     }

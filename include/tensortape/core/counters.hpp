@@ -12,7 +12,7 @@
 namespace tensortape {
 
 struct KernelCounters {
-  std::atomic<std::int64_t> gemm_calls{0};  // one per backend GEMM launch (a batched GEMM counts once)
+  std::atomic<std::int64_t> gemm_calls{0};  // one per matrix product (a batched matmul counts once)
 };
 
 inline KernelCounters& counters() {

@@ -5,6 +5,7 @@
 //   auto y = tt::linear(x, weight, bias);               // x (B, S, D), weight (O, D) -> (B, S, O)
 #pragma once
 
+#include "tensortape/backend/cpu_common.hpp"
 #include "tensortape/core/counters.hpp"
 #include "tensortape/ops/elementwise.hpp"
 #include "tensortape/ops/views.hpp"
@@ -18,11 +19,10 @@ namespace detail {
 struct GemmOperand {
   bool transposed = false;
   std::int64_t ld = 0;
-  std::int64_t batch_stride = 0;  // 0 when one matrix serves every batch entry
 };
 
-// Describes `layout` (batch..., rows, cols) as a strided batch of matrices; false when the
-// layout cannot be expressed that way and the operand has to be packed first.
+// Describes the last two dims of `layout` (rows, cols) as a BLAS matrix; false when they are not
+// expressible (no unit stride, or a stride-0 row) and the operand has to be packed first.
 inline bool describe_gemm_operand(const Layout& layout, GemmOperand& out) {
   const std::size_t rank = layout.rank();
   const std::int64_t rows = layout.shape[rank - 2], cols = layout.shape[rank - 1];
@@ -30,58 +30,67 @@ inline bool describe_gemm_operand(const Layout& layout, GemmOperand& out) {
   if (col_stride == 1 || cols == 1) {
     out.transposed = false;
     out.ld = rows == 1 ? std::max<std::int64_t>(cols, 1) : row_stride;
-    if (out.ld < cols) return false;
-  } else if (row_stride == 1 || rows == 1) {
+    return out.ld >= cols;
+  }
+  if (row_stride == 1 || rows == 1) {
     out.transposed = true;
     out.ld = cols == 1 ? std::max<std::int64_t>(rows, 1) : col_stride;
-    if (out.ld < rows) return false;
-  } else {
-    return false;
+    return out.ld >= rows;
   }
-  // The batch dims must collapse to one stride (or all be broadcast with stride 0).
+  return false;
+}
+
+// The single stride that walks batch dims [first, rank - 2) of `layout`, or -1 when they do not
+// collapse to one (0 when they are all broadcast or absent).
+inline std::int64_t collapsed_batch_stride(const Layout& layout, std::size_t first) {
   std::int64_t stride = -1, expected_next = -1;
-  for (std::size_t d = rank - 2; d-- > 0;) {
+  for (std::size_t d = layout.rank() - 2; d-- > first;) {
     if (layout.shape[d] == 1) continue;
     if (stride < 0) {
       stride = layout.strides[d];
     } else if (layout.strides[d] != expected_next) {
-      return false;
+      return -1;
     }
     expected_next = layout.strides[d] * layout.shape[d];
-    if (stride == 0 && layout.strides[d] != 0) return false;
   }
-  out.batch_stride = stride < 0 ? 0 : stride;
-  return true;
+  return stride < 0 ? 0 : stride;
 }
 
-// c (batch..., m, n), contiguous = a (batch..., m, k) @ b (batch..., k, n), batch dims already
-// broadcast in the layouts given.
+// c (batch..., m, n), contiguous = a (batch..., m, k) @ b (batch..., k, n). Batch dims that
+// collapse to one stride go to the backend as one strided-batched GEMM; any outer batch dims
+// that do not (e.g. the (B, H) of a head-split view) are walked by a loop, so no operand is
+// copied unless its matrices themselves have no unit stride.
 template <class T, class B>
 void gemm_kernel(const Tensor<T, B>& a_in, const Tensor<T, B>& b_in, const Shape& batch, Tensor<T, B>& c) {
   const std::int64_t m = a_in.shape()[a_in.dim() - 2], k = a_in.shape()[a_in.dim() - 1], n = b_in.shape()[b_in.dim() - 1];
-  Shape a_shape = batch, b_shape = batch;
-  a_shape.insert(a_shape.end(), {m, k});
-  b_shape.insert(b_shape.end(), {k, n});
-
-  Tensor<T, B> a = a_in, b = b_in;
-  Layout a_layout = a.layout().expanded(a_shape), b_layout = b.layout().expanded(b_shape);
-  GemmOperand ga, gb;
-  if (!describe_gemm_operand(a_layout, ga)) {
-    a = Tensor<T, B>(a_in.storage(), a_layout).contiguous_copy();
-    a_layout = a.layout();
-    describe_gemm_operand(a_layout, ga);
-  }
-  if (!describe_gemm_operand(b_layout, gb)) {
-    b = Tensor<T, B>(b_in.storage(), b_layout).contiguous_copy();
-    b_layout = b.layout();
-    describe_gemm_operand(b_layout, gb);
-  }
-  const std::int64_t batch_count = numel_of(batch);
+  counters().gemm_calls.fetch_add(1, std::memory_order_relaxed);
   if (c.numel() == 0) return;
   if (k == 0) {
     B::fill(c.data(), c.numel(), T(0));
     return;
   }
+  Shape a_shape = batch, b_shape = batch;
+  a_shape.insert(a_shape.end(), {m, k});
+  b_shape.insert(b_shape.end(), {k, n});
+  // Broadcast views of both operands; pack one only when its matrices are not BLAS-shaped.
+  const auto operand = [](const Tensor<T, B>& x, const Shape& shape, GemmOperand& described) {
+    Tensor<T, B> view(x.storage(), x.layout().expanded(shape));
+    if (describe_gemm_operand(view.layout(), described)) return view;
+    Tensor<T, B> packed = view.contiguous_copy();
+    describe_gemm_operand(packed.layout(), described);
+    return packed;
+  };
+  GemmOperand ga, gb;
+  const Tensor<T, B> a = operand(a_in, a_shape, ga), b = operand(b_in, b_shape, gb);
+
+  // The innermost batch dims that collapse for both operands; the rest are looped over.
+  std::size_t first = 0;
+  while (first < batch.size() &&
+         (collapsed_batch_stride(a.layout(), first) < 0 || collapsed_batch_stride(b.layout(), first) < 0)) {
+    ++first;
+  }
+  const Shape outer(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(first));
+  const std::int64_t inner_count = numel_of(Shape(batch.begin() + static_cast<std::ptrdiff_t>(first), batch.end()));
 
   backend::GemmArgs args;
   args.trans_a = ga.transposed;
@@ -92,18 +101,22 @@ void gemm_kernel(const Tensor<T, B>& a_in, const Tensor<T, B>& b_in, const Shape
   args.lda = ga.ld;
   args.ldb = gb.ld;
   args.ldc = n;
-  args.stride_a = ga.batch_stride;
-  args.stride_b = gb.batch_stride;
+  args.stride_a = collapsed_batch_stride(a.layout(), first);
+  args.stride_b = collapsed_batch_stride(b.layout(), first);
   args.stride_c = m * n;
-  args.batch = batch_count;
+  args.batch = inner_count;
   // One shared right operand and row-contiguous left batches: fold the batch into m (a Linear
   // layer on (B, S, D) becomes one (B*S, D) GEMM).
-  if (batch_count > 1 && gb.batch_stride == 0 && !ga.transposed && ga.batch_stride == m * ga.ld) {
-    args.m = m * batch_count;
+  if (inner_count > 1 && args.stride_b == 0 && !ga.transposed && args.stride_a == m * ga.ld) {
+    args.m = m * inner_count;
     args.batch = 1;
   }
-  counters().gemm_calls.fetch_add(1, std::memory_order_relaxed);
-  B::gemm(args, a.data(), b.data(), c.data());
+  const Shape a_outer_strides(a.strides().begin(), a.strides().begin() + static_cast<std::ptrdiff_t>(first));
+  const Shape b_outer_strides(b.strides().begin(), b.strides().begin() + static_cast<std::ptrdiff_t>(first));
+  const Shape c_outer_strides(c.strides().begin(), c.strides().begin() + static_cast<std::ptrdiff_t>(first));
+  backend::cpu::for_each_offset<3>(outer, {&a_outer_strides, &b_outer_strides, &c_outer_strides}, [&](const auto& offset) {
+    B::gemm(args, a.data() + offset[0], b.data() + offset[1], c.data() + offset[2]);
+  });
 }
 
 }  // namespace detail

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "interleave.hpp"
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/backend/reference.hpp"
 #include "tensortape/core/rng.hpp"
@@ -108,19 +109,11 @@ struct Contender {
 
 void run_interleaved(benchmark::State& state, const GemmArgs& args, const std::vector<Contender>& contenders) {
   Problem& p = Problem::shared(args);
-  std::vector<double> seconds(contenders.size(), 0.0);
-  std::size_t first = 0;
-  for (auto _ : state) {
-    for (std::size_t j = 0; j < contenders.size(); ++j) {
-      const std::size_t who = (first + j) % contenders.size();
-      const auto start = std::chrono::steady_clock::now();
-      contenders[who].gemm(p.args, p.a(), p.b(), p.c());
-      benchmark::DoNotOptimize(p.c());
-      benchmark::ClobberMemory();
-      seconds[who] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    }
-    first = (first + 1) % contenders.size();  // nobody always runs right after the same one
-  }
+  const auto seconds = time_interleaved(state, contenders.size(), [&](std::size_t who) {
+    contenders[who].gemm(p.args, p.a(), p.b(), p.c());
+    benchmark::DoNotOptimize(p.c());
+    benchmark::ClobberMemory();
+  });
   for (std::size_t j = 0; j < contenders.size(); ++j) {
     state.counters[contenders[j].name + "_GFLOPS"] = p.flops() * 1e-9 * double(state.iterations()) / seconds[j];
   }

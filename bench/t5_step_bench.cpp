@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "interleave.hpp"
 #include "tensortape/optim/adam.hpp"
 #include "tensortape/tensortape.hpp"
 #if !defined(TENSORTAPE_HAS_XTENSOR)
@@ -378,17 +379,9 @@ void run_interleaved(benchmark::State& state, const std::vector<std::string>& na
   std::vector<Contender*> contenders;
   for (const auto& n : names) contenders.push_back(&registry().get(n));
   for (auto* c : contenders) c->forward_s = c->backward_s = c->adam_s = 0, c->gemm_calls = 0;
-  std::vector<double> seconds(contenders.size(), 0.0);
-  std::size_t first = 0;
-  for (auto _ : state) {
-    for (std::size_t j = 0; j < contenders.size(); ++j) {
-      const std::size_t who = (first + j) % contenders.size();
-      const auto start = std::chrono::steady_clock::now();
-      benchmark::DoNotOptimize(contenders[who]->step());
-      seconds[who] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    }
-    first = (first + 1) % contenders.size();
-  }
+  const auto seconds = time_interleaved(state, contenders.size(), [&](std::size_t who) {
+    benchmark::DoNotOptimize(contenders[who]->step());
+  });
   const double steps = double(state.iterations());
   for (std::size_t j = 0; j < contenders.size(); ++j) {
     const auto& n = names[j];

@@ -187,6 +187,24 @@ TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
   EXPECT_FALSE(all_close(later.narrow(1, 2, 1).to_vector(), logits.narrow(1, 2, 1).to_vector(), 1e-6, 0));
 }
 
+TEST(T5, DropoutActsOnlyInTrainingModeWithAGenerator) {
+  auto config = tiny_config("relu");
+  config.dropout_rate = 0.5;
+  tt::Rng init(9);
+  T5Model<double, Cpu> model(config, init);
+  const Batch<double> batch;
+  const auto logits_of = [&](tt::Rng* rng) {
+    auto encoded = model.encode(batch.input_ids, batch.attention_mask, rng);
+    return model.decode(batch.decoder_input_ids, encoded, batch.attention_mask, {}, rng).to_vector();
+  };
+  const auto reference = logits_of(nullptr);
+  tt::Rng rng(10);
+  EXPECT_EQ(logits_of(&rng), reference);  // eval mode: no dropout even with a generator
+  model.train();
+  EXPECT_EQ(logits_of(nullptr), reference);  // no generator (decoding): no dropout
+  EXPECT_FALSE(all_close(logits_of(&rng), reference, 1e-6, 0));
+}
+
 TEST(T5, BadInputIsReported) {
   tt::Rng rng(6);
   T5Config config = tiny_config("relu");

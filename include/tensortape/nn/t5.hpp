@@ -84,6 +84,12 @@ Tensor<T, B> causal_mask_bias(std::int64_t queries, std::int64_t keys) {
   return from_vector<T, B>({1, 1, queries, keys}, bias);
 }
 
+// Dropout when the module trains and a generator is given (decoding passes none); identity otherwise.
+template <class T, class B>
+Tensor<T, B> training_dropout(const Tensor<T, B>& x, const Module<T, B>& module, double p, Rng* rng) {
+  return module.training() && p > 0 && rng ? dropout(x, p, *rng) : x;
+}
+
 template <class T, class B>
 class T5Attention : public Module<T, B> {
  public:
@@ -129,7 +135,7 @@ class T5Attention : public Module<T, B> {
     const std::int64_t batch = query.shape()[0], queries = query.shape()[2];
     auto scores = matmul(query, key.transpose(-1, -2)) + bias;  // (B, H, T, S); T5 has no 1/sqrt(Dh)
     auto weights = softmax(scores);
-    if (this->training() && dropout_ > 0 && rng) weights = dropout(weights, dropout_, *rng);
+    weights = training_dropout(weights, *this, dropout_, rng);
     auto context = matmul(weights, value).transpose(1, 2).reshape({batch, queries, heads_ * head_dim_});  // (B, T, H*Dh)
     return o(context);
   }
@@ -181,7 +187,7 @@ class T5FeedForward : public Module<T, B> {
 
   Tensor<T, B> operator()(const Tensor<T, B>& x, Rng* rng) const {
     auto hidden = gated_ ? activate(wi_0(x)) * wi_1(x) : activate(wi(x));  // (..., d_ff)
-    if (this->training() && dropout_ > 0 && rng) hidden = dropout(hidden, dropout_, *rng);
+    hidden = training_dropout(hidden, *this, dropout_, rng);
     return wo(hidden);
   }
 
@@ -234,9 +240,7 @@ class T5Block : public Module<T, B> {
   // hidden (B, T, D); self_bias (1 or B, H, T, T); memory (B, S, D) and cross_bias for the decoder.
   Tensor<T, B> operator()(Tensor<T, B> hidden, const Tensor<T, B>& self_bias, const Tensor<T, B>& memory,
                           const Tensor<T, B>& cross_bias, Rng* rng) const {
-    const auto residual = [&](const Tensor<T, B>& update) {
-      return this->training() && dropout_ > 0 && rng ? dropout(update, dropout_, *rng) : update;
-    };
+    const auto residual = [&](const Tensor<T, B>& update) { return training_dropout(update, *this, dropout_, rng); };
     auto normed = self_attention_norm(hidden);
     hidden = hidden + residual(self_attention(normed, normed, self_bias, rng));
     if (is_decoder_) hidden = hidden + residual(cross_attention(cross_attention_norm(hidden), memory, cross_bias, rng));
@@ -291,7 +295,7 @@ template <class T, class B>
 class T5Stack : public Module<T, B> {
  public:
   T5Stack() = default;
-  T5Stack(const T5Config& config, bool is_decoder, Rng& rng) : is_decoder_(is_decoder), dropout_(config.dropout_rate) {
+  T5Stack(const T5Config& config, bool is_decoder, Rng& rng) : dropout_(config.dropout_rate) {
     const std::int64_t layers = is_decoder ? config.num_decoder_layers : config.num_layers;
     for (std::int64_t i = 0; i < layers; ++i) block.emplace_back(config, is_decoder, i == 0, rng);
     final_layer_norm = RMSNorm<T, B>(config.d_model, config.layer_norm_epsilon);
@@ -301,13 +305,13 @@ class T5Stack : public Module<T, B> {
   // the decoder. The position bias comes from block 0 and is reused by every block.
   Tensor<T, B> operator()(const Tensor<T, B>& embeddings, const Tensor<T, B>& self_mask_bias, const Tensor<T, B>& memory,
                           const Tensor<T, B>& cross_mask_bias, Rng* rng) const {
-    auto hidden = maybe_dropout(embeddings, rng);
+    auto hidden = training_dropout(embeddings, *this, dropout_, rng);
     if (!block.empty()) {
       const std::int64_t length = embeddings.shape()[1];
       const auto self_bias = block[0].self_attention.position_bias(length, length) + self_mask_bias;  // (B, H, L, L)
       for (const auto& layer : block) hidden = layer(hidden, self_bias, memory, cross_mask_bias, rng);
     }
-    return maybe_dropout(final_layer_norm(hidden), rng);
+    return training_dropout(final_layer_norm(hidden), *this, dropout_, rng);
   }
 
   void for_each_child(const typename Module<T, B>::ChildVisitor& visit) override {
@@ -319,10 +323,6 @@ class T5Stack : public Module<T, B> {
   RMSNorm<T, B> final_layer_norm;
 
  private:
-  Tensor<T, B> maybe_dropout(const Tensor<T, B>& x, Rng* rng) const {
-    return this->training() && dropout_ > 0 && rng ? dropout(x, dropout_, *rng) : x;
-  }
-  bool is_decoder_ = false;
   double dropout_ = 0.0;
 };
 

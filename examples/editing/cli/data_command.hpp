@@ -1,0 +1,86 @@
+// `editlab data`: prints a benchmark's size and a few of its edit cases, for a person to read.
+//
+//   editlab data --benchmark qa --split test --show 5
+//   editlab data --benchmark textgen --model models/base      # textgen samples from the base model
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "model/seq2seq.hpp"
+#include "world/benchmarks.hpp"
+
+namespace editlab::cli {
+
+struct DataOptions {
+  std::string benchmark = "qa";
+  std::string split = "test";
+  int show = 5;
+  std::uint64_t world_seed = 1;
+  int people = world::WorldOptions{}.people;
+  std::filesystem::path model = "models/base";
+};
+
+inline void add_data_options(CLI::App& cmd, DataOptions& o) {
+  cmd.add_option("--benchmark", o.benchmark, "qa, factcheck, textgen, entail or relations")
+      ->check(CLI::IsMember(world::benchmark_names()))
+      ->capture_default_str();
+  cmd.add_option("--split", o.split, "train, validation or test")
+      ->check(CLI::IsMember({"train", "validation", "test"}))
+      ->capture_default_str();
+  cmd.add_option("--show", o.show, "how many edit cases to print")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd.add_option("--world-seed", o.world_seed, "seed of the generated world")->capture_default_str();
+  cmd.add_option("--people", o.people, "number of people in the world")->check(CLI::Range(2, 100000))->capture_default_str();
+  cmd.add_option("--model", o.model, "base model folder (textgen samples its new continuations from it)")
+      ->capture_default_str();
+}
+
+// The world's benchmark; textgen loads the base model to sample continuations.
+inline world::Benchmark load_benchmark(const world::World& w, const std::string& name,
+                                       const std::filesystem::path& model_dir) {
+  if (name != "textgen") return world::make_benchmark(w, name);
+  auto base = model::Seq2Seq::load(model_dir);
+  return world::make_benchmark(w, name, [&](const std::string& prompt, tensortape::Rng& rng) {
+    return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng);
+  });
+}
+
+inline void print_examples(const char* label, const std::vector<world::Example>& examples) {
+  for (const auto& e : examples) std::printf("    %-10s %s  =>  %s\n", label, e.input.c_str(), e.target.c_str());
+}
+
+inline int run_data(const DataOptions& o) {
+  world::WorldOptions world_options;
+  world_options.seed = o.world_seed;
+  world_options.people = o.people;
+  const auto w = world::generate(world_options);
+  const auto bench = load_benchmark(w, o.benchmark, o.model);
+  const auto& cases = bench.split(world::parse_split(o.split));
+  std::size_t in_scope = 0, out_scope = 0, hard = 0;
+  for (const auto& c : cases) {
+    in_scope += c.in_scope.size();
+    out_scope += c.out_scope.size();
+    hard += c.hard_out_scope.size();
+  }
+  std::printf("%s / %s: %zu edits, %zu in-scope, %zu out-scope", bench.name.c_str(), o.split.c_str(), cases.size(),
+              in_scope, out_scope);
+  if (hard) std::printf(", %zu hard out-scope", hard);
+  std::printf("  (world seed %llu; splits train/validation/test: %zu/%zu/%zu)\n\n",
+              static_cast<unsigned long long>(o.world_seed), bench.split(world::Split::train).size(),
+              bench.split(world::Split::validation).size(), bench.split(world::Split::test).size());
+  for (int i = 0; i < o.show && i < static_cast<int>(cases.size()); ++i) {
+    const auto& c = cases[static_cast<std::size_t>(i)];
+    std::printf("[%d] edit       %s  =>  %s   (was: %s)\n", i + 1, c.edit.input.c_str(), c.edit.target.c_str(),
+                c.old_target.c_str());
+    print_examples("in-scope", c.in_scope);
+    print_examples("out-scope", c.out_scope);
+    print_examples("hard-out", c.hard_out_scope);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace editlab::cli

@@ -1,0 +1,89 @@
+// editlab — the model-editing workbench's command line.
+//
+//   editlab pretrain --world default --out models/base        # tokenizer + base T5, quality report
+//   editlab pretrain --out models/base --resume               # continue an interrupted run
+//   editlab data --benchmark qa --split test --show 5         # look at a benchmark
+//
+// Run `editlab --help` or `editlab <command> --help` for every option.
+#include <malloc.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/data_command.hpp"
+#include "pretrain/pretrain.hpp"
+
+namespace {
+
+void print_quality(const nlohmann::json& report) {
+  std::printf("\n%-26s %8s %6s  %s\n", "quality bar", "value", "goal", "");
+  for (const auto& [name, bar] : report.at("bars").items())
+    std::printf("%-26s %8.3f %6.2f  %s\n", name.c_str(), bar.at("value").get<double>(), bar.at("goal").get<double>(),
+                bar.at("met").get<bool>() ? "met" : "NOT MET");
+  for (const auto& [name, value] : report.at("reported").items())
+    std::printf("%-26s %8.3f %6s\n", name.c_str(), value.at("value").get<double>(), "-");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Training allocates and frees the same large activation buffers every step; keep them in the
+  // heap instead of mapping and unmapping them each time (this cut system time by two thirds).
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  CLI::App app{"editlab: edit what a pretrained seq2seq model knows, and measure it"};
+  app.require_subcommand(1);
+
+  // pretrain
+  editlab::pretrain::PretrainOptions pre;
+  std::string world_name = "default";
+  auto* pretrain_cmd = app.add_subcommand("pretrain", "train the tokenizer and the base model of a knowledge world");
+  pretrain_cmd->add_option("--world", world_name, "which world: 'default' (the generated knowledge world)")
+      ->check(CLI::IsMember({"default"}));
+  pretrain_cmd->add_option("--out", pre.out, "output folder (config.json, model.safetensors, spiece.model)")->capture_default_str();
+  pretrain_cmd->add_option("--world-seed", pre.world.seed, "seed of the generated world")->capture_default_str();
+  pretrain_cmd->add_option("--people", pre.world.people, "number of people in the world")->capture_default_str()->check(CLI::Range(2, 100000));
+  pretrain_cmd->add_option("--steps", pre.steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--batch-size", pre.batch_size, "examples per step")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--lr", pre.lr, "peak learning rate (Adam; linear warm-up and decay)")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--warmup", pre.warmup_steps, "warm-up steps")->capture_default_str()->check(CLI::NonNegativeNumber);
+  pretrain_cmd->add_option("--vocab-size", pre.vocab_size, "SentencePiece vocabulary size")->capture_default_str()->check(CLI::Range(16, 1000000));
+  pretrain_cmd->add_option("--d-model", pre.d_model, "model width")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--d-ff", pre.d_ff, "feed-forward width")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--heads", pre.num_heads, "attention heads")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--layers", pre.num_layers, "blocks in the encoder and in the decoder")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--checkpoint-every", pre.checkpoint_every, "steps between checkpoints")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--seed", pre.seed, "seed of initialisation and batches")->capture_default_str();
+  pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
+  pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
+      ->check(CLI::PositiveNumber);
+
+  // data
+  editlab::cli::DataOptions data;
+  auto* data_cmd = app.add_subcommand("data", "print examples of a benchmark");
+  editlab::cli::add_data_options(*data_cmd, data);
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (pretrain_cmd->parsed()) {
+      const auto report = editlab::pretrain::pretrain(pre);
+      if (report.contains("stopped_at")) {
+        std::printf("stopped at step %lld; continue with: editlab pretrain --out %s --resume\n",
+                    report.at("stopped_at").get<long long>(), pre.out.string().c_str());
+        return 0;
+      }
+      print_quality(report);
+      std::printf("\nwrote %s (config.json, model.safetensors, spiece.model, quality.json) in %.0f s\n",
+                  pre.out.string().c_str(), report.at("time_s").at("this_run_total").get<double>());
+      return report.at("all_met").get<bool>() ? 0 : 3;
+    }
+    if (data_cmd->parsed()) return editlab::cli::run_data(data);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "editlab: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

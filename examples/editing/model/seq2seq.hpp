@@ -1,0 +1,185 @@
+// editlab::model — a T5 model with its tokenizer: text batches in, answers and labels out.
+//
+//   auto base = editlab::model::Seq2Seq::load("models/base");   // config.json, model.safetensors, spiece.model
+//   auto batch = base.batch(examples);                           // padded ids, mask, labels (-100 on pads)
+//   auto loss = base.loss(batch);                                // mean token NLL, differentiable
+//   std::vector<std::string> answers = base.answer({"question: Where was Talimo born?"});
+//   std::vector<int> picks = base.classify(inputs, {"true", "false"});   // argmax label index
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tensortape/tensortape.hpp"
+#include "tensortape/io/t5_checkpoint.hpp"
+#include "tensortape/nn/t5.hpp"
+#include "tensortape/nn/t5_decoding.hpp"
+#include "tensortape/ops/loss.hpp"
+#include "tensortape/text/sentencepiece.hpp"
+#include "world/corpus.hpp"
+
+namespace editlab::model {
+
+namespace tt = tensortape;
+using Cpu = tt::backend::Eigen;
+using Tensor = tt::Tensor<float, Cpu>;
+using Ids = tt::Tensor<std::int64_t, Cpu>;
+using T5 = tt::nn::T5Model<float, Cpu>;
+using world::Example;
+
+// A padded batch. Inputs (B, S) and labels (B, T) are padded to the longest row.
+struct TextBatch {
+  Ids input_ids;       // (B, S)
+  Ids attention_mask;  // (B, S) 1 on tokens, 0 on padding
+  Ids labels;          // (B, T) target ids then EOS; -100 on padding
+};
+
+inline constexpr std::int64_t kIgnore = -100;
+
+class Seq2Seq {
+ public:
+  Seq2Seq(T5 model, tt::text::SentencePiece tokenizer) : model(std::move(model)), tokenizer(std::move(tokenizer)) {
+    tt::check(this->model.config().vocab_size >= this->tokenizer.vocab_size(), "editlab::model::Seq2Seq",
+              "the model's vocabulary (", this->model.config().vocab_size, ") is smaller than the tokenizer's (",
+              this->tokenizer.vocab_size(), ")");
+  }
+
+  // Reads <dir>/config.json, <dir>/model.safetensors and <dir>/spiece.model.
+  static Seq2Seq load(const std::filesystem::path& dir) {
+    for (const char* file : {"config.json", "model.safetensors", "spiece.model"})
+      tt::check(std::filesystem::exists(dir / file), "editlab: load model", "'", (dir / file).string(),
+                "' is missing (make one with: editlab pretrain --out ", dir.string(), ")");
+    return Seq2Seq(tt::io::load_t5<float, Cpu>(dir), tt::text::SentencePiece::load((dir / "spiece.model").string()));
+  }
+
+  // Writes the three files of load(); each is written atomically.
+  void save(const std::filesystem::path& dir, const std::filesystem::path& spiece_source) {
+    tt::io::save_t5(model, dir);
+    if (std::filesystem::absolute(spiece_source) != std::filesystem::absolute(dir / "spiece.model"))
+      std::filesystem::copy_file(spiece_source, dir / "spiece.model", std::filesystem::copy_options::overwrite_existing);
+  }
+
+  std::vector<std::int64_t> encode(const std::string& text) const {
+    const auto ids = tokenizer.encode(text, /*append_eos=*/true);
+    return {ids.begin(), ids.end()};
+  }
+
+  // Pads inputs with pad (0) and mask 0; labels with -100.
+  TextBatch batch(const std::vector<Example>& examples) const {
+    std::vector<std::string> inputs, targets;
+    for (const auto& e : examples) {
+      inputs.push_back(e.input);
+      targets.push_back(e.target);
+    }
+    auto [ids, mask] = pad(inputs, 0);
+    return {ids, mask, pad(targets, kIgnore).first};
+  }
+
+  // Inputs alone (for answering and classifying).
+  std::pair<Ids, Ids> encode_inputs(const std::vector<std::string>& inputs) const { return pad(inputs, 0); }
+
+  // Mean token NLL of the batch's labels; prefix (B, P, D) is optional.
+  Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor()) {
+    const auto encoded = model.encode(b.input_ids, b.attention_mask);  // (B, S, D)
+    const auto logits = model.decode(tt::nn::shift_right(b.labels, model.config().decoder_start_token_id,
+                                                          model.config().pad_token_id),
+                                     encoded, b.attention_mask, prefix);  // (B, T, V)
+    return tt::cross_entropy(logits, b.labels, kIgnore);
+  }
+
+  // Greedy answers, decoded to text, in chunks of `chunk` rows.
+  std::vector<std::string> answer(const std::vector<std::string>& inputs, int max_tokens = 12, std::size_t chunk = 256) {
+    tt::NoGradGuard no_grad;
+    std::vector<std::string> out;
+    for (std::size_t start = 0; start < inputs.size(); start += chunk) {
+      const std::vector<std::string> part(inputs.begin() + start, inputs.begin() + std::min(inputs.size(), start + chunk));
+      const auto [ids, mask] = encode_inputs(part);
+      const auto tokens = tt::nn::greedy_decode(model, ids, mask, max_tokens);  // (b, n)
+      const auto flat = tokens.to_vector();
+      const std::int64_t n = tokens.shape()[1];
+      for (std::size_t row = 0; row < part.size(); ++row) {
+        std::vector<int> row_ids;
+        for (std::int64_t t = 0; t < n; ++t) {
+          const auto id = flat[row * n + t];
+          if (id == model.config().eos_token_id || id == model.config().pad_token_id) break;
+          row_ids.push_back(static_cast<int>(id));
+        }
+        out.push_back(tokenizer.decode(row_ids));
+      }
+    }
+    return out;
+  }
+
+  // One continuation sampled at `temperature` (textgen's alternate continuations), up to
+  // max_tokens tokens. Recomputes the decoder each token: it runs a handful of times per world.
+  std::string sample(const std::string& input, int max_tokens, double temperature, tt::Rng& rng) {
+    tt::NoGradGuard no_grad;
+    const auto [ids, mask] = encode_inputs({input});
+    const auto encoded = model.encode(ids, mask);  // (1, S, D)
+    std::vector<std::int64_t> decoder_ids = {model.config().decoder_start_token_id};
+    std::vector<int> out;
+    for (int t = 0; t < max_tokens; ++t) {
+      const auto n = static_cast<std::int64_t>(decoder_ids.size());
+      const auto logits = model.decode(tt::from_vector<std::int64_t, Cpu>({1, n}, decoder_ids), encoded, mask);  // (1, n, V)
+      const auto last = logits.narrow(1, n - 1, 1).contiguous_copy().to_vector();                         // (V)
+      const double top = *std::max_element(last.begin(), last.end());
+      std::vector<double> weights(last.size());
+      double total = 0;
+      for (std::size_t v = 0; v < last.size(); ++v) total += weights[v] = std::exp((last[v] - top) / temperature);
+      double pick = rng.uniform() * total;
+      std::size_t token = 0;
+      while (token + 1 < weights.size() && pick >= weights[token]) pick -= weights[token++];
+      if (static_cast<std::int64_t>(token) == model.config().eos_token_id) break;
+      out.push_back(static_cast<int>(token));
+      decoder_ids.push_back(static_cast<std::int64_t>(token));
+    }
+    return tokenizer.decode(out);
+  }
+
+  // Index of the most likely label (by sequence log-likelihood) for each input.
+  std::vector<int> classify(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
+                            std::size_t chunk = 256) {
+    tt::NoGradGuard no_grad;
+    std::vector<int> out;
+    for (std::size_t start = 0; start < inputs.size(); start += chunk) {
+      const std::vector<std::string> part(inputs.begin() + start, inputs.begin() + std::min(inputs.size(), start + chunk));
+      const auto [ids, mask] = encode_inputs(part);
+      std::vector<Ids> candidates;
+      for (const auto& label : labels)
+        candidates.push_back(pad(std::vector<std::string>(part.size(), label), kIgnore).first);
+      const auto scores = tt::nn::score_candidates(model, ids, mask, candidates).to_vector();  // (b, C)
+      for (std::size_t row = 0; row < part.size(); ++row) {
+        const auto first = scores.begin() + static_cast<std::ptrdiff_t>(row * labels.size());
+        out.push_back(static_cast<int>(std::max_element(first, first + static_cast<std::ptrdiff_t>(labels.size())) - first));
+      }
+    }
+    return out;
+  }
+
+  T5 model;
+  tt::text::SentencePiece tokenizer;
+
+ private:
+  std::pair<Ids, Ids> pad(const std::vector<std::string>& texts, std::int64_t pad_value) const {
+    std::vector<std::vector<std::int64_t>> rows;
+    std::size_t longest = 1;
+    for (const auto& t : texts) {
+      rows.push_back(encode(t));
+      longest = std::max(longest, rows.back().size());
+    }
+    const auto batch = static_cast<std::int64_t>(rows.size()), length = static_cast<std::int64_t>(longest);
+    std::vector<std::int64_t> ids(rows.size() * longest, pad_value), mask(rows.size() * longest, 0);
+    for (std::size_t r = 0; r < rows.size(); ++r)
+      for (std::size_t i = 0; i < rows[r].size(); ++i) {
+        ids[r * longest + i] = rows[r][i];
+        mask[r * longest + i] = 1;
+      }
+    return {tt::from_vector<std::int64_t, Cpu>({batch, length}, ids), tt::from_vector<std::int64_t, Cpu>({batch, length}, mask)};
+  }
+};
+
+}  // namespace editlab::model

@@ -1,0 +1,223 @@
+// editlab::pretrain — trains the base model of a knowledge world: a SentencePiece unigram
+// tokenizer on the world's text, then a small T5 text-to-text on the pretraining mix.
+//
+//   editlab::pretrain::PretrainOptions options;   // sizes, steps, learning rate, out dir
+//   options.out = "models/base";
+//   auto report = editlab::pretrain::pretrain(options);   // also writes <out>/quality.json
+//
+// Output (Hugging Face layout): <out>/config.json, model.safetensors, spiece.model; plus
+// world.txt (the generated world), quality.json (the quality bars) and pretrain.json (the
+// options and the measured time).
+//
+// Crash safety: every checkpoint_every steps the model, the optimizer state and the step go to
+// <out>/checkpoint/, written into a temporary folder and renamed into place, so an interrupted
+// run leaves either the previous checkpoint or the new one, never half of one. `resume` picks
+// up from it with the same batches the uninterrupted run would have drawn (each step's batch
+// comes from a generator seeded by (seed, step)).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/seq2seq.hpp"
+#include "pretrain/quality.hpp"
+#include "tensortape/io/atomic_file.hpp"
+#include "tensortape/io/safetensors.hpp"
+#include "tensortape/optim/adam.hpp"
+#include "tensortape/optim/clip.hpp"
+#include "tensortape/optim/schedule.hpp"
+#include "train/progress.hpp"
+#include "world/corpus.hpp"
+
+namespace editlab::pretrain {
+
+namespace fs = std::filesystem;
+namespace tt = tensortape;
+
+struct PretrainOptions {
+  world::WorldOptions world;
+  fs::path out = "models/base";
+  // Model (per stack: num_layers encoder blocks and as many decoder blocks).
+  int vocab_size = 700;
+  int d_model = 128;
+  int d_ff = 512;
+  int num_heads = 4;
+  int num_layers = 2;
+  // Training.
+  int batch_size = 64;
+  int steps = 6000;
+  double lr = 3e-3;
+  int warmup_steps = 200;
+  double clip_norm = 1.0;
+  int checkpoint_every = 500;
+  std::uint64_t seed = 1;
+  bool resume = false;
+  int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
+  bool measure_quality = true;   // run the quality bars at the end
+  bool quiet = false;            // no progress bar or messages
+
+  // What must match for a checkpoint to be resumed.
+  nlohmann::json identity() const {
+    return {{"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
+            {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"batch_size", batch_size},
+            {"steps", steps}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"seed", seed}};
+  }
+};
+
+inline tt::io::T5Config base_config(const PretrainOptions& o, int vocab_size) {
+  tt::check(o.d_model % o.num_heads == 0, "editlab pretrain", "d_model ", o.d_model, " is not divisible by num_heads ",
+            o.num_heads);
+  tt::io::T5Config c;
+  c.vocab_size = vocab_size;
+  c.d_model = o.d_model;
+  c.d_kv = o.d_model / o.num_heads;
+  c.d_ff = o.d_ff;
+  c.num_layers = o.num_layers;
+  c.num_decoder_layers = o.num_layers;
+  c.num_heads = o.num_heads;
+  c.relative_attention_num_buckets = 32;
+  c.relative_attention_max_distance = 128;
+  c.dropout_rate = 0.0;  // the world is memorised, not sampled: dropout only slowed it down
+  c.feed_forward_proj = "relu";
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+namespace detail {
+
+inline void write_text(const fs::path& file, const std::string& text) {
+  tt::io::write_file_atomically(file, [&](tt::io::AtomicFileWriter& w) { w.write(text.data(), text.size()); },
+                                "editlab pretrain");
+}
+
+inline nlohmann::json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  tt::check(static_cast<bool>(in), "editlab", "cannot open '", file.string(), "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    tt::fail("editlab", "'", file.string(), "' is not valid JSON: ", e.what());
+  }
+}
+
+// Writes the checkpoint into <out>/checkpoint.tmp, then swaps it in for <out>/checkpoint.
+inline void save_checkpoint(model::T5& model, tt::optim::Adam<float, model::Cpu>& adam, std::int64_t step,
+                            const PretrainOptions& options) {
+  const fs::path final_dir = options.out / "checkpoint", temp_dir = options.out / "checkpoint.tmp",
+                 old_dir = options.out / "checkpoint.old";
+  fs::remove_all(temp_dir);
+  tt::io::save_t5(model, temp_dir);
+  std::map<std::string, model::Tensor> state;
+  for (auto& [name, tensor] : adam.state_dict()) state.emplace(name, tensor);
+  tt::io::save(temp_dir / "optimizer.safetensors", state);
+  write_text(temp_dir / "state.json", nlohmann::json{{"step", step}, {"options", options.identity()}}.dump(2));
+  fs::remove_all(old_dir);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old_dir);
+  fs::rename(temp_dir, final_dir);
+  fs::remove_all(old_dir);
+}
+
+// The newest complete checkpoint folder, or empty.
+inline fs::path find_checkpoint(const fs::path& out) {
+  for (const char* name : {"checkpoint", "checkpoint.old"})
+    if (fs::exists(out / name / "state.json")) return out / name;
+  return {};
+}
+
+}  // namespace detail
+
+// Runs (or resumes) pretraining; returns the quality report (also in <out>/quality.json), or
+// {"stopped_at": step} when options.stop_after stopped it early.
+inline nlohmann::json pretrain(const PretrainOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  tt::check(options.steps > 0 && options.batch_size > 0 && options.checkpoint_every > 0, "editlab pretrain",
+            "steps, batch size and checkpoint interval must be positive");
+  fs::create_directories(options.out);
+  const fs::path checkpoint = detail::find_checkpoint(options.out);
+  if (!options.resume) {
+    tt::check(checkpoint.empty(), "editlab pretrain", "'", options.out.string(),
+              "' holds an interrupted run (", checkpoint.string(), "); pass --resume to continue it or remove it");
+  } else {
+    tt::check(!checkpoint.empty(), "editlab pretrain", "--resume: '", options.out.string(), "' has no checkpoint to resume",
+              fs::exists(options.out / "model.safetensors") ? " (its pretraining already finished)" : "");
+  }
+
+  const world::World w = world::generate(options.world);
+  detail::write_text(options.out / "world.txt", w.serialize());
+
+  const fs::path spiece = options.out / "spiece.model";
+  if (!options.resume) {
+    auto tokenizer_options = tt::text::SentencePieceTrainOptions{};
+    tokenizer_options.seed = static_cast<unsigned>(options.seed);
+    tt::text::SentencePiece::train_unigram(world::tokenizer_corpus(w), (options.out / "spiece").string(),
+                                           options.vocab_size, tokenizer_options);
+  }
+  auto tokenizer = tt::text::SentencePiece::load(spiece.string());
+  tt::Rng init_rng(options.seed);
+  const int vocab_size = tokenizer.vocab_size();
+  model::Seq2Seq base(model::T5(base_config(options, vocab_size), init_rng), std::move(tokenizer));
+  base.model.train();
+
+  auto params = base.model.parameters();
+  tt::optim::Adam<float, model::Cpu> adam(params, {.lr = options.lr});
+  const auto schedule = tt::optim::warmup_linear(options.warmup_steps, options.steps);
+  std::int64_t step = 0;
+  if (options.resume) {
+    const auto state = detail::read_json(checkpoint / "state.json");
+    tt::check(state.at("options") == options.identity(), "editlab pretrain", "--resume: the checkpoint in '",
+              checkpoint.string(), "' was made with ", state.at("options").dump(), ", not ", options.identity().dump());
+    tt::io::load_t5_weights(base.model, checkpoint / "model.safetensors");
+    auto saved = tt::io::load_all<float, model::Cpu>(checkpoint / "optimizer.safetensors");
+    adam.load_state_dict({saved.begin(), saved.end()});
+    step = state.at("step").get<std::int64_t>();
+    if (!options.quiet) std::fprintf(stderr, "editlab pretrain: resuming from step %lld\n", static_cast<long long>(step));
+  }
+
+  world::PretrainingMix mix(w, options.seed);
+  train::Progress progress("pretrain", options.steps, step, options.quiet ? nullptr : stderr);
+  std::vector<world::Example> examples(static_cast<std::size_t>(options.batch_size));
+  while (step < options.steps) {
+    mix.reseed(options.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
+    for (auto& e : examples) e = mix.sample();
+    tt::optim::apply_schedule(adam, options.lr, schedule, step);
+    adam.zero_grad();
+    auto loss = base.loss(base.batch(examples));
+    tt::backward(loss);
+    tt::optim::clip_grad_norm_(params, options.clip_norm);
+    adam.step();
+    ++step;
+    progress.update(step, loss.item(), options.batch_size);
+    if (step == options.stop_after && step < options.steps) {
+      detail::save_checkpoint(base.model, adam, step, options);
+      progress.finish();
+      return {{"stopped_at", step}};
+    }
+    if (step % options.checkpoint_every == 0 && step < options.steps) detail::save_checkpoint(base.model, adam, step, options);
+  }
+  progress.finish();
+  const double train_s = std::chrono::duration<double>(Clock::now() - start).count();
+
+  base.model.eval();
+  base.save(options.out, spiece);
+  if (!options.quiet && options.measure_quality) std::fprintf(stderr, "editlab pretrain: measuring the quality bars...\n");
+  nlohmann::json report = options.measure_quality ? measure_quality(base, w) : nlohmann::json{{"all_met", false}};
+  const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+  std::int64_t parameters = 0;
+  for (const auto& p : params) parameters += p.numel();
+  report["model"] = {{"parameters", parameters}, {"config", options.identity()}};
+  report["time_s"] = {{"this_run_training", train_s}, {"this_run_total", total_s}, {"resumed", options.resume}};
+  detail::write_text(options.out / "quality.json", report.dump(2) + "\n");
+  fs::remove_all(options.out / "checkpoint");
+  fs::remove_all(options.out / "checkpoint.old");
+  return report;
+}
+
+}  // namespace editlab::pretrain

@@ -166,18 +166,21 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   model::Seq2Seq base(model::T5(base_config(options, vocab_size), init_rng), std::move(tokenizer));
   base.model.train();
 
-  auto params = base.model.parameters();
-  tt::optim::Adam<float, model::Cpu> adam(params, {.lr = options.lr});
-  const auto schedule = tt::optim::warmup_linear(options.warmup_steps, options.steps);
   std::int64_t step = 0;
   if (options.resume) {
     const auto state = detail::read_json(checkpoint / "state.json");
     tt::check(state.at("options") == options.identity(), "editlab pretrain", "--resume: the checkpoint in '",
               checkpoint.string(), "' was made with ", state.at("options").dump(), ", not ", options.identity().dump());
+    // Before the optimizer takes the parameters: loading replaces the parameter tensors.
     tt::io::load_t5_weights(base.model, checkpoint / "model.safetensors");
+    step = state.at("step").get<std::int64_t>();
+  }
+  auto params = base.model.parameters();
+  tt::optim::Adam<float, model::Cpu> adam(params, {.lr = options.lr});
+  const auto schedule = tt::optim::warmup_linear(options.warmup_steps, options.steps);
+  if (options.resume) {
     auto saved = tt::io::load_all<float, model::Cpu>(checkpoint / "optimizer.safetensors");
     adam.load_state_dict({saved.begin(), saved.end()});
-    step = state.at("step").get<std::int64_t>();
     if (!options.quiet) std::fprintf(stderr, "editlab pretrain: resuming from step %lld\n", static_cast<long long>(step));
   }
 

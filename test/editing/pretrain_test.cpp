@@ -1,0 +1,140 @@
+// Pretraining's crash safety: a run stopped at a checkpoint and resumed ends with exactly the
+// weights of an uninterrupted run; bad resumes fail with a clear message. Also the quality
+// sets' construction. (The quality bars themselves are measured by `editlab pretrain` on the
+// default world; docs/editing.md records the run.)
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "pretrain/pretrain.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using editlab::pretrain::PretrainOptions;
+
+PretrainOptions tiny(const fs::path& out) {
+  PretrainOptions o;
+  o.world.people = 6;
+  o.world.cities = 3;
+  o.world.countries = 2;
+  o.world.organisations = 3;
+  o.world.universities = 2;
+  o.world.languages = 2;
+  o.world.taxonomy_branching = {2, 2};
+  o.world.species_per_leaf_class = 2;
+  o.out = out;
+  o.vocab_size = 120;
+  o.d_model = 16;
+  o.d_ff = 32;
+  o.num_heads = 2;
+  o.num_layers = 1;
+  o.batch_size = 4;
+  o.steps = 12;
+  o.warmup_steps = 2;
+  o.checkpoint_every = 5;
+  o.measure_quality = false;
+  o.quiet = true;
+  return o;
+}
+
+std::string bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("editlab_pretrain_test_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+TEST(Pretrain, StoppedAndResumedRunEqualsUninterruptedRun) {
+  const fs::path whole = scratch("whole"), split = scratch("split");
+  editlab::pretrain::pretrain(tiny(whole));
+  for (const char* file : {"config.json", "model.safetensors", "spiece.model", "world.txt", "quality.json"})
+    EXPECT_TRUE(fs::exists(whole / file)) << file;
+  EXPECT_FALSE(fs::exists(whole / "checkpoint"));
+
+  auto first = tiny(split);
+  first.stop_after = 7;
+  const auto stopped = editlab::pretrain::pretrain(first);
+  EXPECT_EQ(stopped.at("stopped_at").get<int>(), 7);
+  EXPECT_TRUE(fs::exists(split / "checkpoint" / "state.json"));
+  EXPECT_FALSE(fs::exists(split / "model.safetensors"));
+
+  auto second = tiny(split);
+  second.resume = true;
+  editlab::pretrain::pretrain(second);
+  EXPECT_TRUE(bytes(whole / "model.safetensors") == bytes(split / "model.safetensors")) << "resumed weights differ";
+  EXPECT_TRUE(bytes(whole / "spiece.model") == bytes(split / "spiece.model"));
+}
+
+TEST(Pretrain, ResumesFromThePreviousCheckpointWhenASwapWasInterrupted) {
+  const fs::path whole = scratch("whole2"), crashed = scratch("crashed");
+  editlab::pretrain::pretrain(tiny(whole));
+  auto first = tiny(crashed);
+  first.stop_after = 5;
+  editlab::pretrain::pretrain(first);
+  // A crash between "checkpoint -> checkpoint.old" and "checkpoint.tmp -> checkpoint".
+  fs::rename(crashed / "checkpoint", crashed / "checkpoint.old");
+  fs::create_directories(crashed / "checkpoint.tmp");
+  auto second = tiny(crashed);
+  second.resume = true;
+  editlab::pretrain::pretrain(second);
+  EXPECT_TRUE(bytes(whole / "model.safetensors") == bytes(crashed / "model.safetensors")) << "resumed weights differ";
+}
+
+TEST(Pretrain, BadResumesFailClearly) {
+  const fs::path dir = scratch("bad");
+  auto first = tiny(dir);
+  first.stop_after = 5;
+  editlab::pretrain::pretrain(first);
+  try {
+    editlab::pretrain::pretrain(tiny(dir));  // not --resume, but a run is in progress
+    FAIL() << "expected an error";
+  } catch (const tensortape::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pass --resume"), std::string::npos) << e.what();
+  }
+  auto changed = tiny(dir);
+  changed.resume = true;
+  changed.d_model = 32;
+  try {
+    editlab::pretrain::pretrain(changed);
+    FAIL() << "expected an error";
+  } catch (const tensortape::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("was made with"), std::string::npos) << e.what();
+  }
+  auto nothing = tiny(scratch("empty"));
+  nothing.resume = true;
+  EXPECT_THROW(editlab::pretrain::pretrain(nothing), tensortape::Error);
+}
+
+TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
+  const auto w = editlab::world::generate(editlab::world::WorldOptions{});
+  const auto sets = editlab::pretrain::quality_sets(w);
+  using editlab::world::Relation;
+  EXPECT_EQ(sets.facts_training.size(), w.facts.size() * Relation::num_train_questions);
+  EXPECT_EQ(sets.facts_heldout.size(), w.facts.size() * 2);
+  EXPECT_EQ(sets.factcheck_training.size(), w.facts.size() * Relation::num_train_statements * 2);
+  // Balanced labels where the bar is an accuracy.
+  for (const auto* set : {&sets.factcheck_training, &sets.taxonomy_entailed}) {
+    std::size_t trues = 0;
+    for (const auto& e : *set) trues += e.target == "true";
+    EXPECT_EQ(trues * 2, set->size());
+  }
+  ASSERT_GE(sets.stated_fact_new_names.size(), 250u);
+  for (const auto& e : sets.stated_fact_new_names) {
+    EXPECT_EQ(e.input.rfind("context: ", 0), 0u);
+    // The named member is not an entity of the world.
+    const std::string member = e.input.substr(e.input.find(' ', 9) + 1, e.input.find(" is a") - e.input.find(' ', 9) - 1);
+    for (const auto& s : w.species) EXPECT_NE(s.name, member);
+  }
+}
+
+}  // namespace

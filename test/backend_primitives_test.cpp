@@ -23,6 +23,9 @@
 #if defined(TENSORTAPE_HAS_XTENSOR)
 #include "tensortape/backend/xtensor.hpp"
 #endif
+#if defined(TENSORTAPE_TEST_CUDA)
+#include "cuda/device_staged.hpp"
+#endif
 
 namespace {
 
@@ -49,11 +52,17 @@ struct CaseNames {
   }
 };
 
+#if defined(TENSORTAPE_TEST_CUDA)
+// The same checks on backend::Cuda, through host-staged copies (test/cuda/device_staged.hpp).
+using CudaStaged = test::DeviceStaged<tt::backend::Cuda>;
+using Cases = ::testing::Types<Case<CudaStaged, float>, Case<CudaStaged, double>>;
+#else
 using Cases = ::testing::Types<Case<tt::backend::Eigen, float>, Case<tt::backend::Eigen, double>
 #if defined(TENSORTAPE_HAS_XTENSOR)
                                , Case<tt::backend::Xtensor, float>, Case<tt::backend::Xtensor, double>
 #endif
                                >;
+#endif
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -134,6 +143,12 @@ class BackendPrimitives : public ::testing::Test {
   using B = typename C::Backend;
   using T = typename C::Scalar;
   static constexpr double rtol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
+
+#if defined(TENSORTAPE_TEST_CUDA)
+  void SetUp() override {
+    if (const auto why = B::unavailable_reason(); !why.empty()) GTEST_SKIP() << why;
+  }
+#endif
 
   T draw(Values kind) {
     switch (kind) {

@@ -8,7 +8,7 @@ namespace {
 using namespace test;
 
 template <class C>
-class GradCheck : public ::testing::Test {};
+class GradCheck : public BackendTest<C> {};
 TYPED_TEST_SUITE(GradCheck, DoubleConfigs, ConfigNames);
 
 constexpr double kStep = 1e-6;

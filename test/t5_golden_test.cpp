@@ -11,7 +11,11 @@
 namespace {
 
 using namespace test;
-using Cpu = tt::backend::Eigen;
+#if defined(TENSORTAPE_TEST_CUDA)
+using Tested = tt::backend::Cuda;  // the CUDA build of this file (test/CMakeLists.txt)
+#else
+using Tested = tt::backend::Eigen;
+#endif
 namespace fs = std::filesystem;
 
 const fs::path kGolden = TENSORTAPE_GOLDEN_DIR;
@@ -40,13 +44,13 @@ template <class T>
 void check_parity(const std::string& name, const std::string& suffix, const std::string& grad_prefix, double forward_tol,
                   double grad_tol) {
   SCOPED_TRACE(name + " " + tt::dtype_name<T>);
-  auto model = tt::io::load_t5<T, Cpu>(kGolden / name);
+  auto model = tt::io::load_t5<T, Tested>(kGolden / name);
   const tt::io::SafetensorsFile io(kGolden / name / "io.safetensors");
-  const auto ids = tt::io::load<std::int64_t, Cpu>(io, "input_ids");
-  const auto mask = tt::io::load<std::int64_t, Cpu>(io, "attention_mask");
-  const auto decoder_ids = tt::io::load<std::int64_t, Cpu>(io, "decoder_input_ids");
-  const auto labels = tt::io::load<std::int64_t, Cpu>(io, "labels");
-  const auto expected = [&](const std::string& key) { return tt::io::load<T, Cpu>(io, key + suffix).to_vector(); };
+  const auto ids = tt::io::load<std::int64_t, Tested>(io, "input_ids");
+  const auto mask = tt::io::load<std::int64_t, Tested>(io, "attention_mask");
+  const auto decoder_ids = tt::io::load<std::int64_t, Tested>(io, "decoder_input_ids");
+  const auto labels = tt::io::load<std::int64_t, Tested>(io, "labels");
+  const auto expected = [&](const std::string& key) { return tt::io::load<T, Tested>(io, key + suffix).to_vector(); };
 
   auto encoded = model.encode(ids, mask);
   EXPECT_TRUE(relative_close(encoded.to_vector(), expected("encoder_last_hidden_state"), forward_tol));
@@ -59,14 +63,14 @@ void check_parity(const std::string& name, const std::string& suffix, const std:
   for (const auto& [parameter, value] : model.named_parameters()) {
     SCOPED_TRACE(parameter);
     ASSERT_TRUE(value.grad().defined());
-    EXPECT_TRUE(relative_close(value.grad().to_vector(), tt::io::load<T, Cpu>(io, grad_prefix + parameter).to_vector(), grad_tol));
+    EXPECT_TRUE(relative_close(value.grad().to_vector(), tt::io::load<T, Tested>(io, grad_prefix + parameter).to_vector(), grad_tol));
     ++compared;
   }
   EXPECT_GE(compared, 30u);
 
   // SEPROG's route: every weight frozen, gradient only to the prefix.
   model.freeze();
-  auto prefix = tt::io::load<T, Cpu>(io, "prefix").requires_grad_();
+  auto prefix = tt::io::load<T, Tested>(io, "prefix").requires_grad_();
   auto prefix_logits = model.decode(decoder_ids, model.encode(ids, mask), mask, prefix);
   EXPECT_TRUE(relative_close(prefix_logits.to_vector(), expected("prefix_logits"), forward_tol));
   auto prefix_loss = tt::cross_entropy(prefix_logits, labels);
@@ -76,18 +80,21 @@ void check_parity(const std::string& name, const std::string& suffix, const std:
 }
 
 TEST(T5Golden, Float32MatchesHuggingFace) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
   for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) check_parity<float>(name, "", "grad.", 1e-4, 1e-3);
 }
 
 TEST(T5Golden, Float64MatchesTheFloat64Reference) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
   for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) check_parity<double>(name, "_f64", "grad_f64.", 1e-10, 1e-9);
 }
 
 TEST(T5Checkpoint, SaveThenLoadGivesTheSameModel) {
-  auto model = tt::io::load_t5<float, Cpu>(kGolden / "t5_gated_untied");
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
+  auto model = tt::io::load_t5<float, Tested>(kGolden / "t5_gated_untied");
   const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_roundtrip_" + std::to_string(::getpid()));
   tt::io::save_t5(model, directory);
-  auto reloaded = tt::io::load_t5<float, Cpu>(directory);
+  auto reloaded = tt::io::load_t5<float, Tested>(directory);
   EXPECT_EQ(reloaded.config(), model.config());
   auto original = model.named_parameters(), copy = reloaded.named_parameters();
   ASSERT_EQ(original.size(), copy.size());
@@ -99,19 +106,20 @@ TEST(T5Checkpoint, SaveThenLoadGivesTheSameModel) {
 }
 
 TEST(T5Checkpoint, BadCheckpointsAreReported) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
   const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_bad_" + std::to_string(::getpid()));
   fs::create_directories(directory);
   fs::copy_file(kGolden / "t5_relu_tied" / "config.json", directory / "config.json");
   // Weights of the other architecture: the gated model's names and shapes do not fit.
   fs::copy_file(kGolden / "t5_gated_untied" / "model.safetensors", directory / "model.safetensors");
   try {
-    tt::io::load_t5<float, Cpu>(directory);
+    tt::io::load_t5<float, Tested>(directory);
     ADD_FAILURE() << "expected an Error";
   } catch (const tt::Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
   }
   fs::remove(directory / "model.safetensors");
-  EXPECT_THROW((tt::io::load_t5<float, Cpu>(directory)), tt::Error);  // missing file
+  EXPECT_THROW((tt::io::load_t5<float, Tested>(directory)), tt::Error);  // missing file
   fs::remove_all(directory);
 }
 

@@ -6,9 +6,13 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensortape/tensortape.hpp"
+#if defined(TENSORTAPE_TEST_CUDA)
+#include "tensortape/backend/cuda/backend.hpp"
+#endif
 
 namespace tt = tensortape;
 
@@ -28,12 +32,43 @@ struct Config {
 #define TENSORTAPE_TEST_XTENSOR(T)
 #endif
 
+#if defined(TENSORTAPE_TEST_CUDA)
+// The same typed tests built again for backend::Cuda (test/CMakeLists.txt, cuda_* targets).
+using AllConfigs = ::testing::Types<Config<float, tt::backend::Cuda>, Config<double, tt::backend::Cuda>>;
+using DoubleConfigs = ::testing::Types<Config<double, tt::backend::Cuda>>;
+#else
 // Every CPU backend in float and double.
 using AllConfigs = ::testing::Types<Config<float, Ref>, Config<double, Ref>, Config<float, tt::backend::Eigen>,
                                     Config<double, tt::backend::Eigen> TENSORTAPE_TEST_XTENSOR(float)
                                         TENSORTAPE_TEST_XTENSOR(double)>;
 // Every CPU backend in double (finite-difference checks).
 using DoubleConfigs = ::testing::Types<Config<double, Ref>, Config<double, tt::backend::Eigen> TENSORTAPE_TEST_XTENSOR(double)>;
+#endif
+
+// Why backend B cannot run here (no device), or empty: CPU backends always can.
+template <class B>
+std::string backend_unavailable_reason() {
+#if defined(TENSORTAPE_TEST_CUDA)
+  if constexpr (std::is_same_v<B, tt::backend::Cuda>) {
+    const std::string why = tt::backend::cuda::device_unavailable_reason();
+    return why.empty() ? why : "no CUDA device visible (" + why + ")";
+  }
+#endif
+  return {};
+}
+
+// In a plain TEST: skips it, saying why, when backend B has no device.
+#define SKIP_UNLESS_BACKEND_AVAILABLE(B)                                                     \
+  if (const auto why = ::test::backend_unavailable_reason<B>(); !why.empty()) GTEST_SKIP() << why
+
+// Base of the typed fixtures: skips each test, saying why, when its backend has no device.
+template <class C>
+class BackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const auto why = backend_unavailable_reason<typename C::Backend>(); !why.empty()) GTEST_SKIP() << why;
+  }
+};
 
 struct ConfigNames {
   template <class C>

@@ -39,10 +39,11 @@ int main(int argc, char** argv) {
 
   // pretrain
   editlab::pretrain::PretrainOptions pre;
-  std::string world_name = "default";
   auto* pretrain_cmd = app.add_subcommand("pretrain", "train the tokenizer and the base model of a knowledge world");
-  pretrain_cmd->add_option("--world", world_name, "which world: 'default' (the generated knowledge world)")
-      ->check(CLI::IsMember({"default"}));
+  pretrain_cmd->add_option("--world", pre.source, "'default' (the generated knowledge world) or a real-data track: lot, zsre1k")
+      ->check(CLI::IsMember({"default", "lot", "zsre1k"}))
+      ->capture_default_str();
+  pretrain_cmd->add_option("--data-dir", pre.data_dir, "the shared data folder (for the lot and zsre1k tracks)")->capture_default_str();
   pretrain_cmd->add_option("--out", pre.out, "output folder (config.json, model.safetensors, spiece.model)")->capture_default_str();
   pretrain_cmd->add_option("--world-seed", pre.world.seed, "seed of the generated world")->capture_default_str();
   pretrain_cmd->add_option("--people", pre.world.people, "number of people in the world")->capture_default_str()->check(CLI::Range(2, 100000));

@@ -4,12 +4,14 @@
 //   editlab data --benchmark textgen --model models/base      # textgen samples from the base model
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "data/tracks.hpp"
 #include "model/seq2seq.hpp"
 #include "world/benchmarks.hpp"
 
@@ -22,11 +24,19 @@ struct DataOptions {
   std::uint64_t world_seed = 1;
   int people = world::WorldOptions{}.people;
   std::filesystem::path model = "models/base";
+  std::filesystem::path data_dir = "../shared/data";
 };
 
+// The world's five benchmarks, then the real-data tracks.
+inline std::vector<std::string> all_benchmark_names() {
+  auto names = world::benchmark_names();
+  for (const auto& t : data::track_names()) names.push_back(t);
+  return names;
+}
+
 inline void add_data_options(CLI::App& cmd, DataOptions& o) {
-  cmd.add_option("--benchmark", o.benchmark, "qa, factcheck, textgen, entail or relations")
-      ->check(CLI::IsMember(world::benchmark_names()))
+  cmd.add_option("--benchmark", o.benchmark, "qa, factcheck, textgen, entail, relations, or a real-data track: lot, zsre1k")
+      ->check(CLI::IsMember(all_benchmark_names()))
       ->capture_default_str();
   cmd.add_option("--split", o.split, "train, validation or test")
       ->check(CLI::IsMember({"train", "validation", "test"}))
@@ -36,6 +46,7 @@ inline void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--people", o.people, "number of people in the world")->check(CLI::Range(2, 100000))->capture_default_str();
   cmd.add_option("--model", o.model, "base model folder (textgen samples its new continuations from it)")
       ->capture_default_str();
+  cmd.add_option("--data-dir", o.data_dir, "the shared data folder (for the lot and zsre1k tracks)")->capture_default_str();
 }
 
 // The world's benchmark; textgen loads the base model to sample continuations.
@@ -57,7 +68,8 @@ inline int run_data(const DataOptions& o) {
   world_options.seed = o.world_seed;
   world_options.people = o.people;
   const auto w = world::generate(world_options);
-  const auto bench = load_benchmark(w, o.benchmark, o.model);
+  const bool is_track = std::find(data::track_names().begin(), data::track_names().end(), o.benchmark) != data::track_names().end();
+  const auto bench = is_track ? data::load_track(o.benchmark, o.data_dir).benchmark : load_benchmark(w, o.benchmark, o.model);
   const auto& cases = bench.split(world::parse_split(o.split));
   std::size_t in_scope = 0, out_scope = 0, hard = 0;
   for (const auto& c : cases) {

@@ -55,7 +55,9 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--d-model", pre.d_model, "model width")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--d-ff", pre.d_ff, "feed-forward width")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--heads", pre.num_heads, "attention heads")->capture_default_str()->check(CLI::PositiveNumber);
-  pretrain_cmd->add_option("--layers", pre.num_layers, "blocks in the encoder and in the decoder")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--layers", pre.num_layers, "encoder blocks")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--decoder-layers", pre.num_decoder_layers, "decoder blocks")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--tie-embeddings", pre.tie_embeddings, "share the input embedding with the output layer")->capture_default_str();
   pretrain_cmd->add_option("--checkpoint-every", pre.checkpoint_every, "steps between checkpoints")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--seed", pre.seed, "seed of initialisation and batches")->capture_default_str();
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");

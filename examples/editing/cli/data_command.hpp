@@ -80,8 +80,10 @@ inline int run_data(const DataOptions& o) {
   std::printf("%s / %s: %zu edits, %zu in-scope, %zu out-scope", bench.name.c_str(), o.split.c_str(), cases.size(),
               in_scope, out_scope);
   if (hard) std::printf(", %zu hard out-scope", hard);
-  std::printf("  (world seed %llu; splits train/validation/test: %zu/%zu/%zu)\n\n",
-              static_cast<unsigned long long>(o.world_seed), bench.split(world::Split::train).size(),
+  const std::string source = is_track ? data::track_file(o.benchmark, o.data_dir).string()
+                                      : "world seed " + std::to_string(o.world_seed);
+  std::printf("  (%s; splits train/validation/test: %zu/%zu/%zu)\n\n", source.c_str(),
+              bench.split(world::Split::train).size(),
               bench.split(world::Split::validation).size(), bench.split(world::Split::test).size());
   for (int i = 0; i < o.show && i < static_cast<int>(cases.size()); ++i) {
     const auto& c = cases[static_cast<std::size_t>(i)];

@@ -49,16 +49,19 @@ struct PretrainOptions {
   fs::path data_dir = "../shared/data";  // where the tracks' files are
   world::WorldOptions world;
   fs::path out = "models/base";
-  // Model (per stack: num_layers encoder blocks and as many decoder blocks).
+  // Model.
   int vocab_size = 700;
   int d_model = 128;
   int d_ff = 512;
   int num_heads = 4;
-  int num_layers = 2;
+  int num_layers = 2;          // encoder blocks
+  int num_decoder_layers = 4;  // decoder blocks: the decoder is cheap (few target tokens) and
+                               // needs the depth to look a fact up and then compare it
+  bool tie_embeddings = false; // lm_head shares the input embedding (T5 1.0) or has its own (T5 1.1)
   // Training.
   int batch_size = 64;
-  int steps = 6000;
-  double lr = 3e-3;
+  int steps = 4000;
+  double lr = 1e-3;
   int warmup_steps = 200;
   double clip_norm = 1.0;
   int checkpoint_every = 500;
@@ -71,7 +74,7 @@ struct PretrainOptions {
   // What must match for a checkpoint to be resumed.
   nlohmann::json identity() const {
     return {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
-            {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"batch_size", batch_size},
+            {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"batch_size", batch_size},
             {"steps", steps}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"seed", seed}};
   }
 };
@@ -85,13 +88,13 @@ inline tt::io::T5Config base_config(const PretrainOptions& o, int vocab_size) {
   c.d_kv = o.d_model / o.num_heads;
   c.d_ff = o.d_ff;
   c.num_layers = o.num_layers;
-  c.num_decoder_layers = o.num_layers;
+  c.num_decoder_layers = o.num_decoder_layers;
   c.num_heads = o.num_heads;
   c.relative_attention_num_buckets = 32;
   c.relative_attention_max_distance = 128;
   c.dropout_rate = 0.0;  // the world is memorised, not sampled: dropout only slowed it down
   c.feed_forward_proj = "relu";
-  c.tie_word_embeddings = true;
+  c.tie_word_embeddings = o.tie_embeddings;
   return c;
 }
 

@@ -14,7 +14,7 @@
 // Contents (see docs/editing.md):
 //  * named entities of six kinds (people, cities, countries, organisations, universities,
 //    languages) with generated, pronounceable, unique names;
-//  * 8 relations between them, each with 6 question phrasings (4 training, 2 held out),
+//  * 8 relations between them, each with 8 question phrasings (6 training, 2 held out),
 //    4 statement phrasings (3 training, 1 held out) and 4 relation names (2 training, 2 held
 //    out) — held-out forms never appear in pretraining data;
 //  * a taxonomy of living things (levels of classes, species as members) whose classes carry
@@ -79,7 +79,7 @@ struct Relation {
   std::vector<std::string> questions;       // first num_train_questions are training phrasings
   std::vector<std::string> statements;      // first num_train_statements are training phrasings
   std::vector<std::string> names;           // relation names; first num_train_names training
-  static constexpr int num_train_questions = 4;
+  static constexpr int num_train_questions = 6;
   static constexpr int num_train_statements = 3;
   static constexpr int num_train_names = 2;
 };
@@ -239,42 +239,42 @@ inline std::vector<Relation> make_relations() {
   return {
       {"born_in", K::person, K::city,
        {"Where was {s} born?", "In which city was {s} born?", "What is the birthplace of {s}?",
-        "Which city is {s} from?", "{s} was born in which city?", "Name the city where {s} was born."},
+        "Which city is {s} from?", "Tell me where {s} was born.", "Give the birthplace of {s}.", "{s} was born in which city?", "Name the city where {s} was born."},
        {"{s} was born in {o}.", "The birthplace of {s} is {o}.", "{s} comes from {o}.", "{o} is where {s} was born."},
        {"place of birth", "birthplace", "city of birth", "born in"}},
       {"works_for", K::person, K::organisation,
        {"Who does {s} work for?", "Which organisation employs {s}?", "Who is the employer of {s}?",
-        "Where does {s} work?", "{s} is employed by which organisation?", "Name the employer of {s}."},
+        "Where does {s} work?", "Tell me who employs {s}.", "Give the organisation {s} works for.", "{s} is employed by which organisation?", "Name the employer of {s}."},
        {"{s} works for {o}.", "The employer of {s} is {o}.", "{s} is employed by {o}.", "{o} employs {s}."},
        {"employer", "works for", "employed by", "place of work"}},
       {"citizen_of", K::person, K::country,
        {"Which country is {s} a citizen of?", "What is the nationality of {s}?", "Of which country is {s} a citizen?",
-        "What country does {s} belong to?", "{s} holds citizenship of which country?", "Name the country of citizenship of {s}."},
+        "What country does {s} belong to?", "Tell me the nationality of {s}.", "Give the country {s} is a citizen of.", "{s} holds citizenship of which country?", "Name the country of citizenship of {s}."},
        {"{s} is a citizen of {o}.", "The nationality of {s} is {o}.", "{s} holds a passport of {o}.", "{s} has citizenship of {o}."},
        {"country of citizenship", "nationality", "citizen of", "passport country"}},
       {"educated_at", K::person, K::university,
        {"Where did {s} study?", "Which university did {s} attend?", "Where was {s} educated?",
-        "At which university did {s} study?", "{s} graduated from which university?", "Name the university that {s} attended."},
+        "At which university did {s} study?", "Tell me where {s} studied.", "Give the university where {s} was educated.", "{s} graduated from which university?", "Name the university that {s} attended."},
        {"{s} studied at {o}.", "{s} was educated at {o}.", "{s} attended {o}.", "{s} graduated from {o}."},
        {"educated at", "alma mater", "university attended", "school of"}},
       {"speaks", K::person, K::language,
        {"What language does {s} speak?", "Which language is spoken by {s}?", "What is the native language of {s}?",
-        "In which language does {s} talk?", "{s} speaks which language?", "Name the language that {s} speaks."},
+        "In which language does {s} talk?", "Tell me the language {s} speaks.", "Give the native language of {s}.", "{s} speaks which language?", "Name the language that {s} speaks."},
        {"{s} speaks {o}.", "The native language of {s} is {o}.", "{s} talks in {o}.", "{o} is spoken by {s}."},
        {"native language", "speaks", "language spoken", "mother tongue"}},
       {"located_in", K::city, K::country,
        {"In which country is {s}?", "Which country is {s} located in?", "Where is the city of {s}?",
-        "Which country contains {s}?", "{s} lies in which country?", "Name the country where {s} lies."},
+        "Which country contains {s}?", "Tell me the country of {s}.", "Give the country where {s} is located.", "{s} lies in which country?", "Name the country where {s} lies."},
        {"{s} is in {o}.", "{s} is a city in {o}.", "{s} is located in {o}.", "{o} contains the city of {s}."},
        {"located in", "country", "in country", "lies in"}},
       {"founded_by", K::organisation, K::person,
        {"Who founded {s}?", "Who is the founder of {s}?", "By whom was {s} founded?",
-        "Who started {s}?", "{s} was founded by whom?", "Name the founder of {s}."},
+        "Who started {s}?", "Tell me who founded {s}.", "Give the founder of {s}.", "{s} was founded by whom?", "Name the founder of {s}."},
        {"{s} was founded by {o}.", "The founder of {s} is {o}.", "{o} started {s}.", "{o} founded {s}."},
        {"founded by", "founder", "started by", "creator"}},
       {"headquartered_in", K::organisation, K::city,
        {"Where is {s} based?", "In which city is {s} headquartered?", "Where are the headquarters of {s}?",
-        "Which city hosts {s}?", "{s} has its headquarters in which city?", "Name the city where {s} is based."},
+        "Which city hosts {s}?", "Tell me where {s} is headquartered.", "Give the city that hosts {s}.", "{s} has its headquarters in which city?", "Name the city where {s} is based."},
        {"{s} is based in {o}.", "The headquarters of {s} are in {o}.", "{s} is headquartered in {o}.", "{o} is home to {s}."},
        {"headquarters location", "based in", "headquartered in", "head office"}},
   };

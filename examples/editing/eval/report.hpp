@@ -1,0 +1,326 @@
+// editlab::eval report — result rows as JSON lines, and the Markdown tables made from them:
+//
+//   append_jsonl("results.jsonl", rows);                  // one JSON object per line, appended
+//   auto all = read_jsonl("results.jsonl");               // errors name the file and the line
+//   std::cout << table2_markdown(all);                    // like the SEPROG paper's Table 2
+//   std::cout << batch_size_markdown(all);                // every (method, benchmark, K) row
+//   std::cout << results_markdown(all);                   // both, under headings
+//
+// A line: {"method":"seprog","benchmark":"qa","batch_size":64,"draws":5,"es":0.93,"es_se":0.01,
+//          "dd":0.02,"dd_se":0.004,"acc_drop":0.01,"hard_dd":0.05,"hard_dd_se":0.01,"edit_ms":812.5}
+// hard_dd, hard_dd_se and edit_ms are optional; a metric nothing was measured on is null.
+// A results file is a log: when a (method, benchmark, batch_size) appears more than once, the
+// tables use its last line (a rerun replaces the earlier result).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/harness.hpp"
+#include "tensortape/core/error.hpp"
+
+namespace editlab::eval {
+
+namespace detail {
+
+// Errors read "field 'es': missing".
+inline std::string name(const char* field) { return std::string("field '") + field + "'"; }
+
+inline nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
+
+// A required number (null reads as NaN: "not measured").
+inline double read_number(const nlohmann::json& j, const char* field) {
+  tt::check(j.contains(field), name(field), "missing");
+  const auto& v = j.at(field);
+  if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
+  tt::check(v.is_number(), name(field), "must be a number, got ", v.dump());
+  return v.get<double>();
+}
+
+inline std::optional<double> read_optional(const nlohmann::json& j, const char* field) {
+  if (!j.contains(field)) return std::nullopt;
+  if (j.at(field).is_null()) return std::numeric_limits<double>::quiet_NaN();
+  return read_number(j, field);
+}
+
+inline int read_count(const nlohmann::json& j, const char* field) {
+  tt::check(j.contains(field), name(field), "missing");
+  const auto& v = j.at(field);
+  tt::check(v.is_number_integer() && v.get<long long>() > 0, name(field), "must be a positive integer, got ", v.dump());
+  return v.get<int>();
+}
+
+inline std::string read_text(const nlohmann::json& j, const char* field) {
+  tt::check(j.contains(field), name(field), "missing");
+  const auto& v = j.at(field);
+  tt::check(v.is_string() && !v.get<std::string>().empty(), name(field), "must be a non-empty string, got ", v.dump());
+  return v.get<std::string>();
+}
+
+}  // namespace detail
+
+// ---- JSON lines ----------------------------------------------------------------------------
+
+inline nlohmann::json to_json(const ResultRow& r) {
+  nlohmann::json j;
+  j["method"] = r.method;
+  j["benchmark"] = r.benchmark;
+  j["batch_size"] = r.batch_size;
+  j["draws"] = r.draws;
+  j["es"] = detail::number_or_null(r.es);
+  j["es_se"] = detail::number_or_null(r.es_se);
+  j["dd"] = detail::number_or_null(r.dd);
+  j["dd_se"] = detail::number_or_null(r.dd_se);
+  j["acc_drop"] = detail::number_or_null(r.acc_drop);
+  if (r.hard_dd) j["hard_dd"] = detail::number_or_null(*r.hard_dd);
+  if (r.hard_dd_se) j["hard_dd_se"] = detail::number_or_null(*r.hard_dd_se);
+  if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
+  return j;
+}
+
+// Throws tensortape::Error naming the field at fault. Unknown fields are ignored, so a newer
+// writer's extra fields do not break an older reader.
+inline ResultRow row_from_json(const nlohmann::json& j) {
+  tt::check(j.is_object(), "result row", "expected a JSON object, got ", j.dump());
+  ResultRow r;
+  r.method = detail::read_text(j, "method");
+  r.benchmark = detail::read_text(j, "benchmark");
+  r.batch_size = detail::read_count(j, "batch_size");
+  r.draws = detail::read_count(j, "draws");
+  r.es = detail::read_number(j, "es");
+  r.es_se = detail::read_number(j, "es_se");
+  r.dd = detail::read_number(j, "dd");
+  r.dd_se = detail::read_number(j, "dd_se");
+  r.acc_drop = detail::read_number(j, "acc_drop");
+  r.hard_dd = detail::read_optional(j, "hard_dd");
+  r.hard_dd_se = detail::read_optional(j, "hard_dd_se");
+  r.edit_ms = detail::read_optional(j, "edit_ms");
+  return r;
+}
+
+// Appends one line per row (creating the file), so several runs can share one results file.
+inline void append_jsonl(const std::filesystem::path& path, const std::vector<ResultRow>& rows) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::app);
+  tt::check(static_cast<bool>(out), "editlab::eval", "cannot open ", path.string(), " for appending");
+  for (const auto& r : rows) out << to_json(r).dump() << '\n';
+  out.flush();
+  tt::check(static_cast<bool>(out), "editlab::eval", "writing ", path.string(), " failed");
+}
+
+// Replaces the file with exactly these rows (written to a temporary file, then renamed).
+inline void write_jsonl(const std::filesystem::path& path, const std::vector<ResultRow>& rows) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    tt::check(static_cast<bool>(out), "editlab::eval", "cannot open ", temporary.string(), " for writing");
+    for (const auto& r : rows) out << to_json(r).dump() << '\n';
+    out.flush();
+    tt::check(static_cast<bool>(out), "editlab::eval", "writing ", temporary.string(), " failed");
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+// Every row of a results file, in file order. Blank lines are skipped; anything else that is not
+// a result row is an error "results.jsonl:7: field 'es' is missing".
+inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  tt::check(static_cast<bool>(in), "editlab::eval", "cannot open results file ", path.string());
+  std::vector<ResultRow> rows;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      tt::fail(path.string() + ":" + std::to_string(number), "not valid JSON (", e.what(), ")");
+    }
+    try {
+      rows.push_back(row_from_json(j));
+    } catch (const tt::Error& e) {
+      tt::fail(path.string() + ":" + std::to_string(number), e.what());
+    }
+  }
+  return rows;
+}
+
+// ---- Markdown tables -----------------------------------------------------------------------
+
+// The last row of each (method, benchmark, batch_size), in order of first appearance.
+inline std::vector<ResultRow> latest_rows(const std::vector<ResultRow>& rows) {
+  std::vector<ResultRow> out;
+  std::map<std::tuple<std::string, std::string, int>, std::size_t> where;
+  for (const auto& r : rows) {
+    const auto key = std::make_tuple(r.method, r.benchmark, r.batch_size);
+    if (auto it = where.find(key); it != where.end()) out[it->second] = r;
+    else {
+      where.emplace(key, out.size());
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+namespace detail {
+
+// Names in order of first appearance.
+template <class Get>
+std::vector<std::string> ordered(const std::vector<ResultRow>& rows, Get get) {
+  std::vector<std::string> out;
+  for (const auto& r : rows)
+    if (std::find(out.begin(), out.end(), get(r)) == out.end()) out.push_back(get(r));
+  return out;
+}
+
+inline std::string fixed(double v, int digits) {
+  if (std::isnan(v)) return "–";
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, v);
+  return buffer;
+}
+
+// "0.93 ± 0.01"; "–" when not measured.
+inline std::string mean_pm(double mean, double se) {
+  if (std::isnan(mean)) return "–";
+  return fixed(mean, 2) + " ± " + fixed(std::isnan(se) ? 0.0 : se, 2);
+}
+
+// The mean of several independent estimates and its standard error sqrt(sum se^2) / n; NaN
+// estimates are left out.
+inline std::pair<double, double> average(const std::vector<std::pair<double, double>>& estimates) {
+  double sum = 0, variance = 0;
+  int n = 0;
+  for (auto [mean, se] : estimates) {
+    if (std::isnan(mean)) continue;
+    sum += mean;
+    variance += std::isnan(se) ? 0.0 : se * se;
+    ++n;
+  }
+  if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  return {sum / n, std::sqrt(variance) / n};
+}
+
+inline std::string join_sizes(const std::set<int>& sizes) {
+  std::string out;
+  for (int k : sizes) out += (out.empty() ? "" : ", ") + std::to_string(k);
+  return "{" + out + "}";
+}
+
+}  // namespace detail
+
+// The paper's Table 2: a row per method; an "Avg." column group, then one per benchmark, each
+// with ES and DD; every cell the mean over the batch sizes present, ± its standard error.
+// Avg. is the mean over benchmarks, shown only for a method measured on every benchmark of
+// the table. A cell missing some of the table's batch sizes (not run, or NaN) is marked with *.
+inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
+  const auto rows = latest_rows(all_rows);
+  if (rows.empty()) return "(no results)\n";
+  const auto methods = detail::ordered(rows, [](const ResultRow& r) { return r.method; });
+  const auto benchmarks = detail::ordered(rows, [](const ResultRow& r) { return r.benchmark; });
+  std::set<int> all_sizes;
+  for (const auto& r : rows) all_sizes.insert(r.batch_size);
+
+  std::ostringstream out;
+  out << "| Method | Avg. ES | Avg. DD |";
+  for (const auto& b : benchmarks) out << ' ' << b << " ES | " << b << " DD |";
+  out << "\n|---|---|---|";
+  for (std::size_t i = 0; i < benchmarks.size(); ++i) out << "---|---|";
+  out << '\n';
+  bool marked = false;
+  for (const auto& m : methods) {
+    std::vector<std::pair<double, double>> es_per_benchmark, dd_per_benchmark;
+    std::ostringstream cells;
+    bool complete = true;
+    for (const auto& b : benchmarks) {
+      std::vector<std::pair<double, double>> es, dd;
+      std::set<int> sizes, es_sizes, dd_sizes;  // run, and measured (not NaN) per metric
+      for (const auto& r : rows)
+        if (r.method == m && r.benchmark == b) {
+          es.emplace_back(r.es, r.es_se);
+          dd.emplace_back(r.dd, r.dd_se);
+          sizes.insert(r.batch_size);
+          if (!std::isnan(r.es)) es_sizes.insert(r.batch_size);
+          if (!std::isnan(r.dd)) dd_sizes.insert(r.batch_size);
+        }
+      if (sizes.empty()) {
+        complete = false;
+        cells << " – | – |";
+        continue;
+      }
+      const auto e = detail::average(es), d = detail::average(dd);
+      const std::string es_mark = es_sizes.empty() || es_sizes == all_sizes ? "" : "*";
+      const std::string dd_mark = dd_sizes.empty() || dd_sizes == all_sizes ? "" : "*";
+      marked = marked || !es_mark.empty() || !dd_mark.empty();
+      cells << ' ' << detail::mean_pm(e.first, e.second) << es_mark << " | " << detail::mean_pm(d.first, d.second)
+            << dd_mark << " |";
+      es_per_benchmark.push_back(e);
+      dd_per_benchmark.push_back(d);
+    }
+    out << "| " << m << " | ";
+    if (complete) {
+      const auto e = detail::average(es_per_benchmark), d = detail::average(dd_per_benchmark);
+      out << detail::mean_pm(e.first, e.second) << " | " << detail::mean_pm(d.first, d.second) << " |";
+    } else {
+      out << "– | – |";
+    }
+    out << cells.str() << '\n';
+  }
+  out << "\nES ↑, DD ↓ (DD against the base model's own predictions). Each cell: mean over edit batch sizes "
+      << detail::join_sizes(all_sizes) << " ± standard error.";
+  if (marked)
+    out << " * mean over fewer batch sizes than the table (not run, or nothing to measure at some: DD needs"
+           " out-scope examples left after dropping those about edited subjects).";
+  out << '\n';
+  return out.str();
+}
+
+// One row per (benchmark, method, batch size): ES, DD, accuracy drop, hard DD, edit time.
+inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
+  auto rows = latest_rows(all_rows);
+  if (rows.empty()) return "(no results)\n";
+  const auto methods = detail::ordered(rows, [](const ResultRow& r) { return r.method; });
+  const auto benchmarks = detail::ordered(rows, [](const ResultRow& r) { return r.benchmark; });
+  auto rank = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) - names.begin();
+  };
+  std::stable_sort(rows.begin(), rows.end(), [&](const ResultRow& a, const ResultRow& b) {
+    return std::make_tuple(rank(benchmarks, a.benchmark), rank(methods, a.method), a.batch_size) <
+           std::make_tuple(rank(benchmarks, b.benchmark), rank(methods, b.method), b.batch_size);
+  });
+  const bool any_hard = std::any_of(rows.begin(), rows.end(), [](const ResultRow& r) { return r.hard_dd.has_value(); });
+  std::ostringstream out;
+  out << "| Benchmark | Method | K | Draws | ES | DD | Acc. drop |" << (any_hard ? " Hard DD |" : "")
+      << " Edit ms |\n|---|---|---|---|---|---|---|" << (any_hard ? "---|" : "") << "---|\n";
+  for (const auto& r : rows) {
+    out << "| " << r.benchmark << " | " << r.method << " | " << r.batch_size << " | " << r.draws << " | "
+        << detail::mean_pm(r.es, r.es_se) << " | " << detail::mean_pm(r.dd, r.dd_se) << " | "
+        << detail::fixed(r.acc_drop, 2) << " |";
+    if (any_hard)
+      out << ' ' << (r.hard_dd ? detail::mean_pm(*r.hard_dd, r.hard_dd_se.value_or(0.0)) : std::string("–")) << " |";
+    out << ' ' << (r.edit_ms ? detail::fixed(*r.edit_ms, 1) : std::string("–")) << " |\n";
+  }
+  return out.str();
+}
+
+// What `editlab table` prints: both tables under headings.
+inline std::string results_markdown(const std::vector<ResultRow>& rows) {
+  return "### ES and DD, mean over edit batch sizes (layout of the SEPROG paper's Table 2)\n\n" +
+         table2_markdown(rows) + "\n### Per edit batch size\n\n" + batch_size_markdown(rows);
+}
+
+}  // namespace editlab::eval

@@ -91,14 +91,16 @@ class Seq2Seq {
     return tt::cross_entropy(logits, b.labels, kIgnore);
   }
 
-  // Greedy answers, decoded to text, in chunks of `chunk` rows.
-  std::vector<std::string> answer(const std::vector<std::string>& inputs, int max_tokens = 12, std::size_t chunk = 256) {
+  // Greedy answers, decoded to text, in chunks of `chunk` rows. An optional prefix
+  // (inputs.size(), P, D) goes before the decoder inputs (SEPROG's generated prompts).
+  std::vector<std::string> answer(const std::vector<std::string>& inputs, int max_tokens = 12, std::size_t chunk = 256,
+                                  const Tensor& prefix = Tensor()) {
     tt::NoGradGuard no_grad;
     std::vector<std::string> out;
     for (std::size_t start = 0; start < inputs.size(); start += chunk) {
       const std::vector<std::string> part(inputs.begin() + start, inputs.begin() + std::min(inputs.size(), start + chunk));
       const auto [ids, mask] = encode_inputs(part);
-      const auto tokens = tt::nn::greedy_decode(model, ids, mask, max_tokens);  // (b, n)
+      const auto tokens = tt::nn::greedy_decode(model, ids, mask, max_tokens, rows(prefix, start, part.size()));  // (b, n)
       const auto flat = tokens.to_vector();
       const std::int64_t n = tokens.shape()[1];
       for (std::size_t row = 0; row < part.size(); ++row) {
@@ -140,9 +142,10 @@ class Seq2Seq {
     return tokenizer.decode(out);
   }
 
-  // Index of the most likely label (by sequence log-likelihood) for each input.
+  // Index of the most likely label (by sequence log-likelihood) for each input; prefix as in
+  // answer().
   std::vector<int> classify(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
-                            std::size_t chunk = 256) {
+                            std::size_t chunk = 256, const Tensor& prefix = Tensor()) {
     tt::NoGradGuard no_grad;
     std::vector<int> out;
     for (std::size_t start = 0; start < inputs.size(); start += chunk) {
@@ -151,7 +154,7 @@ class Seq2Seq {
       std::vector<Ids> candidates;
       for (const auto& label : labels)
         candidates.push_back(pad(std::vector<std::string>(part.size(), label), kIgnore).first);
-      const auto scores = tt::nn::score_candidates(model, ids, mask, candidates).to_vector();  // (b, C)
+      const auto scores = tt::nn::score_candidates(model, ids, mask, candidates, rows(prefix, start, part.size())).to_vector();  // (b, C)
       for (std::size_t row = 0; row < part.size(); ++row) {
         const auto first = scores.begin() + static_cast<std::ptrdiff_t>(row * labels.size());
         out.push_back(static_cast<int>(std::max_element(first, first + static_cast<std::ptrdiff_t>(labels.size())) - first));
@@ -164,6 +167,12 @@ class Seq2Seq {
   tt::text::SentencePiece tokenizer;
 
  private:
+  // Rows [start, start + n) of an optional (B, P, D) prefix.
+  static Tensor rows(const Tensor& prefix, std::size_t start, std::size_t n) {
+    if (!prefix.defined()) return prefix;
+    return prefix.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(n));
+  }
+
   std::pair<Ids, Ids> pad(const std::vector<std::string>& texts, std::int64_t pad_value) const {
     std::vector<std::vector<std::int64_t>> rows;
     std::size_t longest = 1;

@@ -53,14 +53,16 @@ Tensor<T, B> sequence_nll(const T5Model<T, B>& model, const Tensor<std::int64_t,
 }
 
 // Log-likelihood of each candidate label sequence (each (B, T_c)) for every row: (B, C).
-// Classification-style tasks pick the argmax over candidates.
+// Classification-style tasks pick the argmax over candidates. An optional prefix (B, P, D) is
+// prepended to the decoder inputs, as in T5Model::decode.
 template <class T, class B>
 Tensor<T, B> score_candidates(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
                               const Tensor<std::int64_t, B>& attention_mask,
-                              const std::vector<Tensor<std::int64_t, B>>& candidates) {
+                              const std::vector<Tensor<std::int64_t, B>>& candidates, const Tensor<T, B>& prefix = {}) {
   check(!candidates.empty(), "score_candidates", "no candidates given");
   std::vector<Tensor<T, B>> scores;
-  for (const auto& candidate : candidates) scores.push_back(-sequence_nll(model, input_ids, attention_mask, candidate));
+  for (const auto& candidate : candidates)
+    scores.push_back(-sequence_nll(model, input_ids, attention_mask, candidate, prefix));
   return stack(scores, 1);
 }
 

@@ -1,0 +1,534 @@
+// editlab::editors::Seprog — semi-parametric prompt generation (the SEPROG paper, section 3;
+// ../shared/design/EDITORS.md). The base T5 stays frozen; an edit is a text in a memory, and an
+// input the memory covers gets a generated prefix (P, D) before the base decoder's inputs.
+//
+//   Seprog editor(base, benchmark.labels, SeprogOptions{});
+//   editor.train(benchmark);                  // Adam, warm-up, clip 5.0, early stopping
+//   editor.apply(batch);                      // encode the edit descriptors once: memory H (K, d_h)
+//   auto answers = editor.predict(inputs);    // prefix only where e(x) > 0.5
+//   editor.memory().add({"question: ...", "new answer"});  editor.memory().remove("question: ...");
+//   editor.memory().save("memory.safetensors");
+//   editor.save("runs/seprog-qa");            // the trained modules and their options
+//
+// Modules (names as in the paper):
+//   edit encoder   E_edit: a trainable copy of the base encoder over "input => label", mean-
+//                  pooled, then a linear layer to d_h: h_i (d_h).
+//   selection      b(x): the frozen base encoder's mean-pooled output (D).
+//                  h(x) = softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i  (d_h)
+//   classifier     e(x) = sigmoid(NN_e([h(x); b(x)])), NN_e two layers.
+//   prompt decoder NN_prompt(h(x)) -> (P, D), two layers.
+// Losses: L_sc = balanced BCE of e(x) (in-scope 1, out-scope 0); L_pg = token NLL of the new
+// label through the frozen decoder with the prefix, in-scope only; L = lambda L_sc + (1 - lambda) L_pg.
+// Variants (the paper's ablations): finetune (the base trains too), noclassifier (no NN_e, no
+// L_sc, prefix always), noselect (trained as SEPROG, prefix always at inference).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/editor.hpp"
+#include "model/seq2seq.hpp"
+#include "tensortape/io/safetensors.hpp"
+#include "tensortape/nn/layers.hpp"
+#include "tensortape/nn/module.hpp"
+#include "tensortape/optim/adam.hpp"
+#include "tensortape/optim/clip.hpp"
+#include "tensortape/optim/schedule.hpp"
+#include "train/progress.hpp"
+
+namespace editlab::editors {
+
+namespace tt = tensortape;
+using model::Cpu;
+using model::Ids;
+using model::Seq2Seq;
+using model::Tensor;
+using world::Case;
+using world::Example;
+
+enum class SeprogVariant { seprog, finetune, noclassifier, noselect };
+
+inline const char* variant_name(SeprogVariant v) {
+  switch (v) {
+    case SeprogVariant::seprog: return "seprog";
+    case SeprogVariant::finetune: return "sp-finetune";
+    case SeprogVariant::noclassifier: return "sp-noclassifier";
+    case SeprogVariant::noselect: return "sp-noselect";
+  }
+  return "?";
+}
+
+inline SeprogVariant parse_variant(const std::string& name) {
+  for (auto v : {SeprogVariant::seprog, SeprogVariant::finetune, SeprogVariant::noclassifier, SeprogVariant::noselect})
+    if (name == variant_name(v)) return v;
+  tt::fail("editlab", "unknown SEPROG variant '", name, "' (seprog, sp-finetune, sp-noclassifier, sp-noselect)");
+}
+
+struct SeprogOptions {
+  SeprogVariant variant = SeprogVariant::seprog;
+  int prefix_length = 8;    // P (the paper: 32 at D = 1024; our decoders are 128 wide)
+  int memory_dim = 128;     // d_h
+  int hidden = 256;         // width of NN_e's and NN_prompt's hidden layers
+  double lambda = 0.3;      // L = lambda L_sc + (1 - lambda) L_pg
+  double lr = 1e-3;
+  int warmup_steps = 100;
+  double clip_norm = 5.0;
+  int steps = 2000;
+  int max_edits = 16;       // each step's edit set has 1..max_edits descriptors
+  int examples_per_step = 16;  // in-scope examples per step (and as many out-scope)
+  int eval_every = 100;     // validation loss every this many steps
+  int patience = 600;       // stop when validation loss has not improved for this many steps
+  std::uint64_t seed = 1;
+
+  nlohmann::json to_json() const {
+    return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
+            {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
+            {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits},
+            {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
+            {"seed", seed}};
+  }
+  static SeprogOptions from_json(const nlohmann::json& j) {
+    SeprogOptions o;
+    o.variant = parse_variant(j.at("variant").get<std::string>());
+    o.prefix_length = j.at("prefix_length");
+    o.memory_dim = j.at("memory_dim");
+    o.hidden = j.at("hidden");
+    o.lambda = j.at("lambda");
+    o.lr = j.at("lr");
+    o.warmup_steps = j.at("warmup_steps");
+    o.clip_norm = j.at("clip_norm");
+    o.steps = j.at("steps");
+    o.max_edits = j.at("max_edits");
+    o.examples_per_step = j.at("examples_per_step");
+    o.eval_every = j.at("eval_every");
+    o.patience = j.at("patience");
+    o.seed = j.at("seed");
+    return o;
+  }
+};
+
+// Mean over the unmasked positions: hidden (B, L, D), mask (B, L) 0/1 -> (B, D).
+inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
+  const auto host = mask.to_vector();
+  std::vector<float> weights(host.begin(), host.end());
+  const auto b = mask.shape()[0], l = mask.shape()[1];
+  const auto w = tt::from_vector<float, Cpu>({b, l, 1}, weights);              // (B, L, 1)
+  return tt::div(tt::sum(tt::mul(hidden, w), {1}), tt::sum(w, {1}));           // (B, D)
+}
+
+// SEPROG's trainable modules.
+struct SeprogModules : tt::nn::Module<float, Cpu> {
+  tt::nn::T5Stack<float, Cpu> edit_encoder;         // E_edit, starts as the base encoder
+  tt::nn::Linear<float, Cpu> edit_projection;       // D -> d_h
+  tt::nn::Linear<float, Cpu> attention_projection;  // W_att: D -> d_h
+  tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b] (d_h + D) -> hidden
+  tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
+  tt::nn::Linear<float, Cpu> prompt_hidden;         // d_h -> hidden
+  tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
+
+  SeprogModules() = default;
+  SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
+    const auto d = base.config().d_model;
+    edit_encoder = tt::nn::deep_copy(base.encoder);
+    edit_encoder.unfreeze();
+    edit_projection = {d, o.memory_dim, rng};
+    attention_projection = {d, o.memory_dim, rng, false};
+    classifier_hidden = {o.memory_dim + d, o.hidden, rng};
+    classifier_out = {o.hidden, 1, rng};
+    prompt_hidden = {o.memory_dim, o.hidden, rng};
+    // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
+    prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
+  }
+
+  void for_each_child(const ChildVisitor& visit) override {
+    visit("edit_encoder", edit_encoder);
+    visit("edit_projection", edit_projection);
+    visit("attention_projection", attention_projection);
+    visit("classifier_hidden", classifier_hidden);
+    visit("classifier_out", classifier_out);
+    visit("prompt_hidden", prompt_hidden);
+    visit("prompt_out", prompt_out);
+  }
+};
+
+// The edit memory: descriptors and their encodings H (K, d_h), encoded once when added.
+class EditMemory {
+ public:
+  std::size_t size() const { return descriptors_.size(); }
+  const std::vector<Example>& descriptors() const { return descriptors_; }
+  const Tensor& encodings() const { return encodings_; }  // (K, d_h)
+
+  void set(std::vector<Example> descriptors, Tensor encodings) {
+    descriptors_ = std::move(descriptors);
+    encodings_ = std::move(encodings);
+  }
+  void clear() { set({}, Tensor()); }
+
+  // Drops every descriptor with this input; returns how many were dropped.
+  std::size_t remove(const std::string& input) {
+    std::vector<std::int64_t> keep;
+    std::vector<Example> kept;
+    for (std::size_t i = 0; i < descriptors_.size(); ++i)
+      if (descriptors_[i].input != input) {
+        keep.push_back(static_cast<std::int64_t>(i));
+        kept.push_back(descriptors_[i]);
+      }
+    const std::size_t removed = descriptors_.size() - kept.size();
+    if (removed == 0) return 0;
+    Tensor rows;
+    if (!keep.empty())
+      rows = tt::index_select(encodings_, 0, tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(keep.size())}, keep));
+    set(std::move(kept), rows);
+    return removed;
+  }
+
+  // Writes the encodings and the descriptors (as JSON metadata) to one safetensors file.
+  void save(const std::filesystem::path& file) const {
+    tt::check(size() > 0, "EditMemory::save", "the memory is empty");
+    nlohmann::json descriptors = nlohmann::json::array();
+    for (const auto& d : descriptors_) descriptors.push_back({d.input, d.target});
+    tt::io::save(file, std::map<std::string, Tensor>{{"memory", encodings_}}, {{"descriptors", descriptors.dump()}});
+  }
+  void load(const std::filesystem::path& file, std::int64_t memory_dim) {
+    const tt::io::SafetensorsFile st(file);
+    const auto& meta = st.metadata();
+    tt::check(meta.count("descriptors") > 0, "EditMemory::load", "'", file.string(), "' has no 'descriptors' metadata");
+    auto encodings = tt::io::load<float, Cpu>(st, "memory");
+    std::vector<Example> descriptors;
+    for (const auto& d : nlohmann::json::parse(meta.at("descriptors"))) descriptors.push_back({d.at(0), d.at(1)});
+    tt::check(encodings.dim() == 2 && encodings.shape()[1] == memory_dim &&
+                  encodings.shape()[0] == static_cast<std::int64_t>(descriptors.size()),
+              "EditMemory::load", "'", file.string(), "' holds memory ", encodings.shape(), " for ", descriptors.size(),
+              " descriptors; this SEPROG expects (K, ", memory_dim, ")");
+    set(std::move(descriptors), encodings);
+  }
+
+ private:
+  std::vector<Example> descriptors_;
+  Tensor encodings_;  // (K, d_h)
+};
+
+inline std::string descriptor_text(const Example& e) { return e.input + " => " + e.target; }
+
+class Seprog : public eval::Editor {
+ public:
+  Seprog(Seq2Seq& base, std::vector<std::string> labels, SeprogOptions options)
+      : base_(&base), labels_(std::move(labels)), options_(options), rng_(options.seed) {
+    tt::check(options_.prefix_length > 0 && options_.memory_dim > 0 && options_.hidden > 0, "Seprog",
+              "prefix_length, memory_dim and hidden must be positive");
+    tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
+    tt::Rng init(options_.seed);
+    modules_ = SeprogModules(base.model, options_, init);
+    base_->model.freeze();
+    base_->model.eval();
+  }
+
+  std::string name() const override { return variant_name(options_.variant); }
+  const SeprogOptions& options() const { return options_; }
+  SeprogModules& modules() { return modules_; }
+  EditMemory& memory() { return memory_; }
+
+  // ---- Editor ----
+  void apply(const std::vector<Case>& batch) override {
+    std::vector<Example> descriptors;
+    for (const auto& c : batch) descriptors.push_back(c.edit);
+    add_edits(descriptors);
+  }
+  void reset() override { memory_.clear(); }
+
+  std::vector<std::string> predict(const std::vector<std::string>& inputs) override {
+    tt::NoGradGuard no_grad;
+    std::vector<std::string> out(inputs.size());
+    if (inputs.empty()) return out;
+    std::vector<std::size_t> prompted, plain;
+    Tensor prefix;
+    if (memory_.size() > 0) {
+      const auto scope = forward(inputs, memory_.encodings());
+      const auto probabilities = tt::sigmoid(scope.in_scope_logit).to_vector();
+      std::vector<std::int64_t> rows;
+      for (std::size_t i = 0; i < inputs.size(); ++i) {
+        const bool inject = always_inject() || probabilities[i] > 0.5f;
+        (inject ? prompted : plain).push_back(i);
+        if (inject) rows.push_back(static_cast<std::int64_t>(i));
+      }
+      if (!rows.empty())
+        prefix = tt::index_select(scope.prefix, 0, tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows));
+    } else {
+      for (std::size_t i = 0; i < inputs.size(); ++i) plain.push_back(i);
+    }
+    auto run = [&](const std::vector<std::size_t>& which, const Tensor& group_prefix) {
+      if (which.empty()) return;
+      std::vector<std::string> group;
+      for (auto i : which) group.push_back(inputs[i]);
+      const auto answers = base_predict(group, group_prefix);
+      for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = answers[k];
+    };
+    run(prompted, prefix);
+    run(plain, Tensor());
+    return out;
+  }
+
+  // ---- the memory, at run time ----
+  // Encodes and appends descriptors (no retraining).
+  void add_edits(const std::vector<Example>& descriptors) {
+    if (descriptors.empty()) return;
+    tt::NoGradGuard no_grad;
+    auto encodings = encode_edits(descriptors);  // (k, d_h)
+    auto all = memory_.descriptors();
+    all.insert(all.end(), descriptors.begin(), descriptors.end());
+    memory_.set(all, memory_.size() ? tt::concat<float, Cpu>({memory_.encodings(), encodings}, 0) : encodings);
+  }
+  // The scope probability e(x) of each input under the current memory (for inspection).
+  std::vector<float> scope_probabilities(const std::vector<std::string>& inputs) {
+    tt::NoGradGuard no_grad;
+    if (memory_.size() == 0) return std::vector<float>(inputs.size(), 0.0f);
+    return tt::sigmoid(forward(inputs, memory_.encodings()).in_scope_logit).to_vector();
+  }
+
+  // ---- training ----
+  struct TrainReport {
+    int steps = 0;
+    int best_step = 0;
+    double best_validation_loss = 0;
+    double seconds = 0;
+  };
+
+  TrainReport train(const world::Benchmark& bench, bool quiet = false) {
+    using world::Split;
+    const auto& train_cases = bench.split(Split::train);
+    const auto& validation_cases = bench.split(Split::validation);
+    tt::check(!train_cases.empty() && !validation_cases.empty(), "Seprog::train", "benchmark '", bench.name,
+              "' needs train and validation edits");
+    if (options_.variant == SeprogVariant::finetune) {
+      base_->model.unfreeze();
+      base_->model.train();
+    }
+    auto params = trainable_parameters();
+    tt::optim::Adam<float, Cpu> adam(params, {.lr = options_.lr});
+    const auto schedule = tt::optim::warmup_constant(options_.warmup_steps);
+
+    // Fixed validation draws so that losses are comparable between evaluations.
+    std::vector<StepData> validation;
+    tt::Rng validation_rng(options_.seed + 17);
+    for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
+
+    TrainReport report;
+    train::Progress progress("train " + name(), options_.steps, 0, quiet ? nullptr : stderr);
+    auto best = snapshot();
+    report.best_validation_loss = validation_loss(validation);
+    for (int step = 0; step < options_.steps; ++step) {
+      tt::optim::apply_schedule(adam, options_.lr, schedule, step);
+      adam.zero_grad();
+      const StepData data = draw(train_cases, rng_);
+      auto loss = step_loss(data);
+      tt::backward(loss);
+      tt::optim::clip_grad_norm_(params, options_.clip_norm);
+      adam.step();
+      progress.update(step + 1, loss.item(), static_cast<double>(data.in_scope.size() + data.out_scope.size()));
+      report.steps = step + 1;
+      if ((step + 1) % options_.eval_every == 0) {
+        const double v = validation_loss(validation);
+        if (v < report.best_validation_loss) {
+          report.best_validation_loss = v;
+          report.best_step = step + 1;
+          best = snapshot();
+        } else if (step + 1 - report.best_step >= options_.patience) {
+          break;  // early stopping
+        }
+      }
+    }
+    progress.finish();
+    restore(best);
+    base_->model.freeze();
+    base_->model.eval();
+    report.seconds = progress.elapsed_s();
+    return report;
+  }
+
+  // ---- persistence of the trained editor ----
+  // <dir>/seprog.json (options) and <dir>/seprog.safetensors (modules; with sp-finetune also
+  // the fine-tuned base under "base.").
+  void save(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    std::map<std::string, Tensor> tensors;
+    for (auto& [n, p] : modules_.named_parameters()) tensors.emplace(n, p.detach());
+    if (options_.variant == SeprogVariant::finetune)
+      for (auto& [n, p] : base_->model.named_parameters()) tensors.emplace("base." + n, p.detach());
+    tt::io::save(dir / "seprog.safetensors", tensors);
+    const std::string json = nlohmann::json{{"editor", "seprog"}, {"options", options_.to_json()}}.dump(2) + "\n";
+    tt::io::write_file_atomically(dir / "seprog.json", [&](tt::io::AtomicFileWriter& w) { w.write(json.data(), json.size()); });
+  }
+
+  static SeprogOptions read_options(const std::filesystem::path& dir) {
+    std::ifstream in(dir / "seprog.json");
+    tt::check(static_cast<bool>(in), "Seprog::load", "'", (dir / "seprog.json").string(), "' is missing");
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    tt::check(!j.is_discarded() && j.value("editor", "") == "seprog", "Seprog::load", "'", (dir / "seprog.json").string(),
+              "' is not a SEPROG run");
+    return SeprogOptions::from_json(j.at("options"));
+  }
+
+  // Loads modules written by save() into this editor (its base must be the run's base).
+  void load_weights(const std::filesystem::path& dir) {
+    const tt::io::SafetensorsFile st(dir / "seprog.safetensors");
+    auto load_into = [&](tt::nn::Module<float, Cpu>& m, const std::string& prefix) {
+      m.for_each_parameter([&](const std::string& n, Tensor& p) {
+        tt::check(st.contains(prefix + n), "Seprog::load", "'", (dir / "seprog.safetensors").string(), "' has no tensor '",
+                  prefix + n, "'");
+        auto loaded = tt::io::load<float, Cpu>(st, prefix + n);
+        tt::check(loaded.shape() == p.shape(), "Seprog::load", "tensor '", prefix + n, "' has shape ", loaded.shape(),
+                  ", this model expects ", p.shape(), " (was the run made with another base model?)");
+        p = p.requires_grad() ? loaded.requires_grad_() : loaded;
+      });
+    };
+    load_into(modules_, "");
+    if (options_.variant == SeprogVariant::finetune) load_into(base_->model, "base.");
+  }
+
+  // The training objective on one step's data (public for tests).
+  struct StepData {
+    std::vector<Example> edits, in_scope, out_scope;
+  };
+  Tensor step_loss(const StepData& data) {
+    const auto memory = encode_edits(data.edits);  // (K, d_h), trainable
+    std::vector<std::string> in_inputs, out_inputs;
+    for (const auto& e : data.in_scope) in_inputs.push_back(e.input);
+    for (const auto& e : data.out_scope) out_inputs.push_back(e.input);
+    const auto in = forward(in_inputs, memory);
+    const auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix);
+    if (options_.variant == SeprogVariant::noclassifier) return prompt_loss;
+    const auto out = forward(out_inputs, memory);
+    const auto ones = tt::full<float, Cpu>(in.in_scope_logit.shape(), 1.0f);
+    const auto zeros = tt::zeros<float, Cpu>(out.in_scope_logit.shape());
+    const auto scope_loss = tt::affine(tt::binary_cross_entropy_with_logits(in.in_scope_logit, ones) +
+                                           tt::binary_cross_entropy_with_logits(out.in_scope_logit, zeros),
+                                       0.5, 0.0);
+    return tt::affine(scope_loss, options_.lambda, 0.0) + tt::affine(prompt_loss, 1.0 - options_.lambda, 0.0);
+  }
+
+  // One step's training data: an edit set of 1..max_edits cases, in-scope examples (their
+  // rephrasings and the descriptors themselves, with the new labels) and as many out-scope
+  // inputs (the cases' out-scope examples and other cases' descriptors).
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const {
+    StepData d;
+    const int k = 1 + static_cast<int>(rng.below(static_cast<std::uint64_t>(std::min<std::size_t>(options_.max_edits, pool.size()))));
+    std::vector<std::size_t> chosen;
+    while (static_cast<int>(chosen.size()) < k) {
+      const std::size_t i = rng.below(pool.size());
+      if (std::find(chosen.begin(), chosen.end(), i) == chosen.end()) chosen.push_back(i);
+    }
+    std::vector<std::string> subjects;
+    std::vector<Example> in_pool, out_pool;
+    for (auto i : chosen) {
+      d.edits.push_back(pool[i].edit);
+      subjects.push_back(pool[i].subject);
+      in_pool.push_back(pool[i].edit);
+      in_pool.insert(in_pool.end(), pool[i].in_scope.begin(), pool[i].in_scope.end());
+    }
+    auto edited = [&](const std::string& s) { return std::find(subjects.begin(), subjects.end(), s) != subjects.end(); };
+    for (auto i : chosen)
+      for (const auto& e : pool[i].out_scope)
+        if (!edited(e.subject)) out_pool.push_back(e);
+    for (int tries = 0; tries < 4 * options_.examples_per_step; ++tries) {
+      const auto& other = pool[rng.below(pool.size())];
+      if (!edited(other.subject)) out_pool.push_back({other.edit.input, other.old_target, other.subject});
+      if (static_cast<int>(out_pool.size()) >= 2 * options_.examples_per_step) break;
+    }
+    for (int i = 0; i < options_.examples_per_step; ++i) {
+      d.in_scope.push_back(in_pool[rng.below(in_pool.size())]);
+      if (!out_pool.empty()) d.out_scope.push_back(out_pool[rng.below(out_pool.size())]);
+    }
+    return d;
+  }
+
+ private:
+  struct Forward {
+    Tensor in_scope_logit;  // (B) logit of e(x)
+    Tensor prefix;          // (B, P, D)
+  };
+
+  bool always_inject() const {
+    return options_.variant == SeprogVariant::noclassifier || options_.variant == SeprogVariant::noselect;
+  }
+
+  // h_i for each descriptor: pooled E_edit over "input => label", projected to d_h. (K, d_h)
+  Tensor encode_edits(const std::vector<Example>& descriptors) {
+    std::vector<std::string> texts;
+    for (const auto& d : descriptors) texts.push_back(descriptor_text(d));
+    const auto [ids, mask] = base_->encode_inputs(texts);
+    const auto embeddings = base_->model.shared(ids);  // (K, L, D); the base's table, frozen
+    const auto hidden = modules_.edit_encoder(embeddings, tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);
+    return modules_.edit_projection(masked_mean(hidden, mask));
+  }
+
+  // e(x) logits and prompts for inputs, given the memory (K, d_h).
+  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory) {
+    const auto [ids, mask] = base_->encode_inputs(inputs);
+    Tensor pooled;  // b(x) (B, D): the frozen base encoder, no gradient needed
+    {
+      tt::NoGradGuard no_grad;
+      pooled = masked_mean(base_->model.encode(ids, mask), mask);
+    }
+    const auto d_h = static_cast<double>(options_.memory_dim);
+    const auto query = modules_.attention_projection(pooled);                                          // (B, d_h)
+    const auto weights = tt::softmax(tt::affine(tt::matmul(query, memory.transpose(0, 1)), 1.0 / std::sqrt(d_h), 0.0), 1);  // (B, K)
+    const auto selected = tt::matmul(weights, memory);                                                  // h(x) (B, d_h)
+    const auto features = tt::concat<float, Cpu>({selected, pooled}, 1);                               // (B, d_h + D)
+    Forward f;
+    f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
+    const auto d = base_->model.config().d_model;
+    f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(selected)))
+                   .reshape({static_cast<std::int64_t>(inputs.size()), options_.prefix_length, d});  // (B, P, D)
+    return f;
+  }
+
+  std::vector<std::string> base_predict(const std::vector<std::string>& inputs, const Tensor& prefix) {
+    if (labels_.empty()) return base_->answer(inputs, 12, 256, prefix);
+    const auto picks = base_->classify(inputs, labels_, 256, prefix);
+    std::vector<std::string> out;
+    for (int p : picks) out.push_back(labels_[static_cast<std::size_t>(p)]);
+    return out;
+  }
+
+  std::vector<Tensor> trainable_parameters() {
+    auto params = modules_.parameters();
+    if (options_.variant == SeprogVariant::finetune)
+      for (auto& p : base_->model.parameters()) params.push_back(p);
+    return params;
+  }
+
+  double validation_loss(const std::vector<StepData>& draws) {
+    tt::NoGradGuard no_grad;
+    double total = 0;
+    for (const auto& d : draws) total += step_loss(d).item();
+    return total / static_cast<double>(draws.size());
+  }
+
+  std::vector<Tensor> snapshot() {
+    std::vector<Tensor> copies;
+    for (auto& p : trainable_parameters()) copies.push_back(p.detach().contiguous_copy());
+    return copies;
+  }
+  void restore(const std::vector<Tensor>& copies) {
+    tt::NoGradGuard no_grad;
+    auto params = trainable_parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(copies[i]);
+  }
+
+  Seq2Seq* base_;
+  std::vector<std::string> labels_;
+  SeprogOptions options_;
+  tt::Rng rng_;
+  SeprogModules modules_;
+  EditMemory memory_;
+};
+
+}  // namespace editlab::editors

@@ -160,6 +160,9 @@ TEST_P(BenchmarkSplits, TestSubjectsAndEditsNeverAppearInTrainOrValidation) {
     for (const auto& c : b.split(other))
       for (const auto& t : b.split(Split::test)) ASSERT_NE(c.edit.input, t.edit.input);
   }
+  // Out-scope examples are about subjects no test batch edits, so DD stays measurable at any K.
+  for (const auto& c : b.split(Split::test))
+    for (const auto& e : c.out_scope) EXPECT_EQ(test.count(e.subject), 0u) << e.input;
   // Batches of 128 test edits need at least 128 of them.
   EXPECT_GE(b.split(Split::test).size(), 128u);
 }

@@ -3,6 +3,11 @@
 //   editlab pretrain --world default --out models/base        # tokenizer + base T5, quality report
 //   editlab pretrain --out models/base --resume               # continue an interrupted run
 //   editlab data --benchmark qa --split test --show 5         # look at a benchmark
+//   editlab train --method seprog --benchmark qa --model models/base --out runs/seprog-qa
+//   editlab eval --run runs/seprog-qa --batch-sizes 1,4,10,20,64,128 --json results.jsonl
+//   editlab table results.jsonl                                # Markdown, laid out like the paper's Table 2
+//   editlab plot results.jsonl --out docs/results              # PNGs (needs python3-matplotlib)
+//   editlab edit --run runs/seprog-qa --add "question: ... => answer" --ask "question: ..."
 //
 // Run `editlab --help` or `editlab <command> --help` for every option.
 #include <malloc.h>
@@ -14,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/data_command.hpp"
+#include "cli/run_commands.hpp"
 #include "pretrain/pretrain.hpp"
 
 namespace {
@@ -69,6 +75,22 @@ int main(int argc, char** argv) {
   auto* data_cmd = app.add_subcommand("data", "print examples of a benchmark");
   editlab::cli::add_data_options(*data_cmd, data);
 
+  editlab::cli::TrainCommand train;
+  auto* train_cmd = app.add_subcommand("train", "train an editor on a benchmark's train split into a run folder");
+  editlab::cli::add_train_options(*train_cmd, train);
+  editlab::cli::EvalCommand evaluation;
+  auto* eval_cmd = app.add_subcommand("eval", "measure ES and DD of a trained run over edit batch sizes");
+  editlab::cli::add_eval_options(*eval_cmd, evaluation);
+  std::filesystem::path results, plot_out = "docs/results";
+  auto* table_cmd = app.add_subcommand("table", "print results as Markdown tables");
+  table_cmd->add_option("results", results, "a results .jsonl from editlab eval")->required();
+  auto* plot_cmd = app.add_subcommand("plot", "plot ES and DD against batch size (PNG)");
+  plot_cmd->add_option("results", results, "a results .jsonl from editlab eval")->required();
+  plot_cmd->add_option("--out", plot_out, "folder for the PNGs")->capture_default_str();
+  editlab::cli::EditCommand edit;
+  auto* edit_cmd = app.add_subcommand("edit", "edit a trained run by hand and ask it questions");
+  editlab::cli::add_edit_options(*edit_cmd, edit);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (pretrain_cmd->parsed()) {
@@ -84,6 +106,11 @@ int main(int argc, char** argv) {
       return report.at("all_met").get<bool>() ? 0 : 3;
     }
     if (data_cmd->parsed()) return editlab::cli::run_data(data);
+    if (train_cmd->parsed()) return editlab::cli::run_train(train);
+    if (eval_cmd->parsed()) return editlab::cli::run_eval(evaluation);
+    if (table_cmd->parsed()) return editlab::cli::run_table(results);
+    if (plot_cmd->parsed()) return editlab::cli::run_plot(results, plot_out);
+    if (edit_cmd->parsed()) return editlab::cli::run_edit(edit);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "editlab: error: %s\n", e.what());
     return 1;

@@ -1,0 +1,236 @@
+// The editor commands of editlab: train an editor into a run folder, evaluate it, print the
+// tables, plot, and edit by hand.
+//
+//   editlab train --method seprog --benchmark qa --model models/base --out runs/seprog-qa
+//   editlab eval --run runs/seprog-qa --batch-sizes 1,4,10,20,64,128 --json results.jsonl
+//   editlab table results.jsonl
+//   editlab plot results.jsonl --out docs/results
+//   editlab edit --run runs/seprog-qa --add "question: Where was Talimo born? => Brisvo"
+//                --ask "question: Talimo was born in which city?"     (one command line)
+//
+// A run folder holds run.json (what it was trained on: method, benchmark, base model folder,
+// world), and the editor's own files (seprog.json, seprog.safetensors).
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/data_command.hpp"
+#include "editors/seprog.hpp"
+#include "eval/harness.hpp"
+#include "eval/report.hpp"
+
+namespace editlab::cli {
+
+namespace fs = std::filesystem;
+
+// What a run is trained and evaluated on.
+struct RunSource {
+  std::string benchmark = "qa";
+  fs::path model = "models/base";
+  std::uint64_t world_seed = 1;
+  int people = world::WorldOptions{}.people;
+  fs::path data_dir = "../shared/data";
+
+  nlohmann::json to_json() const {
+    return {{"benchmark", benchmark}, {"model", fs::absolute(model).string()}, {"world_seed", world_seed},
+            {"people", people}, {"data_dir", fs::absolute(data_dir).string()}};
+  }
+  static RunSource from_json(const nlohmann::json& j) {
+    RunSource s;
+    s.benchmark = j.at("benchmark");
+    s.model = j.at("model").get<std::string>();
+    s.world_seed = j.at("world_seed");
+    s.people = j.at("people");
+    s.data_dir = j.at("data_dir").get<std::string>();
+    return s;
+  }
+  world::Benchmark load_benchmark(model::Seq2Seq& base) const {
+    const auto& tracks = data::track_names();
+    if (std::find(tracks.begin(), tracks.end(), benchmark) != tracks.end()) return data::load_track(benchmark, data_dir).benchmark;
+    world::WorldOptions options;
+    options.seed = world_seed;
+    options.people = people;
+    const auto w = world::generate(options);
+    if (benchmark != "textgen") return world::make_benchmark(w, benchmark);
+    return world::make_benchmark(w, benchmark, [&](const std::string& prompt, tensortape::Rng& rng) {
+      return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng);
+    });
+  }
+};
+
+inline void add_source_options(CLI::App& cmd, RunSource& s) {
+  cmd.add_option("--benchmark", s.benchmark, "qa, factcheck, textgen, entail, relations, lot or zsre1k")
+      ->check(CLI::IsMember(all_benchmark_names()))
+      ->capture_default_str();
+  cmd.add_option("--model", s.model, "the base model folder (from editlab pretrain)")->capture_default_str();
+  cmd.add_option("--world-seed", s.world_seed, "seed of the generated world")->capture_default_str();
+  cmd.add_option("--people", s.people, "people in the generated world")->capture_default_str();
+  cmd.add_option("--data-dir", s.data_dir, "the shared data folder (lot, zsre1k)")->capture_default_str();
+}
+
+struct TrainCommand {
+  std::string method = "seprog";
+  RunSource source;
+  fs::path out;
+  editors::SeprogOptions seprog;
+};
+
+inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
+  cmd.add_option("--method", t.method, "seprog, sp-finetune, sp-noclassifier or sp-noselect")
+      ->check(CLI::IsMember({"seprog", "sp-finetune", "sp-noclassifier", "sp-noselect"}))
+      ->capture_default_str();
+  add_source_options(cmd, t.source);
+  cmd.add_option("--out", t.out, "the run folder to write")->required();
+  cmd.add_option("--steps", t.seprog.steps, "training steps")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--lr", t.seprog.lr, "Adam learning rate (linear warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--lambda", t.seprog.lambda, "weight of the scope loss: L = lambda L_sc + (1 - lambda) L_pg")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd.add_option("--prefix-length", t.seprog.prefix_length, "P, the generated prompt's length")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--max-edits", t.seprog.max_edits, "largest edit set drawn per training step")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--patience", t.seprog.patience, "early stopping: steps without a better validation loss")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--seed", t.seprog.seed, "seed of initialisation and draws")->capture_default_str();
+}
+
+inline int run_train(TrainCommand t) {
+  t.seprog.variant = editors::parse_variant(t.method);
+  tensortape::check(!fs::exists(t.out / "run.json"), "editlab train", "'", t.out.string(),
+                    "' already holds a run; choose another --out or remove it");
+  auto base = model::Seq2Seq::load(t.source.model);
+  const auto bench = t.source.load_benchmark(base);
+  editors::Seprog editor(base, bench.labels, t.seprog);
+  const auto report = editor.train(bench);
+  editor.save(t.out);
+  const nlohmann::json run = {{"method", editor.name()}, {"source", t.source.to_json()},
+                              {"training", {{"steps", report.steps}, {"best_step", report.best_step},
+                                            {"best_validation_loss", report.best_validation_loss},
+                                            {"seconds", report.seconds}}}};
+  const std::string text = run.dump(2) + "\n";
+  tensortape::io::write_file_atomically(t.out / "run.json", [&](tensortape::io::AtomicFileWriter& w) { w.write(text.data(), text.size()); });
+  std::printf("trained %s on %s: %d steps, best validation loss %.4f at step %d, %.0f s; wrote %s\n", editor.name().c_str(),
+              bench.name.c_str(), report.steps, report.best_validation_loss, report.best_step, report.seconds,
+              t.out.string().c_str());
+  return 0;
+}
+
+// A trained run, ready to edit: the base model, the benchmark and the editor.
+struct LoadedRun {
+  std::string method;
+  RunSource source;
+  model::Seq2Seq base;
+  world::Benchmark bench;
+  std::unique_ptr<editors::Seprog> editor;
+};
+
+inline std::unique_ptr<LoadedRun> load_run(const fs::path& dir) {
+  std::ifstream in(dir / "run.json");
+  tensortape::check(static_cast<bool>(in), "editlab", "'", (dir / "run.json").string(),
+                    "' is missing: is this a folder written by editlab train?");
+  const auto run = nlohmann::json::parse(in, nullptr, false);
+  tensortape::check(!run.is_discarded() && run.contains("source") && run.contains("method"), "editlab", "'",
+                    (dir / "run.json").string(), "' is not a valid run description");
+  auto source = RunSource::from_json(run.at("source"));
+  auto base = model::Seq2Seq::load(source.model);
+  auto bench = source.load_benchmark(base);
+  auto loaded = std::make_unique<LoadedRun>(LoadedRun{run.at("method"), source, std::move(base), std::move(bench), nullptr});
+  loaded->editor = std::make_unique<editors::Seprog>(loaded->base, loaded->bench.labels, editors::Seprog::read_options(dir));
+  loaded->editor->load_weights(dir);
+  return loaded;
+}
+
+struct EvalCommand {
+  fs::path run;
+  std::vector<int> batch_sizes = {1, 4, 10, 20, 64, 128};
+  int draws = 5;
+  std::string split = "test";
+  fs::path json = "results.jsonl";
+  std::uint64_t seed = 1;
+};
+
+inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
+  cmd.add_option("--run", e.run, "the run folder (from editlab train)")->required();
+  cmd.add_option("--batch-sizes", e.batch_sizes, "edit batch sizes K")->delimiter(',')->capture_default_str();
+  cmd.add_option("--draws", e.draws, "random edit batches per K")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--split", e.split, "train, validation or test")->check(CLI::IsMember({"train", "validation", "test"}))->capture_default_str();
+  cmd.add_option("--json", e.json, "results file; rows are appended")->capture_default_str();
+  cmd.add_option("--seed", e.seed, "seed of the edit batch draws")->capture_default_str();
+}
+
+inline int run_eval(const EvalCommand& e) {
+  auto run = load_run(e.run);
+  const auto rows = eval::evaluate(*run->editor, run->bench, world::parse_split(e.split), e.batch_sizes, e.draws, e.seed);
+  eval::append_jsonl(e.json, rows);
+  std::printf("%s\nappended %zu rows to %s\n", eval::batch_size_markdown(rows).c_str(), rows.size(), e.json.string().c_str());
+  return 0;
+}
+
+inline int run_table(const fs::path& results) {
+  std::printf("%s", eval::results_markdown(eval::latest_rows(eval::read_jsonl(results))).c_str());
+  return 0;
+}
+
+inline int run_plot(const fs::path& results, const fs::path& out) {
+  tensortape::check(fs::exists(results), "editlab plot", "'", results.string(), "' does not exist");
+  const fs::path script = fs::path(EDITLAB_SOURCE_DIR) / "tools" / "plot_results.py";
+  const std::string command = "/usr/bin/python3 '" + script.string() + "' '" + results.string() + "' --out '" + out.string() + "'";
+  const int status = std::system(command.c_str());
+  tensortape::check(status == 0, "editlab plot", "'", command, "' failed (it needs Debian's python3-matplotlib)");
+  return 0;
+}
+
+struct EditCommand {
+  fs::path run;
+  std::vector<std::string> add;
+  std::vector<std::string> ask;
+  fs::path memory;  // optional: load the memory from this file first; save it back after adding
+};
+
+inline void add_edit_options(CLI::App& cmd, EditCommand& e) {
+  cmd.add_option("--run", e.run, "the run folder (from editlab train)")->required();
+  cmd.add_option("--add", e.add, "an edit, \"input => new answer\" (repeatable)");
+  cmd.add_option("--ask", e.ask, "an input to answer before and after the edits (repeatable)")->required();
+  cmd.add_option("--memory", e.memory, "an edit-memory file to load first and save after adding");
+}
+
+inline world::Example parse_edit(const std::string& text) {
+  const auto arrow = text.find("=>");
+  tensortape::check(arrow != std::string::npos, "editlab edit", "--add \"", text, "\": expected \"input => new answer\"");
+  auto trim = [](std::string s) {
+    const auto b = s.find_first_not_of(' '), e = s.find_last_not_of(' ');
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  world::Example edit{trim(text.substr(0, arrow)), trim(text.substr(arrow + 2))};
+  tensortape::check(!edit.input.empty() && !edit.target.empty(), "editlab edit", "--add \"", text,
+                    "\": both the input and the answer must be non-empty");
+  return edit;
+}
+
+inline int run_edit(const EditCommand& e) {
+  auto run = load_run(e.run);
+  auto& editor = *run->editor;
+  const auto before = editor.predict(e.ask);
+  if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, editor.options().memory_dim);
+  std::vector<world::Example> edits;
+  for (const auto& text : e.add) edits.push_back(parse_edit(text));
+  editor.add_edits(edits);
+  if (!e.memory.empty() && editor.memory().size() > 0) editor.memory().save(e.memory);
+  const auto after = editor.predict(e.ask);
+  const auto scope = editor.scope_probabilities(e.ask);
+  std::printf("memory: %zu edits\n", editor.memory().size());
+  for (std::size_t i = 0; i < e.ask.size(); ++i)
+    std::printf("%s\n    base: %s\n    edited: %s   (e(x) = %.2f)\n", e.ask[i].c_str(), before[i].c_str(), after[i].c_str(), scope[i]);
+  return 0;
+}
+
+}  // namespace editlab::cli

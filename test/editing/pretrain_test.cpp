@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pretrain/pretrain.hpp"
+#include "tiny_pretrain.hpp"
 
 namespace {
 
@@ -17,27 +18,10 @@ namespace fs = std::filesystem;
 using editlab::pretrain::PretrainOptions;
 
 PretrainOptions tiny(const fs::path& out) {
-  PretrainOptions o;
-  o.world.people = 6;
-  o.world.cities = 3;
-  o.world.countries = 2;
-  o.world.organisations = 3;
-  o.world.universities = 2;
-  o.world.languages = 2;
-  o.world.taxonomy_branching = {2, 2};
-  o.world.species_per_leaf_class = 2;
-  o.out = out;
-  o.vocab_size = 120;
-  o.d_model = 16;
-  o.d_ff = 32;
-  o.num_heads = 2;
-  o.num_layers = 1;
+  PretrainOptions o = tiny_pretrain_options(out);
   o.batch_size = 4;
   o.steps = 12;
-  o.warmup_steps = 2;
   o.checkpoint_every = 5;
-  o.measure_quality = false;
-  o.quiet = true;
   return o;
 }
 

@@ -7,6 +7,7 @@
 
 #include "editors/seprog.hpp"
 #include "pretrain/pretrain.hpp"
+#include "tiny_pretrain.hpp"
 
 namespace {
 
@@ -17,28 +18,10 @@ using editlab::editors::SeprogVariant;
 using editlab::world::Example;
 
 editlab::pretrain::PretrainOptions tiny_options(const fs::path& out) {
-  editlab::pretrain::PretrainOptions o;
-  o.world.people = 12;
-  o.world.cities = 4;
-  o.world.countries = 3;
-  o.world.organisations = 4;
-  o.world.universities = 3;
-  o.world.languages = 3;
-  o.world.taxonomy_branching = {2, 2};
-  o.world.species_per_leaf_class = 3;
-  o.out = out;
-  o.vocab_size = 150;
-  o.d_model = 16;
-  o.d_ff = 32;
-  o.num_heads = 2;
-  o.num_layers = 1;
-  o.num_decoder_layers = 1;
-  o.batch_size = 8;
+  auto o = tiny_pretrain_options(out);
   o.steps = 300;
   o.warmup_steps = 20;
   o.lr = 3e-3;
-  o.measure_quality = false;
-  o.quiet = true;
   return o;
 }
 

@@ -55,13 +55,12 @@ struct PretrainOptions {
   int d_ff = 512;
   int num_heads = 4;
   int num_layers = 2;          // encoder blocks
-  int num_decoder_layers = 4;  // decoder blocks: the decoder is cheap (few target tokens) and
-                               // needs the depth to look a fact up and then compare it
+  int num_decoder_layers = 3;  // decoder blocks (cheap: a few target tokens)
   bool tie_embeddings = false; // lm_head shares the input embedding (T5 1.0) or has its own (T5 1.1)
   // Training.
   int batch_size = 64;
-  int steps = 4000;
-  double lr = 1e-3;
+  int steps = 3600;
+  double lr = 4e-4;
   int warmup_steps = 200;
   double clip_norm = 1.0;
   int checkpoint_every = 500;

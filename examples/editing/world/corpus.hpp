@@ -19,6 +19,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensortape/core/rng.hpp"
@@ -141,7 +142,7 @@ class PretrainingMix {
   enum Task { question, fact_claim, relation, membership, class_fact, member_property, context, continuation, num_tasks };
   // Per 100 examples. Questions, relation prompts and continuations are learned first and fast;
   // the true/false claims (one bit per example, and a look-up before a comparison) need more.
-  static constexpr std::array<int, num_tasks> weights = {16, 22, 8, 8, 6, 16, 18, 6};
+  static constexpr std::array<int, num_tasks> weights = {20, 20, 8, 8, 6, 14, 18, 6};
 
   PretrainingMix(const World& world, std::uint64_t seed) : forms_(world), rng_(seed) {}
 
@@ -155,7 +156,9 @@ class PretrainingMix {
     switch (task) {
       case question: {
         const Fact& f = random_fact();
-        return forms_.question(f, below(Relation::num_train_questions));
+        Example e = forms_.question(f, below(Relation::num_train_questions));
+        if (below(10) < 3) e.input = drop_a_word(e.input, w.name(f.subject));
+        return e;
       }
       case fact_claim: {
         const Fact& f = random_fact();
@@ -200,6 +203,25 @@ class PretrainingMix {
 
  private:
   int below(std::size_t n) { return static_cast<int>(rng_.below(n)); }
+  // Drops one word other than the task prefix and the subject's name: the model learns to
+  // read a question's content words rather than its exact template (paraphrase robustness).
+  std::string drop_a_word(const std::string& text, const std::string& subject) {
+    std::vector<std::string> words;
+    std::string word;
+    for (char c : text + " ") {
+      if (c != ' ') word += c;
+      else if (!word.empty()) words.push_back(std::exchange(word, {}));
+    }
+    std::vector<std::size_t> droppable;
+    for (std::size_t i = 1; i < words.size(); ++i)
+      if (words[i].find(subject) == std::string::npos) droppable.push_back(i);
+    if (droppable.empty()) return text;
+    const std::size_t drop = droppable[below(droppable.size())];
+    std::string out;
+    for (std::size_t i = 0; i < words.size(); ++i)
+      if (i != drop) out += (out.empty() ? "" : " ") + words[i];
+    return out;
+  }
   Task pick_task() {
     int roll = below(100);
     for (int t = 0; t < num_tasks; ++t) {

@@ -122,3 +122,42 @@ TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
 }
 
 }  // namespace
+
+namespace {
+
+// Sharded steps (train/data_parallel.hpp) must compute the whole batch's gradient: each
+// shard's mean token loss weighted by its share of the target tokens.
+TEST(DataParallel, ShardedGradientEqualsTheWholeBatchGradient) {
+  const fs::path dir = scratch("sharded");
+  auto options = tiny(dir);
+  editlab::pretrain::pretrain(options);
+  auto base = editlab::model::Seq2Seq::load(dir);
+  base.model.unfreeze();
+  const auto world = editlab::world::generate(options.world);
+  editlab::world::PretrainingMix mix(world, 5);
+  std::vector<editlab::world::Example> examples(7);  // odd, so the shards differ in size and tokens
+  for (auto& e : examples) e = mix.sample();
+  const auto params = base.model.parameters();
+
+  for (const auto& p : params) p.zero_grad();
+  auto loss = base.loss(base.batch(examples));
+  tensortape::backward(loss);
+  std::vector<std::vector<float>> whole;
+  for (const auto& p : params) whole.push_back(p.grad().to_vector());
+
+  for (const auto& p : params) p.zero_grad();
+  const auto shards = editlab::train::split_batch(base, examples, 3);
+  ASSERT_EQ(shards.size(), 3u);
+  EXPECT_NE(shards[0].weight, shards[2].weight);
+  const double sharded_loss = editlab::train::backward_sharded(
+      params, shards, [&](const editlab::model::TextBatch& b) { return base.loss(b); });
+  EXPECT_NEAR(sharded_loss, loss.item(), 1e-5 * std::abs(loss.item()));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const auto got = params[i].grad().to_vector();
+    double scale = 1e-6;
+    for (float g : whole[i]) scale = std::max(scale, static_cast<double>(std::abs(g)));
+    for (std::size_t j = 0; j < got.size(); ++j) ASSERT_NEAR(got[j], whole[i][j], 1e-4 * scale) << "parameter " << i << " entry " << j;
+  }
+}
+
+}  // namespace

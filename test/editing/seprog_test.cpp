@@ -53,6 +53,14 @@ SeprogOptions small(SeprogVariant variant = SeprogVariant::seprog) {
   return o;
 }
 
+editlab::editors::TrainControl quietly(const fs::path& checkpoint_dir = {}) {
+  editlab::editors::TrainControl control;
+  control.quiet = true;
+  control.checkpoint_dir = checkpoint_dir;
+  control.identity = {{"benchmark", "qa"}};
+  return control;
+}
+
 std::vector<std::string> inputs_of(const std::vector<editlab::world::Case>& cases) {
   std::vector<std::string> out;
   for (const auto& c : cases) {
@@ -167,7 +175,7 @@ TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {
     return total / 4;
   };
   const double before = loss_on_held();
-  const auto report = editor.train(bench, /*quiet=*/true);
+  const auto report = editor.train(bench, quietly());
   EXPECT_GT(report.best_step, 0) << "validation loss never improved on the untrained editor";
   EXPECT_LT(loss_on_held(), 0.8 * before);
 
@@ -186,4 +194,48 @@ TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {
   EXPECT_EQ(loaded.predict(inputs), editor.predict(inputs));
 }
 
+TEST(Seprog, StoppedAndResumedTrainingEqualsUninterruptedTraining) {
+  auto& t = tiny();
+  auto options = small();
+  options.steps = 40;
+  options.eval_every = 10;
+  options.warmup_steps = 5;
+  auto bench = t.qa;
+  bench.split(editlab::world::Split::validation) = bench.split(editlab::world::Split::train);
+  auto trained_parameters = [&](const fs::path& dir, int stop_after) {
+    fs::remove_all(dir);
+    Seprog editor(t.base, {}, options);
+    auto control = quietly(dir);
+    control.checkpoint_every = 15;
+    control.threads = 2;
+    if (stop_after > 0) {
+      control.stop_after = stop_after;
+      EXPECT_EQ(editor.train(bench, control).steps, stop_after);
+      Seprog resumed(t.base, {}, options);  // a fresh process would start from a fresh editor
+      control.stop_after = 0;
+      control.resume = true;
+      resumed.train(bench, control);
+      std::vector<std::vector<float>> values;
+      for (auto& p : resumed.modules().parameters()) values.push_back(p.to_vector());
+      return values;
+    }
+    editor.train(bench, control);
+    std::vector<std::vector<float>> values;
+    for (auto& p : editor.modules().parameters()) values.push_back(p.to_vector());
+    return values;
+  };
+  const auto straight = trained_parameters(fs::temp_directory_path() / "editlab_seprog_straight", 0);
+  const auto resumed = trained_parameters(fs::temp_directory_path() / "editlab_seprog_resumed", 23);
+  ASSERT_EQ(straight.size(), resumed.size());
+  for (std::size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(straight[i], resumed[i]) << "parameter " << i;
+
+  // A checkpoint made with other options is refused, with both settings named.
+  Seprog other(t.base, {}, small(SeprogVariant::noselect));
+  auto other_bench = bench;
+  auto resume_other = quietly(fs::temp_directory_path() / "editlab_seprog_resumed");
+  resume_other.resume = true;
+  EXPECT_THROW(other.train(other_bench, resume_other), tensortape::Error);
+}
+
 }  // namespace
+

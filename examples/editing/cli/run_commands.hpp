@@ -84,6 +84,7 @@ struct TrainCommand {
   RunSource source;
   fs::path out;
   editors::SeprogOptions seprog;
+  editors::TrainControl control;
 };
 
 inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
@@ -101,23 +102,48 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--max-edits", t.seprog.max_edits, "largest edit set drawn per training step")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--patience", t.seprog.patience, "early stopping: steps without a better validation loss")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--seed", t.seprog.seed, "seed of initialisation and draws")->capture_default_str();
+  cmd.add_option("--checkpoint-every", t.control.checkpoint_every, "steps between checkpoints (in <out>/checkpoint)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_flag("--resume", t.control.resume, "continue the interrupted run in --out (its options come from the checkpoint)");
+  cmd.add_option("--stop-after", t.control.stop_after, "checkpoint and stop at this step (continue with --resume)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--threads", t.control.threads, "threads, each running a share of a step's examples (0: one per core)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
 }
 
 inline int run_train(TrainCommand t) {
-  t.seprog.variant = editors::parse_variant(t.method);
   tensortape::check(!fs::exists(t.out / "run.json"), "editlab train", "'", t.out.string(),
-                    "' already holds a run; choose another --out or remove it");
+                    "' already holds a finished run; choose another --out or remove it");
+  const fs::path checkpoint = train::find_checkpoint(t.out);
+  if (t.control.resume) {
+    tensortape::check(!checkpoint.empty(), "editlab train", "--resume: '", t.out.string(), "' has no checkpoint to resume");
+    const auto state = train::read_json(checkpoint / "state.json");  // the interrupted run's own settings
+    t.seprog = editors::SeprogOptions::from_json(state.at("options"));
+    t.source = RunSource::from_json(state.at("identity"));
+    std::fprintf(stderr, "editlab train: resuming %s on %s from step %d\n", editors::variant_name(t.seprog.variant),
+                 t.source.benchmark.c_str(), state.at("step").get<int>());
+  } else {
+    t.seprog.variant = editors::parse_variant(t.method);
+    tensortape::check(checkpoint.empty(), "editlab train", "'", t.out.string(), "' holds an interrupted run (",
+                      checkpoint.string(), "); pass --resume to continue it or remove it");
+  }
+  t.control.checkpoint_dir = t.out;
+  t.control.identity = t.source.to_json();
   auto base = model::Seq2Seq::load(t.source.model);
   const auto bench = t.source.load_benchmark(base);
   editors::Seprog editor(base, bench.labels, t.seprog);
-  const auto report = editor.train(bench);
+  const auto report = editor.train(bench, t.control);
+  if (t.control.stop_after > 0 && report.steps == t.control.stop_after && report.steps < t.seprog.steps) {
+    std::printf("stopped at step %d; continue with: editlab train --out %s --resume\n", report.steps, t.out.string().c_str());
+    return 0;
+  }
   editor.save(t.out);
   const nlohmann::json run = {{"method", editor.name()}, {"source", t.source.to_json()},
                               {"training", {{"steps", report.steps}, {"best_step", report.best_step},
                                             {"best_validation_loss", report.best_validation_loss},
-                                            {"seconds", report.seconds}}}};
-  const std::string text = run.dump(2) + "\n";
-  tensortape::io::write_file_atomically(t.out / "run.json", [&](tensortape::io::AtomicFileWriter& w) { w.write(text.data(), text.size()); });
+                                            {"seconds", report.seconds}, {"resumed", t.control.resume}}}};
+  train::write_text(t.out / "run.json", run.dump(2) + "\n");
+  fs::remove_all(t.out / "checkpoint");
   std::printf("trained %s on %s: %d steps, best validation loss %.4f at step %d, %.0f s; wrote %s\n", editor.name().c_str(),
               bench.name.c_str(), report.steps, report.best_validation_loss, report.best_step, report.seconds,
               t.out.string().c_str());

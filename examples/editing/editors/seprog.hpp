@@ -42,6 +42,8 @@
 #include "tensortape/optim/adam.hpp"
 #include "tensortape/optim/clip.hpp"
 #include "tensortape/optim/schedule.hpp"
+#include "train/checkpoint.hpp"
+#include "train/data_parallel.hpp"
 #include "train/progress.hpp"
 
 namespace editlab::editors {
@@ -218,10 +220,22 @@ class EditMemory {
 
 inline std::string descriptor_text(const Example& e) { return e.input + " => " + e.target; }
 
+// How a training run is driven; none of it changes what is learned, except `threads`, which
+// changes the order in which shard gradients are summed.
+struct TrainControl {
+  std::filesystem::path checkpoint_dir;  // empty: no checkpoints
+  int checkpoint_every = 200;            // steps between checkpoints
+  bool resume = false;                   // continue from checkpoint_dir/checkpoint
+  int stop_after = 0;                    // > 0: checkpoint and return at this step
+  int threads = 0;                       // step shards in parallel; 0: one per core
+  bool quiet = false;                    // no progress bar
+  nlohmann::json identity;               // what a resumed checkpoint must match (beside the options)
+};
+
 class Seprog : public eval::Editor {
  public:
   Seprog(Seq2Seq& base, std::vector<std::string> labels, SeprogOptions options)
-      : base_(&base), labels_(std::move(labels)), options_(options), rng_(options.seed) {
+      : base_(&base), labels_(std::move(labels)), options_(options) {
     tt::check(options_.prefix_length > 0 && options_.memory_dim > 0 && options_.hidden > 0, "Seprog",
               "prefix_length, memory_dim and hidden must be positive");
     tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
@@ -298,10 +312,13 @@ class Seprog : public eval::Editor {
     int steps = 0;
     int best_step = 0;
     double best_validation_loss = 0;
-    double seconds = 0;
+    double seconds = 0;  // this call's training time (a resumed run counts from the resume)
   };
 
-  TrainReport train(const world::Benchmark& bench, bool quiet = false) {
+  // Trains the modules on the benchmark's train split, early-stopping on validation loss, and
+  // leaves the best validation state in place. Each step's draw is seeded by (seed, step), so a
+  // resumed run draws exactly what the uninterrupted one would have.
+  TrainReport train(const world::Benchmark& bench, const TrainControl& control = {}) {
     using world::Split;
     const auto& train_cases = bench.split(Split::train);
     const auto& validation_cases = bench.split(Split::validation);
@@ -314,6 +331,7 @@ class Seprog : public eval::Editor {
     auto params = trainable_parameters();
     tt::optim::Adam<float, Cpu> adam(params, {.lr = options_.lr});
     const auto schedule = tt::optim::warmup_constant(options_.warmup_steps);
+    const int shards = train::shard_count(control.threads);
 
     // Fixed validation draws so that losses are comparable between evaluations.
     std::vector<StepData> validation;
@@ -321,29 +339,44 @@ class Seprog : public eval::Editor {
     for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
 
     TrainReport report;
-    train::Progress progress("train " + name(), options_.steps, 0, quiet ? nullptr : stderr);
-    auto best = snapshot();
-    report.best_validation_loss = validation_loss(validation);
-    for (int step = 0; step < options_.steps; ++step) {
+    std::vector<Tensor> best;
+    if (control.resume) {
+      resume_checkpoint(control, adam, params, report, best);
+    } else {
+      best = snapshot();
+      report.best_validation_loss = validation_loss(validation);
+    }
+    train::Progress progress("train " + name(), options_.steps, report.steps, control.quiet ? nullptr : stderr);
+    for (int step = report.steps; step < options_.steps; ++step) {
       tt::optim::apply_schedule(adam, options_.lr, schedule, step);
       adam.zero_grad();
-      const StepData data = draw(train_cases, rng_);
-      auto loss = step_loss(data);
-      tt::backward(loss);
+      tt::Rng step_rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
+      const StepData data = draw(train_cases, step_rng);
+      const double loss = train::backward_sharded(params, split(data, shards), [&](const StepData& d) { return step_loss(d); });
       tt::optim::clip_grad_norm_(params, options_.clip_norm);
       adam.step();
-      progress.update(step + 1, loss.item(), static_cast<double>(data.in_scope.size() + data.out_scope.size()));
+      progress.update(step + 1, loss, static_cast<double>(data.in_scope.size() + data.out_scope.size()));
       report.steps = step + 1;
-      if ((step + 1) % options_.eval_every == 0) {
+      bool stop = false;
+      if (report.steps % options_.eval_every == 0) {
         const double v = validation_loss(validation);
         if (v < report.best_validation_loss) {
           report.best_validation_loss = v;
-          report.best_step = step + 1;
+          report.best_step = report.steps;
           best = snapshot();
-        } else if (step + 1 - report.best_step >= options_.patience) {
-          break;  // early stopping
+        } else if (report.steps - report.best_step >= options_.patience) {
+          stop = true;  // early stopping
         }
       }
+      if (control.stop_after > 0 && report.steps == control.stop_after && !stop && report.steps < options_.steps) {
+        save_checkpoint(control, adam, params, report, best);
+        progress.finish();
+        report.seconds = progress.elapsed_s();
+        return report;  // stopped early on request: the caller resumes later
+      }
+      if (stop) break;
+      if (!control.checkpoint_dir.empty() && report.steps % control.checkpoint_every == 0 && report.steps < options_.steps)
+        save_checkpoint(control, adam, params, report, best);
     }
     progress.finish();
     restore(best);
@@ -512,6 +545,66 @@ class Seprog : public eval::Editor {
     return total / static_cast<double>(draws.size());
   }
 
+  // The step's in-scope and out-scope examples dealt into `count` shards that share the edit
+  // set; each shard's loss weighs by its share of the examples.
+  static std::vector<train::Shard<StepData>> split(const StepData& data, int count) {
+    count = std::max(1, std::min<int>(count, static_cast<int>(std::min(data.in_scope.size(), data.out_scope.size()))));
+    std::vector<train::Shard<StepData>> shards(static_cast<std::size_t>(count));
+    for (auto& shard : shards) shard.data.edits = data.edits;
+    for (std::size_t i = 0; i < data.in_scope.size(); ++i) shards[i % count].data.in_scope.push_back(data.in_scope[i]);
+    for (std::size_t i = 0; i < data.out_scope.size(); ++i) shards[i % count].data.out_scope.push_back(data.out_scope[i]);
+    const double total = static_cast<double>(data.in_scope.size() + data.out_scope.size());
+    for (auto& shard : shards) shard.weight = static_cast<double>(shard.data.in_scope.size() + shard.data.out_scope.size()) / total;
+    return shards;
+  }
+
+  // <checkpoint_dir>/checkpoint/: the trainable parameters now and at the best validation
+  // loss, the optimizer state, and the step and early-stopping state.
+  void save_checkpoint(const TrainControl& control, tt::optim::Adam<float, Cpu>& adam, const std::vector<Tensor>& params,
+                       const TrainReport& report, const std::vector<Tensor>& best) {
+    train::save_checkpoint(control.checkpoint_dir, [&](const std::filesystem::path& dir) {
+      std::map<std::string, Tensor> tensors;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        tensors.emplace("current." + std::to_string(i), params[i].detach());
+        tensors.emplace("best." + std::to_string(i), best[i]);
+      }
+      for (auto& [n, t] : adam.state_dict()) tensors.emplace("optimizer." + n, t);
+      tt::io::save(dir / "training.safetensors", tensors);
+      const nlohmann::json state = {{"step", report.steps}, {"best_step", report.best_step},
+                                    {"best_validation_loss", report.best_validation_loss},
+                                    {"options", options_.to_json()}, {"identity", control.identity}};
+      train::write_text(dir / "state.json", state.dump(2) + "\n");
+    });
+  }
+
+  void resume_checkpoint(const TrainControl& control, tt::optim::Adam<float, Cpu>& adam, const std::vector<Tensor>& params,
+                         TrainReport& report, std::vector<Tensor>& best) {
+    const auto dir = train::find_checkpoint(control.checkpoint_dir);
+    tt::check(!dir.empty(), "Seprog::train", "--resume: '", control.checkpoint_dir.string(), "' has no checkpoint");
+    const auto state = train::read_json(dir / "state.json");
+    tt::check(state.at("options") == options_.to_json() && state.at("identity") == control.identity, "Seprog::train",
+              "--resume: the checkpoint in '", dir.string(), "' was made with ", state.at("options").dump(), " on ",
+              state.at("identity").dump(), ", not ", options_.to_json().dump(), " on ", control.identity.dump());
+    const tt::io::SafetensorsFile st(dir / "training.safetensors");
+    std::map<std::string, Tensor> optimizer_state;
+    for (const auto& n : st.names())
+      if (n.rfind("optimizer.", 0) == 0) optimizer_state.emplace(n.substr(10), tt::io::load<float, Cpu>(st, n));
+    best.clear();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      auto current = tt::io::load<float, Cpu>(st, "current." + std::to_string(i));
+      tt::check(current.shape() == params[i].shape(), "Seprog::train", "--resume: parameter ", i, " has shape ",
+                current.shape(), " in the checkpoint, ", params[i].shape(), " here");
+      tt::NoGradGuard no_grad;
+      Tensor param = params[i];
+      param.copy_(current);  // in place: the optimizer holds these tensors
+      best.push_back(tt::io::load<float, Cpu>(st, "best." + std::to_string(i)));
+    }
+    adam.load_state_dict({optimizer_state.begin(), optimizer_state.end()});
+    report.steps = state.at("step");
+    report.best_step = state.at("best_step");
+    report.best_validation_loss = state.at("best_validation_loss");
+  }
+
   std::vector<Tensor> snapshot() {
     std::vector<Tensor> copies;
     for (auto& p : trainable_parameters()) copies.push_back(p.detach().contiguous_copy());
@@ -526,7 +619,6 @@ class Seprog : public eval::Editor {
   Seq2Seq* base_;
   std::vector<std::string> labels_;
   SeprogOptions options_;
-  tt::Rng rng_;
   SeprogModules modules_;
   EditMemory memory_;
 };

@@ -36,6 +36,8 @@
 #include "tensortape/optim/adam.hpp"
 #include "tensortape/optim/clip.hpp"
 #include "tensortape/optim/schedule.hpp"
+#include "train/checkpoint.hpp"
+#include "train/data_parallel.hpp"
 #include "train/progress.hpp"
 #include "world/corpus.hpp"
 
@@ -65,6 +67,7 @@ struct PretrainOptions {
   double clip_norm = 1.0;
   int checkpoint_every = 500;
   std::uint64_t seed = 1;
+  int threads = 0;               // batch shards run in parallel (train/data_parallel.hpp); 0: one per core
   bool resume = false;
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
   bool measure_quality = true;   // run the quality bars at the end
@@ -147,43 +150,16 @@ inline PretrainSource track_source(const std::string& name, const fs::path& data
 
 namespace detail {
 
-inline void write_text(const fs::path& file, const std::string& text) {
-  tt::io::write_file_atomically(file, [&](tt::io::AtomicFileWriter& w) { w.write(text.data(), text.size()); },
-                                "editlab pretrain");
-}
-
-inline nlohmann::json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  tt::check(static_cast<bool>(in), "editlab", "cannot open '", file.string(), "'");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    tt::fail("editlab", "'", file.string(), "' is not valid JSON: ", e.what());
-  }
-}
-
-// Writes the checkpoint into <out>/checkpoint.tmp, then swaps it in for <out>/checkpoint.
+// Model, optimizer state and step, written atomically into <out>/checkpoint/.
 inline void save_checkpoint(model::T5& model, tt::optim::Adam<float, model::Cpu>& adam, std::int64_t step,
                             const PretrainOptions& options) {
-  const fs::path final_dir = options.out / "checkpoint", temp_dir = options.out / "checkpoint.tmp",
-                 old_dir = options.out / "checkpoint.old";
-  fs::remove_all(temp_dir);
-  tt::io::save_t5(model, temp_dir);
-  std::map<std::string, model::Tensor> state;
-  for (auto& [name, tensor] : adam.state_dict()) state.emplace(name, tensor);
-  tt::io::save(temp_dir / "optimizer.safetensors", state);
-  write_text(temp_dir / "state.json", nlohmann::json{{"step", step}, {"options", options.identity()}}.dump(2));
-  fs::remove_all(old_dir);
-  if (fs::exists(final_dir)) fs::rename(final_dir, old_dir);
-  fs::rename(temp_dir, final_dir);
-  fs::remove_all(old_dir);
-}
-
-// The newest complete checkpoint folder, or empty.
-inline fs::path find_checkpoint(const fs::path& out) {
-  for (const char* name : {"checkpoint", "checkpoint.old"})
-    if (fs::exists(out / name / "state.json")) return out / name;
-  return {};
+  train::save_checkpoint(options.out, [&](const fs::path& dir) {
+    tt::io::save_t5(model, dir);
+    std::map<std::string, model::Tensor> state;
+    for (auto& [name, tensor] : adam.state_dict()) state.emplace(name, tensor);
+    tt::io::save(dir / "optimizer.safetensors", state);
+    train::write_text(dir / "state.json", nlohmann::json{{"step", step}, {"options", options.identity()}}.dump(2));
+  });
 }
 
 }  // namespace detail
@@ -196,7 +172,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   tt::check(options.steps > 0 && options.batch_size > 0 && options.checkpoint_every > 0, "editlab pretrain",
             "steps, batch size and checkpoint interval must be positive");
   fs::create_directories(options.out);
-  const fs::path checkpoint = detail::find_checkpoint(options.out);
+  const fs::path checkpoint = train::find_checkpoint(options.out);
   if (!options.resume) {
     tt::check(checkpoint.empty(), "editlab pretrain", "'", options.out.string(),
               "' holds an interrupted run (", checkpoint.string(), "); pass --resume to continue it or remove it");
@@ -207,7 +183,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
 
   const PretrainSource source =
       options.source == "default" ? world_source(options.world) : track_source(options.source, options.data_dir);
-  detail::write_text(options.out / "world.txt", source.description);
+  train::write_text(options.out / "world.txt", source.description);
 
   const fs::path spiece = options.out / "spiece.model";
   if (!options.resume) {
@@ -225,7 +201,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
 
   std::int64_t step = 0;
   if (options.resume) {
-    const auto state = detail::read_json(checkpoint / "state.json");
+    const auto state = train::read_json(checkpoint / "state.json");
     tt::check(state.at("options") == options.identity(), "editlab pretrain", "--resume: the checkpoint in '",
               checkpoint.string(), "' was made with ", state.at("options").dump(), ", not ", options.identity().dump());
     // Before the optimizer takes the parameters: loading replaces the parameter tensors.
@@ -241,18 +217,19 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
     if (!options.quiet) std::fprintf(stderr, "editlab pretrain: resuming from step %lld\n", static_cast<long long>(step));
   }
 
+  const int shards = train::shard_count(options.threads);
   train::Progress progress("pretrain", options.steps, step, options.quiet ? nullptr : stderr);
   std::vector<world::Example> examples(static_cast<std::size_t>(options.batch_size));
   while (step < options.steps) {
     source.draw(options.seed * 1'000'003ULL + static_cast<std::uint64_t>(step), examples);
     tt::optim::apply_schedule(adam, options.lr, schedule, step);
     adam.zero_grad();
-    auto loss = base.loss(base.batch(examples));
-    tt::backward(loss);
+    const double loss = train::backward_sharded(params, train::split_batch(base, examples, shards),
+                                                [&](const model::TextBatch& batch) { return base.loss(batch); });
     tt::optim::clip_grad_norm_(params, options.clip_norm);
     adam.step();
     ++step;
-    progress.update(step, loss.item(), options.batch_size);
+    progress.update(step, loss, options.batch_size);
     if (step == options.stop_after && step < options.steps) {
       detail::save_checkpoint(base.model, adam, step, options);
       progress.finish();
@@ -272,7 +249,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   for (const auto& p : params) parameters += p.numel();
   report["model"] = {{"parameters", parameters}, {"config", options.identity()}};
   report["time_s"] = {{"this_run_training", train_s}, {"this_run_total", total_s}, {"resumed", options.resume}};
-  detail::write_text(options.out / "quality.json", report.dump(2) + "\n");
+  train::write_text(options.out / "quality.json", report.dump(2) + "\n");
   fs::remove_all(options.out / "checkpoint");
   fs::remove_all(options.out / "checkpoint.old");
   return report;

@@ -1,0 +1,108 @@
+// editlab::train::backward_sharded — one step's gradients computed on several CPU threads.
+//
+//   auto shards = train::split_batch(base, examples, train::shard_count(0));   // Shard<TextBatch>
+//   adam.zero_grad();
+//   double loss = train::backward_sharded(params, shards, [&](const model::TextBatch& b) { return base.loss(b); });
+//   clip_grad_norm_(params, 1.0); adam.step();
+//
+// Why: the models here are small (d_model 128), so one GEMM is too small for OpenBLAS to keep
+// two cores busy (the second core added ~15% and spent its time spinning in sched_yield).
+// Splitting the batch instead gives each core its own forward and backward pass with
+// single-threaded BLAS. The result is the gradient of the whole batch's mean token loss: each
+// shard's mean is weighted by its share of the target tokens, and the shard gradients are
+// summed in a fixed order, so a run is reproducible for a given number of shards.
+//
+// Thread safety: the passes only read the shared parameters (tt::grad leaves .grad alone), and
+// the autograd graph hangs off each pass's own tensors, so nothing is shared but the weights.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "model/seq2seq.hpp"
+#include "world/corpus.hpp"
+
+extern "C" void openblas_set_num_threads(int num_threads);  // tensortape links OpenBLAS (cmake/)
+
+namespace editlab::train {
+
+namespace tt = tensortape;
+
+// One thread's part of a step: its data (a TextBatch, or an editor's own step data) and the
+// weight of its loss in the step's loss (the weights sum to 1).
+template <class Data>
+struct Shard {
+  Data data;
+  double weight = 1.0;
+};
+
+// The number of shards to use: `requested`, or one per core when it is 0. With more than one
+// shard OpenBLAS is switched to one thread per call, so the shards do not oversubscribe cores.
+inline int shard_count(int requested) {
+  const int shards = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (shards > 1) openblas_set_num_threads(1);
+  return shards;
+}
+
+inline std::int64_t target_tokens(const model::TextBatch& batch) {
+  std::int64_t count = 0;
+  for (const auto id : batch.labels.to_vector()) count += id != model::kIgnore;
+  return count;
+}
+
+// Cuts examples into `count` contiguous shards of near-equal size and tokenizes each; a
+// shard's weight is its share of the target tokens, so the weighted losses make the mean token
+// loss of the whole batch.
+inline std::vector<Shard<model::TextBatch>> split_batch(const model::Seq2Seq& base, std::span<const world::Example> examples, int count) {
+  const auto n = static_cast<std::int64_t>(examples.size());
+  count = static_cast<int>(std::clamp<std::int64_t>(count, 1, std::max<std::int64_t>(n, 1)));
+  std::vector<Shard<model::TextBatch>> shards;
+  std::int64_t total_tokens = 0;
+  for (int s = 0; s < count; ++s) {
+    const std::int64_t begin = n * s / count, end = n * (s + 1) / count;
+    shards.push_back({base.batch(std::vector<world::Example>(examples.begin() + begin, examples.begin() + end)), 0.0});
+    shards.back().weight = static_cast<double>(target_tokens(shards.back().data));
+    total_tokens += static_cast<std::int64_t>(shards.back().weight);
+  }
+  for (auto& shard : shards) shard.weight /= static_cast<double>(std::max<std::int64_t>(total_tokens, 1));
+  return shards;
+}
+
+// Adds d(sum_s weight_s * loss_of(shard_s))/d(param) to every param's .grad and returns that
+// weighted loss. Shard 0 runs on the calling thread, the rest on their own threads.
+template <class Data, class LossFn>
+double backward_sharded(const std::vector<model::Tensor>& params, const std::vector<Shard<Data>>& shards, LossFn&& loss_of) {
+  std::vector<std::vector<model::Tensor>> grads(shards.size());  // [shard][param]
+  std::vector<double> losses(shards.size(), 0.0);
+  std::vector<std::exception_ptr> errors(shards.size());
+  const auto run = [&](std::size_t s) {
+    try {
+      const auto loss = loss_of(shards[s].data) * shards[s].weight;
+      losses[s] = loss.item();
+      grads[s] = tt::grad(std::vector<model::Tensor>{loss}, params, {}, false, false, /*allow_unused=*/true);
+    } catch (...) {
+      errors[s] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> workers;
+  for (std::size_t s = 1; s < shards.size(); ++s) workers.emplace_back(run, s);
+  run(0);
+  for (auto& worker : workers) worker.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  double total = 0.0;
+  for (std::size_t s = 0; s < shards.size(); ++s) total += losses[s];
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto sum = params[p].grad();
+    for (std::size_t s = 0; s < shards.size(); ++s) sum = sum.defined() ? sum + grads[s][p] : grads[s][p];
+    params[p].set_grad(sum);
+  }
+  return total;
+}
+
+}  // namespace editlab::train

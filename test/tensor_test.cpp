@@ -31,6 +31,23 @@ TEST(Tensor, ViewsShareStorageWithoutCopying) {
   EXPECT_GT(x.version(), version);
 }
 
+TEST(Tensor, StorageBytesCountWhatIsHeldAndThePeak) {
+  auto& c = tt::counters();
+  const auto held = c.storage_bytes.load();
+  c.reset_peak_storage();
+  {
+    auto a = tt::zeros<float, Cpu>({10, 10});                            // 400 bytes
+    auto view = a.reshape({100});                                        // a view: no new storage
+    EXPECT_EQ(c.storage_bytes.load() - held, 400);
+    { auto b = tt::zeros<double, Cpu>({25}); EXPECT_EQ(c.storage_bytes.load() - held, 600); }  // + 200, then freed
+    EXPECT_EQ(c.storage_bytes.load() - held, 400);
+    EXPECT_EQ(c.peak_storage_bytes.load() - held, 600);
+  }
+  EXPECT_EQ(c.storage_bytes.load(), held);
+  c.reset_peak_storage();
+  EXPECT_EQ(c.peak_storage_bytes.load(), held);
+}
+
 TEST(Tensor, ReshapeViewsWhenStridesAllowAndCopiesOtherwise) {
   auto x = tt::from_vector<float, Cpu>({4, 6}, iota(24));
   // Splitting and merging dims of a column window keeps a view.

@@ -1,5 +1,6 @@
 // editlab — the model-editing workbench's command line.
 //
+//   editlab demo                                               # the main job, with nothing prepared
 //   editlab pretrain --world default --out models/base        # tokenizer + base T5, quality report
 //   editlab pretrain --out models/base --resume               # continue an interrupted run
 //   editlab data --benchmark qa --split test --show 5         # look at a benchmark
@@ -8,6 +9,7 @@
 //   editlab table results.jsonl                                # Markdown, laid out like the paper's Table 2
 //   editlab plot results.jsonl --out docs/results              # PNGs (needs python3-matplotlib)
 //   editlab edit --run runs/seprog-qa --add "question: ... => answer" --ask "question: ..."
+//   editlab cost --run runs/seprog-qa --k 64                   # time and memory, like Table 3
 //
 // Run `editlab --help` or `editlab <command> --help` for every option.
 #include <malloc.h>
@@ -19,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/data_command.hpp"
+#include "cli/demo_command.hpp"
 #include "cli/run_commands.hpp"
 #include "pretrain/pretrain.hpp"
 
@@ -88,6 +91,12 @@ int main(int argc, char** argv) {
   auto* plot_cmd = app.add_subcommand("plot", "plot ES and DD against batch size (PNG)");
   plot_cmd->add_option("results", results, "a results .jsonl from editlab eval")->required();
   plot_cmd->add_option("--out", plot_out, "folder for the PNGs")->capture_default_str();
+  editlab::cli::DemoCommand demo;
+  auto* demo_cmd = app.add_subcommand("demo", "the main job: base model, SEPROG on qa and entail, evaluation, results table");
+  editlab::cli::add_demo_options(*demo_cmd, demo);
+  editlab::cli::CostCommand cost;
+  auto* cost_cmd = app.add_subcommand("cost", "time one training step, applying K edits and one inference batch (Table 3)");
+  editlab::cli::add_cost_options(*cost_cmd, cost);
   editlab::cli::EditCommand edit;
   auto* edit_cmd = app.add_subcommand("edit", "edit a trained run by hand and ask it questions");
   editlab::cli::add_edit_options(*edit_cmd, edit);
@@ -112,6 +121,8 @@ int main(int argc, char** argv) {
     if (table_cmd->parsed()) return editlab::cli::run_table(results);
     if (plot_cmd->parsed()) return editlab::cli::run_plot(results, plot_out);
     if (edit_cmd->parsed()) return editlab::cli::run_edit(edit);
+    if (cost_cmd->parsed()) return editlab::cli::run_cost(cost);
+    if (demo_cmd->parsed()) return editlab::cli::run_demo(demo);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "editlab: error: %s\n", e.what());
     return 1;

@@ -510,7 +510,7 @@ TEST(Report, BatchSizeTableListsEveryRow) {
   std::vector<std::string> all;
   for (std::string line; std::getline(lines, line);) all.push_back(line);
   ASSERT_EQ(all.size(), 5u) << table;
-  EXPECT_EQ(all[0], "| Benchmark | Method | K | Draws | ES | DD | Acc. drop | Hard DD | Edit ms |");
+  EXPECT_EQ(all[0], "| Benchmark | Method | K | Draws | ES | DD | Acc. drop | Hard DD | ms per draw |");
   // Sorted by benchmark (first appearance), method, then K.
   EXPECT_EQ(all[2], "| relations | seprog | 1 | 5 | 0.90 ± 0.10 | 0.00 ± 0.00 | 0.00 | – | – |");
   EXPECT_EQ(all[3], "| relations | seprog | 64 | 5 | 0.81 ± 0.01 | 0.02 ± 0.00 | 0.01 | 0.12 ± 0.02 | 812.5 |");

@@ -5,6 +5,7 @@
 //   editlab eval --run runs/seprog-qa --batch-sizes 1,4,10,20,64,128 --json results.jsonl
 //   editlab table results.jsonl
 //   editlab plot results.jsonl --out docs/results
+//   editlab cost --run runs/seprog-qa --k 64                  (time and memory, like Table 3)
 //   editlab edit --run runs/seprog-qa --add "question: Where was Talimo born? => Brisvo"
 //                --ask "question: Talimo was born in which city?"     (one command line)
 //
@@ -27,6 +28,7 @@
 
 #include "cli/data_command.hpp"
 #include "editors/seprog.hpp"
+#include "eval/cost.hpp"
 #include "eval/harness.hpp"
 #include "eval/report.hpp"
 
@@ -99,7 +101,10 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd.add_option("--prefix-length", t.seprog.prefix_length, "P, the generated prompt's length")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd.add_option("--max-edits", t.seprog.max_edits, "largest edit set drawn per training step")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--max-edits", t.seprog.max_edits, "largest edit set drawn in training")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--edit-sets", t.seprog.edit_sets_per_step, "independent edit sets per training step")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--examples", t.seprog.examples_per_step, "in-scope examples per step (and as many out-scope)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--relabel", t.seprog.relabel, "share of training cases given another case's new label")->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd.add_option("--patience", t.seprog.patience, "early stopping: steps without a better validation loss")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--seed", t.seprog.seed, "seed of initialisation and draws")->capture_default_str();
   cmd.add_option("--checkpoint-every", t.control.checkpoint_every, "steps between checkpoints (in <out>/checkpoint)")
@@ -212,6 +217,32 @@ inline int run_plot(const fs::path& results, const fs::path& out) {
   const std::string command = "/usr/bin/python3 '" + script.string() + "' '" + results.string() + "' --out '" + out.string() + "'";
   const int status = std::system(command.c_str());
   tensortape::check(status == 0, "editlab plot", "'", command, "' failed (it needs Debian's python3-matplotlib)");
+  return 0;
+}
+
+struct CostCommand {
+  fs::path run;
+  int k = 64;
+  int repeats = 5;
+  fs::path json;  // optional: rows are appended
+};
+
+inline void add_cost_options(CLI::App& cmd, CostCommand& c) {
+  cmd.add_option("--run", c.run, "the run folder (from editlab train)")->required();
+  cmd.add_option("--k", c.k, "edits in the edit set")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--repeats", c.repeats, "timed runs of each phase (after one warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--json", c.json, "a .jsonl file the rows are appended to");
+}
+
+inline int run_cost(const CostCommand& c) {
+  auto run = load_run(c.run);  // a copy in memory: the timed training steps never reach the run folder
+  const auto rows = eval::measure_cost(*run->editor, run->bench, c.k, c.repeats);
+  std::printf("%s", eval::cost_markdown(rows).c_str());
+  if (!c.json.empty()) {
+    std::ofstream out(c.json, std::ios::app);
+    tensortape::check(static_cast<bool>(out), "editlab cost", "cannot append to '", c.json.string(), "'");
+    for (const auto& r : rows) out << r.to_json().dump() << "\n";
+  }
   return 0;
 }
 

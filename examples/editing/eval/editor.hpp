@@ -4,6 +4,7 @@
 //   editor.apply(batch);                         // edit the model with K edit descriptors
 //   auto answers = editor.predict(inputs);       // greedy answers, or "true"/"false" for claim tasks
 //   editor.reset();                              // back to the unedited model
+//   editor.train_step(batch);                    // one training step on this edit set (cost table)
 //
 // Training is method-specific (each editor has its own options) and happens before evaluation.
 #pragma once
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tensortape/core/error.hpp"
 #include "world/benchmarks.hpp"
 
 namespace editlab::eval {
@@ -30,6 +32,11 @@ class Editor {
   virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
   // Undoes every edit.
   virtual void reset() = 0;
+  // One step of the editor's own training on this edit set; returns its loss. Editors that are
+  // not trained (FT edits by fine-tuning at apply time) keep this default.
+  virtual double train_step(const std::vector<Case>& /*edits*/) {
+    throw tensortape::Error("editor '" + name() + "' has no training step");
+  }
 };
 
 }  // namespace editlab::eval

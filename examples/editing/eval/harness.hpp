@@ -222,7 +222,7 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const Benchmark& benchmar
       if (row.hard_dd) *progress << "  hard DD " << detail::two(*row.hard_dd);
       if (o.n < draws) *progress << "  (DD from " << o.n << " draws: the others had no out-scope example left)";
       char timing[64];
-      std::snprintf(timing, sizeof timing, "  %.1f ms/edit  %.1f s", *row.edit_ms, seconds);
+      std::snprintf(timing, sizeof timing, "  %.1f ms per draw (apply + predict)  %.1f s", *row.edit_ms, seconds);
       *progress << timing << "\n" << std::flush;
     }
   }

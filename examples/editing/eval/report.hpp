@@ -305,7 +305,7 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
   const bool any_hard = std::any_of(rows.begin(), rows.end(), [](const ResultRow& r) { return r.hard_dd.has_value(); });
   std::ostringstream out;
   out << "| Benchmark | Method | K | Draws | ES | DD | Acc. drop |" << (any_hard ? " Hard DD |" : "")
-      << " Edit ms |\n|---|---|---|---|---|---|---|" << (any_hard ? "---|" : "") << "---|\n";
+      << " ms per draw |\n|---|---|---|---|---|---|---|" << (any_hard ? "---|" : "") << "---|\n";
   for (const auto& r : rows) {
     out << "| " << r.benchmark << " | " << r.method << " | " << r.batch_size << " | " << r.draws << " | "
         << detail::mean_pm(r.es, r.es_se) << " | " << detail::mean_pm(r.dd, r.dd_se) << " | "

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "tensortape/backend/concept.hpp"
+#include "tensortape/core/counters.hpp"
 #include "tensortape/core/error.hpp"
 #include "tensortape/core/rng.hpp"
 #include "tensortape/core/shape.hpp"
@@ -41,8 +42,13 @@ inline constexpr const char* dtype_name = std::same_as<T, float> ? "float32" : s
 // autograd can tell when a tensor saved for backward has gone stale (PyTorch's TensorImpl).
 template <class T, class B>
 struct Storage {
-  explicit Storage(std::int64_t n) : data(B::template allocate<T>(n)), size(n) {}
-  ~Storage() { B::template deallocate<T>(data, size); }
+  explicit Storage(std::int64_t n) : data(B::template allocate<T>(n)), size(n) {
+    counters().storage_allocated(n * static_cast<std::int64_t>(sizeof(T)));
+  }
+  ~Storage() {
+    B::template deallocate<T>(data, size);
+    counters().storage_freed(size * static_cast<std::int64_t>(sizeof(T)));
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "editors/seprog.hpp"
+#include "eval/cost.hpp"
 #include "pretrain/pretrain.hpp"
 #include "tiny_pretrain.hpp"
 
@@ -235,6 +236,30 @@ TEST(Seprog, StoppedAndResumedTrainingEqualsUninterruptedTraining) {
   auto resume_other = quietly(fs::temp_directory_path() / "editlab_seprog_resumed");
   resume_other.resume = true;
   EXPECT_THROW(other.train(other_bench, resume_other), tensortape::Error);
+}
+
+TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
+  auto& t = tiny();
+  Seprog editor(t.base, {}, small());
+  std::int64_t parameter_bytes = 0;
+  for (auto& p : editor.modules().parameters()) parameter_bytes += p.numel() * static_cast<std::int64_t>(sizeof(float));
+  const auto before = editor.modules().parameters().front().to_vector();
+  const auto rows = editlab::eval::measure_cost(editor, t.qa, /*k=*/3, /*repeats=*/2);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].phase, "training step");
+  EXPECT_EQ(rows[2].phase, "inference");
+  EXPECT_EQ(rows[2].inputs, 3);
+  for (const auto& r : rows) {
+    EXPECT_GT(r.median_ms, 0.0) << r.phase;
+    EXPECT_LE(r.min_ms, r.median_ms) << r.phase;
+    EXPECT_EQ(r.repeats, 2);
+  }
+  // A training step holds at least the weights, their gradients and Adam's two moments.
+  EXPECT_GE(rows[0].peak_tensor_mb * 1024 * 1024, 4.0 * static_cast<double>(parameter_bytes));
+  EXPECT_NE(editor.modules().parameters().front().to_vector(), before) << "the timed training steps did not train";
+  EXPECT_EQ(editor.memory().size(), 0u) << "measure_cost leaves the editor reset";
+  EXPECT_THROW(editlab::eval::measure_cost(editor, t.qa, 100000, 1), tensortape::Error);
+  EXPECT_NE(editlab::eval::cost_markdown(rows).find("| seprog | qa | inference | 3 | 3 |"), std::string::npos);
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // pretrained on the spot), SEPROG trained on qa and entail, evaluated over edit batch sizes, and
 // the results table.
 //
-//   editlab demo                     # about 8 minutes on 2 cores with the shipped base model
+//   editlab demo                     # minutes on 2 cores with the shipped base model (docs/results)
 //   editlab demo --out demo --model models/base
 //
 // Everything lands in --out: base/ (only when pretrained here), seprog-qa/, seprog-entail/,
@@ -26,7 +26,7 @@ namespace editlab::cli {
 struct DemoCommand {
   fs::path out = "demo";
   fs::path model;  // empty: the shipped base model, else pretrain one into <out>/base
-  int steps = 2500;
+  int steps = 700;
   int draws = 3;
   std::vector<int> batch_sizes = {1, 4, 10, 20, 64, 128};
 };
@@ -47,6 +47,7 @@ inline fs::path shipped_base_model() {
 }
 
 inline int run_demo(const DemoCommand& d) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the step headers interleave with progress on stderr, even in a log
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto minutes = [&] { return std::chrono::duration<double>(Clock::now() - start).count() / 60.0; };

@@ -93,6 +93,11 @@ struct SeprogOptions {
   // prompt decoder must then read the label from the descriptor instead of memorising each
   // training edit (without it, train-split ES reached 0.45 while test-split ES stayed at 0).
   double relabel = 0.5;
+  // Weight of a selection loss beyond the paper: the cross-entropy of the attention over the
+  // edit set against the edit each in-scope example belongs to. The paper trains the selection
+  // only through L_pg and L_sc; with our small encoders that left it blurry (a near-uniform mix
+  // of the set's edits) and the prompts with it. 0 gives the paper's objective.
+  double selection_weight = 0.5;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -100,7 +105,7 @@ struct SeprogOptions {
   nlohmann::json to_json() const {
     return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
-            {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel},
+            {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -118,6 +123,7 @@ struct SeprogOptions {
     o.max_edits = j.at("max_edits");
     o.edit_sets_per_step = j.value("edit_sets_per_step", 1);  // runs from before the option drew one set per step
     o.relabel = j.value("relabel", 0.0);
+    o.selection_weight = j.value("selection_weight", 0.0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");
@@ -459,6 +465,7 @@ class Seprog : public eval::Editor {
   struct StepData {
     std::vector<Example> edits, in_scope, out_scope;
     std::vector<int> edit_set, in_set, out_set;  // the edit set of each edit / example
+    std::vector<std::string> in_edit;             // the input of the edit each in-scope example belongs to
   };
   Tensor step_loss(const StepData& data) {
     const auto memory = encode_edits(data.edits);  // (K, d_h), trainable
@@ -466,7 +473,8 @@ class Seprog : public eval::Editor {
     for (const auto& e : data.in_scope) in_inputs.push_back(e.input);
     for (const auto& e : data.out_scope) out_inputs.push_back(e.input);
     const auto in = forward(in_inputs, memory, set_mask(data.in_set, data.edit_set));
-    const auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix);
+    auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix);
+    if (options_.selection_weight > 0) prompt_loss = prompt_loss + tt::affine(selection_loss(data, in.selection_log_weights), options_.selection_weight, 0.0);
     if (options_.variant == SeprogVariant::noclassifier) return prompt_loss;
     const auto out = forward(out_inputs, memory, set_mask(data.out_set, data.edit_set));
     const auto ones = tt::full<float, Cpu>(in.in_scope_logit.shape(), 1.0f);
@@ -475,6 +483,19 @@ class Seprog : public eval::Editor {
                                            tt::binary_cross_entropy_with_logits(out.in_scope_logit, zeros),
                                        0.5, 0.0);
     return tt::affine(scope_loss, options_.lambda, 0.0) + tt::affine(prompt_loss, 1.0 - options_.lambda, 0.0);
+  }
+  // Mean over in-scope examples of -log(attention weight on the example's own edit).
+  static Tensor selection_loss(const StepData& data, const Tensor& log_weights) {  // log_weights (B, K)
+    const auto b = static_cast<std::int64_t>(data.in_scope.size()), k = static_cast<std::int64_t>(data.edits.size());
+    std::vector<float> target(static_cast<std::size_t>(b * k), 0.0f);  // (B, K) one-hot
+    for (std::int64_t i = 0; i < b; ++i)
+      for (std::int64_t j = 0; j < k; ++j)
+        if (data.edit_set[j] == data.in_set[i] && data.edits[j].input == data.in_edit[i]) {
+          target[i * k + j] = 1.0f;
+          break;
+        }
+    const auto picked = tt::sum(tt::mul(log_weights, tt::from_vector<float, Cpu>({b, k}, target)));
+    return tt::affine(picked, -1.0 / static_cast<double>(b), 0.0);
   }
 
   // One step's training data: edit_sets_per_step edit sets of 1..max_edits cases each, with
@@ -522,6 +543,7 @@ class Seprog : public eval::Editor {
     const int set = d.edit_set.empty() ? 0 : d.edit_set.back() + 1;
     std::vector<std::string> subjects;
     std::vector<Example> in_pool, out_pool;
+    std::vector<std::string> in_pool_edit;  // the edit input of each in_pool example
     for (auto i : chosen) {
       Case c = pool[i];
       if (relabel > 0 && rng.uniform() < relabel) swap_label(c, pool[rng.below(pool.size())].edit.target);
@@ -530,6 +552,7 @@ class Seprog : public eval::Editor {
       subjects.push_back(c.subject);
       in_pool.push_back(c.edit);
       in_pool.insert(in_pool.end(), c.in_scope.begin(), c.in_scope.end());
+      in_pool_edit.resize(in_pool.size(), c.edit.input);
     }
     auto edited = [&](const std::string& s) { return std::find(subjects.begin(), subjects.end(), s) != subjects.end(); };
     for (auto i : chosen)
@@ -541,7 +564,9 @@ class Seprog : public eval::Editor {
       if (static_cast<int>(out_pool.size()) >= 2 * examples) break;
     }
     for (int i = 0; i < examples; ++i) {
-      d.in_scope.push_back(in_pool[rng.below(in_pool.size())]);
+      const auto pick = rng.below(in_pool.size());
+      d.in_scope.push_back(in_pool[pick]);
+      d.in_edit.push_back(in_pool_edit[pick]);
       d.in_set.push_back(set);
       if (!out_pool.empty()) {
         d.out_scope.push_back(out_pool[rng.below(out_pool.size())]);
@@ -552,8 +577,9 @@ class Seprog : public eval::Editor {
 
  private:
   struct Forward {
-    Tensor in_scope_logit;  // (B) logit of e(x)
-    Tensor prefix;          // (B, P, D)
+    Tensor in_scope_logit;         // (B) logit of e(x)
+    Tensor prefix;                 // (B, P, D)
+    Tensor selection_log_weights;  // (B, K) log of the attention over the edits
   };
 
   bool always_inject() const {
@@ -593,10 +619,12 @@ class Seprog : public eval::Editor {
     const auto query = modules_.attention_projection(pooled);                                          // (B, d_h)
     auto scores = tt::affine(tt::matmul(query, memory.transpose(0, 1)), 1.0 / std::sqrt(d_h), 0.0);  // (B, K)
     if (set_bias.defined()) scores = scores + set_bias;
-    const auto weights = tt::softmax(scores, 1);                                                        // (B, K)
+    const auto log_weights = tt::log_softmax(scores, 1);                                                 // (B, K)
+    const auto weights = tt::exp(log_weights);
     const auto selected = tt::matmul(weights, memory);                                                  // h(x) (B, d_h)
     const auto features = tt::concat<float, Cpu>({selected, pooled}, 1);                               // (B, d_h + D)
     Forward f;
+    f.selection_log_weights = log_weights;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
     f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(selected)))
@@ -645,6 +673,7 @@ class Seprog : public eval::Editor {
       auto& shard = shards[shard_of(i, data.in_set[i])].data;
       shard.in_scope.push_back(data.in_scope[i]);
       shard.in_set.push_back(data.in_set[i]);
+      shard.in_edit.push_back(data.in_edit[i]);
     }
     for (std::size_t i = 0; i < data.out_scope.size(); ++i) {
       auto& shard = shards[shard_of(i, data.out_set[i])].data;

@@ -275,7 +275,8 @@ class Seprog : public eval::Editor {
 
   // One training step (Adam, clipping, sharded as in train()) on the edit set `edits`, with
   // in-scope and out-scope examples drawn from them: what the cost table times. It changes the
-  // modules; the first call also creates the optimizer state.
+  // modules; the first call also creates the optimizer state. One edit set is split by its
+  // examples, so each thread encodes all K edits (train() deals whole sets to threads instead).
   double train_step(const std::vector<Case>& edits) override {
     auto params = trainable_parameters();
     if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(params, tt::optim::AdamOptions{.lr = options_.lr});

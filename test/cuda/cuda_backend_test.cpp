@@ -84,6 +84,13 @@ TEST(CudaAllocator, ReusesReleasedBlocksAndReleasesTheCache) {
   const auto released = Gpu::memory_stats();
   EXPECT_EQ(released.bytes_cached, 0);
   EXPECT_GT(released.device_frees, after.device_frees);
+
+  // The peak restarts from what is held, then records the next phase's high-water mark.
+  Gpu::reset_peak_memory_stats();
+  EXPECT_EQ(Gpu::memory_stats().peak_bytes_in_use, released.bytes_in_use);
+  { const auto phase = tt::zeros<float, Gpu>({1 << 20}); }
+  EXPECT_GE(Gpu::memory_stats().peak_bytes_in_use, released.bytes_in_use + std::int64_t(4 << 20));
+  EXPECT_EQ(Gpu::memory_stats().bytes_in_use, released.bytes_in_use);
 }
 
 TEST(CudaAllocator, BlocksAreSizeClassedAndZeroSizedTensorsAllocateNothing) {

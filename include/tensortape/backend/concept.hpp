@@ -50,4 +50,11 @@ concept Backend = requires {
   B::copy_from_host(cp, n, p);
 };
 
+// Whether every primitive call costs a kernel launch (microseconds of host time), so that ops
+// should make one call on a packed copy rather than loop over calls on views. A backend opts in
+// with `static constexpr bool prefers_fewer_calls = true;` (backend::Cuda does); the CPU
+// backends' calls are cheap, and there a copy costs more than the loop.
+template <class B>
+inline constexpr bool prefers_fewer_calls = requires { requires B::prefers_fewer_calls; };
+
 }  // namespace tensortape::backend

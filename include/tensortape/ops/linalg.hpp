@@ -5,6 +5,7 @@
 //   auto y = tt::linear(x, weight, bias);               // x (B, S, D), weight (O, D) -> (B, S, O)
 #pragma once
 
+#include "tensortape/backend/concept.hpp"
 #include "tensortape/backend/cpu_common.hpp"
 #include "tensortape/core/counters.hpp"
 #include "tensortape/ops/elementwise.hpp"
@@ -81,7 +82,20 @@ void gemm_kernel(const Tensor<T, B>& a_in, const Tensor<T, B>& b_in, const Shape
     return packed;
   };
   GemmOperand ga, gb;
-  const Tensor<T, B> a = operand(a_in, a_shape, ga), b = operand(b_in, b_shape, gb);
+  Tensor<T, B> a = operand(a_in, a_shape, ga), b = operand(b_in, b_shape, gb);
+  // Where each call is a kernel launch, one copy and one batched GEMM beat a loop of GEMMs
+  // (attention on head-split views would otherwise launch B of them): pack the operand whose
+  // batch dims do not collapse to one stride.
+  if constexpr (backend::prefers_fewer_calls<B>) {
+    if (detail::collapsed_batch_stride(a.layout(), 0) < 0) {
+      a = a.contiguous_copy();
+      describe_gemm_operand(a.layout(), ga);
+    }
+    if (detail::collapsed_batch_stride(b.layout(), 0) < 0) {
+      b = b.contiguous_copy();
+      describe_gemm_operand(b.layout(), gb);
+    }
+  }
 
   // The innermost batch dims that collapse for both operands; the rest are looped over.
   std::size_t first = 0;

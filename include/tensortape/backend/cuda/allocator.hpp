@@ -98,6 +98,14 @@ class CachingAllocator {
     release_cached_locked(stream);
   }
 
+  // Starts the peaks again from what is held now (as torch.cuda.reset_peak_memory_stats), so a
+  // program can measure the peak of one phase.
+  void reset_peaks() {
+    std::lock_guard lock(mutex_);
+    stats_.peak_bytes_in_use = stats_.bytes_in_use;
+    stats_.peak_bytes_reserved = stats_.bytes_in_use + stats_.bytes_cached;
+  }
+
   AllocatorStats stats() const {
     std::lock_guard lock(mutex_);
     return stats_;

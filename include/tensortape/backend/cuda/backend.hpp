@@ -27,6 +27,8 @@ namespace tensortape::backend {
 
 struct Cuda {
   static constexpr const char* name = "Cuda";
+  // Each primitive is a kernel launch: ops pack operands rather than loop (see concept.hpp).
+  static constexpr bool prefers_fewer_calls = true;
 
   // ---- memory ----
   template <class T>
@@ -109,6 +111,7 @@ struct Cuda {
   // ---- CUDA only ----
   static void synchronize() { cuda::Device::get().synchronize(); }
   static cuda::AllocatorStats memory_stats() { return cuda::Device::get().allocator().stats(); }
+  static void reset_peak_memory_stats() { cuda::Device::get().allocator().reset_peaks(); }
   // Returns every cached (released) block to the driver; blocks in use are untouched.
   static void release_cached_memory() {
     auto& device = cuda::Device::get();

@@ -244,6 +244,39 @@ TEST(Benchmarks, EntailInScopeIsEntailedByTheNewMembership) {
   }
 }
 
+TEST(Benchmarks, EntailHardOutScopeIsAboutTheSameSpeciesAndKeepsItsLabel) {
+  const World& w = default_world();
+  const Benchmark b = benchmark("entail");
+  std::size_t hard = 0, false_labels = 0;
+  for (Split split : kSplits)
+    for (const auto& c : b.split(split)) {
+      const auto species = std::find_if(w.species.begin(), w.species.end(), [&](const Species& s) { return s.name == c.subject; });
+      ASSERT_NE(species, w.species.end());
+      const std::string new_class = c.edit.input.substr(c.edit.input.rfind(' ') + 1, std::string::npos);
+      const auto y = std::find_if(w.classes.begin(), w.classes.end(), [&](const auto& k) { return k.name + "." == new_class; });
+      ASSERT_NE(y, w.classes.end()) << c.edit.input;
+      for (const auto& e : c.hard_out_scope) {
+        ++hard;
+        false_labels += e.target == "false";
+        // A property neither the species' classes nor the new one have: the label before the
+        // edit and after it are the same.
+        bool matched = false;
+        for (int p = 0; p < static_cast<int>(w.properties.size()); ++p)
+          for (bool negated : {false, true})
+            if (w.property_claim(species->name, p, negated) == e.input.substr(7)) {
+              matched = true;
+              EXPECT_FALSE(w.class_has(species->class_id, p)) << e.input;
+              EXPECT_FALSE(w.class_has(static_cast<int>(y - w.classes.begin()), p)) << e.input;
+              EXPECT_EQ(e.target, truth(negated)) << e.input;
+            }
+        EXPECT_TRUE(matched) << e.input;
+      }
+    }
+  EXPECT_GT(hard, b.split(Split::test).size());  // about two per edit
+  EXPECT_GT(false_labels, 0u);
+  EXPECT_LT(false_labels, hard);
+}
+
 TEST(Benchmarks, TextgenNewContinuationComesFromTheSampler) {
   const Benchmark b = benchmark("textgen");
   for (const auto& c : b.split(Split::test)) {

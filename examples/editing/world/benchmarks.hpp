@@ -4,7 +4,8 @@
 //   factcheck  claim -> flipped true/false;   in-scope: rephrased claims;   out-scope: other claims
 //   textgen    passage prefix -> alternate continuation sampled from the base model;
 //              in-scope: the descriptor itself; out-scope: other passages
-//   entail     "A X is a Y." -> true;         in-scope: properties X gains from Y; out-scope: other species
+//   entail     "A X is a Y." -> true;         in-scope: properties X gains from Y; out-scope: other species;
+//              hard out-scope: X with properties neither its classes nor Y give it (still false)
 //   relations  "E has relation 'r' to" -> new object; in-scope: other relation names;
 //              out-scope: other subjects; hard out-scope: same E, unrelated relation
 //
@@ -233,6 +234,16 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
             if (w.class_has(x.class_id, p)) continue;  // already true: the edit does not change it
             c.in_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, false));
             if (c.in_scope.size() % 3 == 0) c.in_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, true));
+          }
+          // Hard out-scope: the same X with properties the edit does not entail. They stay
+          // false (and their negations true), so an editor that makes every claim about X true
+          // loses here what it gains in-scope. Chosen without the rng: the other draws stay put.
+          const int property_count = static_cast<int>(w.properties.size());
+          for (int i = 0, found = 0; i < property_count && found < 2; ++i) {
+            const int p = (s * 7 + y * 13 + i) % property_count;
+            if (w.class_has(x.class_id, p) || w.class_has(y, p)) continue;
+            c.hard_out_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, found == 1));
+            ++found;
           }
           for (int k = 0; k < 3 && out_pool.size() > 1; ++k) {
             int o;

@@ -470,6 +470,33 @@ TYPED_TEST(BackendPrimitives, IndexSelectAndIndexAddMatchReference) {
   }
 }
 
+TYPED_TEST(BackendPrimitives, AdamStepMatchesReferenceWithEveryWeightDecay) {
+  using T = typename TestFixture::T;
+  using B = typename TestFixture::B;
+  for (const std::int64_t n : {std::int64_t(1000), std::int64_t(1), std::int64_t(0)}) {
+    for (const auto& [weight_decay, decoupled] : std::vector<std::pair<double, bool>>{{0.0, false}, {0.1, false}, {0.1, true}}) {
+      tt::backend::AdamArgs args;
+      args.lr = 0.01, args.beta1 = 0.9, args.beta2 = 0.999, args.eps = 1e-8;
+      args.weight_decay = weight_decay, args.decoupled = decoupled;
+      args.correction1 = 1.0 - std::pow(0.9, 3.0), args.correction2_sqrt = std::sqrt(1.0 - std::pow(0.999, 3.0));  // step 3
+      const auto param = this->random(n), grad = this->random(n), exp_avg = this->random(n);
+      auto exp_avg_sq = this->random(n, Values::Positive);
+      std::vector<T> got_p = param, got_m = exp_avg, got_v = exp_avg_sq;
+      std::vector<T> want_p = param, want_m = exp_avg, want_v = exp_avg_sq;
+      B::adam_step(args, got_p.data(), grad.data(), got_m.data(), got_v.data(), n);
+      Reference::adam_step(args, want_p.data(), grad.data(), want_m.data(), want_v.data(), n);
+      const std::string label = "adam_step n=" + std::to_string(n) + (decoupled ? " AdamW" : " Adam") +
+                                " weight_decay=" + std::to_string(weight_decay);
+      expect_allclose(got_p, want_p, this->rtol, label + " param");
+      expect_allclose(got_m, want_m, this->rtol, label + " exp_avg");
+      expect_allclose(got_v, want_v, this->rtol, label + " exp_avg_sq");
+      if (n > 0) {
+        EXPECT_NE(got_p, param) << label << ": the parameter did not move";
+      }
+    }
+  }
+}
+
 TYPED_TEST(BackendPrimitives, MemoryPrimitivesRoundTrip) {
   using T = typename TestFixture::T;
   using B = typename TestFixture::B;

@@ -111,6 +111,13 @@ struct DeviceStaged {
     Device::index_add(in.device, outer, count, inner, indices.device, dim, out.device);
     out.copy_back();
   }
+  template <class T>
+  static void adam_step(const tensortape::backend::AdamArgs& args, T* param, const T* grad, T* exp_avg, T* exp_avg_sq,
+                        std::int64_t n) {
+    Staged<T> p(param, n), g(grad, n), m(exp_avg, n), v(exp_avg_sq, n);
+    Device::adam_step(args, p.device, g.device, m.device, v.device, n);
+    p.copy_back(), m.copy_back(), v.copy_back();
+  }
 
  private:
   // A device copy of host[0, n); copy_back() writes it over the host buffer again.

@@ -17,6 +17,7 @@
 #include "eval/harness.hpp"
 #include "eval/metrics.hpp"
 #include "eval/report.hpp"
+#include "scratch.hpp"
 
 namespace {
 
@@ -377,7 +378,7 @@ ResultRow row(const std::string& method, const std::string& benchmark, int k, do
 }
 
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "editlab_eval_test";
+  const fs::path dir = scratch_path("editlab_eval_test");
   fs::create_directories(dir);
   const fs::path path = dir / name;
   fs::remove(path);

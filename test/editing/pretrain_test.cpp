@@ -10,6 +10,7 @@
 #include <string>
 
 #include "pretrain/pretrain.hpp"
+#include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
 namespace {
@@ -33,7 +34,7 @@ std::string bytes(const fs::path& file) {
 }
 
 fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("editlab_pretrain_test_" + name);
+  const fs::path dir = scratch_path("editlab_pretrain_test_" + name);
   fs::remove_all(dir);
   return dir;
 }

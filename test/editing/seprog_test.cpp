@@ -8,6 +8,7 @@
 #include "editors/seprog.hpp"
 #include "eval/cost.hpp"
 #include "pretrain/pretrain.hpp"
+#include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
 namespace {
@@ -33,7 +34,7 @@ struct TinyWorld {
 
 TinyWorld& tiny() {
   static TinyWorld* w = [] {
-    const fs::path dir = fs::temp_directory_path() / "editlab_seprog_test_base";
+    const fs::path dir = scratch_path("editlab_seprog_test_base");
     fs::remove_all(dir);
     const auto options = tiny_options(dir);
     editlab::pretrain::pretrain(options);
@@ -132,7 +133,7 @@ TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
   const auto after_add = editor.memory().encodings().to_vector();
   EXPECT_EQ(std::vector<float>(after_add.begin(), after_add.begin() + before.size()), before);
 
-  const fs::path file = fs::temp_directory_path() / "editlab_seprog_memory.safetensors";
+  const fs::path file = scratch_path("editlab_seprog_memory.safetensors");
   editor.memory().save(file);
   Seprog other(t.base, {}, small());
   other.memory().load(file, 16);
@@ -180,7 +181,7 @@ TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {
   EXPECT_GT(report.best_step, 0) << "validation loss never improved on the untrained editor";
   EXPECT_LT(loss_on_held(), 0.8 * before);
 
-  const fs::path dir = fs::temp_directory_path() / "editlab_seprog_run";
+  const fs::path dir = scratch_path("editlab_seprog_run");
   fs::remove_all(dir);
   editor.save(dir);
   const auto loaded_options = Seprog::read_options(dir);
@@ -225,15 +226,15 @@ TEST(Seprog, StoppedAndResumedTrainingEqualsUninterruptedTraining) {
     for (auto& p : editor.modules().parameters()) values.push_back(p.to_vector());
     return values;
   };
-  const auto straight = trained_parameters(fs::temp_directory_path() / "editlab_seprog_straight", 0);
-  const auto resumed = trained_parameters(fs::temp_directory_path() / "editlab_seprog_resumed", 23);
+  const auto straight = trained_parameters(scratch_path("editlab_seprog_straight"), 0);
+  const auto resumed = trained_parameters(scratch_path("editlab_seprog_resumed"), 23);
   ASSERT_EQ(straight.size(), resumed.size());
   for (std::size_t i = 0; i < straight.size(); ++i) EXPECT_EQ(straight[i], resumed[i]) << "parameter " << i;
 
   // A checkpoint made with other options is refused, with both settings named.
   Seprog other(t.base, {}, small(SeprogVariant::noselect));
   auto other_bench = bench;
-  auto resume_other = quietly(fs::temp_directory_path() / "editlab_seprog_resumed");
+  auto resume_other = quietly(scratch_path("editlab_seprog_resumed"));
   resume_other.resume = true;
   EXPECT_THROW(other.train(other_bench, resume_other), tensortape::Error);
 }
@@ -264,7 +265,7 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
 
 TEST(Seprog, FinetuneMeasuresDrawdownAgainstTheOriginalBase) {
   auto& t = tiny();  // also writes the tiny base model's folder
-  const fs::path dir = fs::temp_directory_path() / "editlab_seprog_test_base";
+  const fs::path dir = scratch_path("editlab_seprog_test_base");
   auto base = editlab::model::Seq2Seq::load(dir);  // this test's own copy: sp-finetune trains it
   auto pristine = editlab::model::Seq2Seq::load(dir);
   Seprog editor(base, {}, small(SeprogVariant::finetune));

@@ -19,7 +19,7 @@ namespace tensortape::backend {
 template <class B, class T>
 concept BackendFor = requires(T* p, const T* cp, std::int64_t n, T value, const std::int64_t* idx,
                               ConstView<T> view, StridedView<T> out_view, UnaryArgs unary_args,
-                              Binary binary_op, Reduce reduce_op, GemmArgs gemm_args) {
+                              Binary binary_op, Reduce reduce_op, GemmArgs gemm_args, AdamArgs adam_args) {
   // memory
   { B::template allocate<T>(n) } -> std::same_as<T*>;
   B::template deallocate<T>(p, n);
@@ -39,6 +39,8 @@ concept BackendFor = requires(T* p, const T* cp, std::int64_t n, T value, const 
   // gather / scatter along one axis of a contiguous (outer, dim, inner) tensor
   B::index_select(cp, n, n, n, idx, n, p);
   B::index_add(cp, n, n, n, idx, n, p);
+  // optimizer update, in place on the parameter and moments
+  B::adam_step(adam_args, p, cp, p, p, n);
 };
 
 template <class B>

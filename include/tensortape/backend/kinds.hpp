@@ -52,4 +52,16 @@ struct GemmArgs {
   double beta = 0.0;
 };
 
+// One Adam / AdamW update of a parameter, its gradient and its two moment buffers (all
+// contiguous, n elements), in one pass (optim/adam.hpp):
+//   g = grad (+ weight_decay * p, Adam);  p *= 1 - lr * weight_decay (AdamW)
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p += -lr / correction1 * m / (sqrt(v) / correction2_sqrt + eps)
+// with correction1 = 1 - beta1^t and correction2_sqrt = sqrt(1 - beta2^t) at step t.
+struct AdamArgs {
+  double lr = 0.0, beta1 = 0.0, beta2 = 0.0, eps = 0.0, weight_decay = 0.0;
+  bool decoupled = false;  // AdamW's decay of the parameter rather than Adam's L2 term
+  double correction1 = 1.0, correction2_sqrt = 1.0;
+};
+
 }  // namespace tensortape::backend

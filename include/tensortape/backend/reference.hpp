@@ -123,6 +123,24 @@ struct Reference {
           dst[(o * count + j) * inner + i] = src[(o * dim + idx[j]) * inner + i];
   }
 
+  // The fused optimizer update (AdamArgs in kinds.hpp), element by element in T.
+  template <class T>
+  static void adam_step(const AdamArgs& a, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
+    const T beta1 = T(a.beta1), beta2 = T(a.beta2), shrink = T(1.0 - a.lr * a.weight_decay), l2 = T(a.weight_decay);
+    const T inverse_correction2 = T(1.0 / a.correction2_sqrt), eps = T(a.eps), step = T(-a.lr / a.correction1);
+    const T one_minus_beta1 = T(1.0 - a.beta1), one_minus_beta2 = T(1.0 - a.beta2);
+    for (std::int64_t i = 0; i < n; ++i) {
+      T g = grad[i];
+      if (a.weight_decay != 0.0) {
+        if (a.decoupled) param[i] *= shrink;
+        else g += l2 * param[i];
+      }
+      exp_avg[i] = beta1 * exp_avg[i] + one_minus_beta1 * g;
+      exp_avg_sq[i] = beta2 * exp_avg_sq[i] + one_minus_beta2 * (g * g);
+      param[i] += step * (exp_avg[i] / (std::sqrt(exp_avg_sq[i]) * inverse_correction2 + eps));
+    }
+  }
+
   // dst (outer, dim, inner) += scatter of src (outer, count, inner) at rows idx (count)
   template <class T>
   static void index_add(const T* src, std::int64_t outer, std::int64_t count, std::int64_t inner,

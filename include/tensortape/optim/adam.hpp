@@ -56,6 +56,21 @@ class AdamBase : public Optimizer<T, B> {
   void step() override {
     const double lr = this->lr();
     this->for_each_update([&](std::size_t i, TensorType& p, const TensorType& grad) {
+      TensorType& m = this->state(i, "exp_avg");
+      TensorType& v = this->state(i, "exp_avg_sq");
+      const double t = static_cast<double>(this->step_count(i));
+      const double correction1 = 1.0 - std::pow(beta1_, t);
+      const double correction2_sqrt = std::sqrt(1.0 - std::pow(beta2_, t));
+      // One fused pass (one kernel launch on a GPU, instead of about nine) where the buffers
+      // allow it; AMSGrad and strided tensors take the composed route below, same formulas.
+      if (!amsgrad_ && p.is_contiguous() && grad.is_contiguous() && m.is_contiguous() && v.is_contiguous()) {
+        backend::AdamArgs args;
+        args.lr = lr, args.beta1 = beta1_, args.beta2 = beta2_, args.eps = eps_, args.weight_decay = weight_decay_;
+        args.decoupled = decoupled_, args.correction1 = correction1, args.correction2_sqrt = correction2_sqrt;
+        B::adam_step(args, p.data(), grad.data(), m.data(), v.data(), p.numel());
+        p.bump_version(), m.bump_version(), v.bump_version();
+        return;
+      }
       TensorType g = grad;
       if (weight_decay_ != 0.0) {
         if (decoupled_) {
@@ -64,13 +79,8 @@ class AdamBase : public Optimizer<T, B> {
           g = grad + p.detach() * weight_decay_;
         }
       }
-      TensorType& m = this->state(i, "exp_avg");
-      TensorType& v = this->state(i, "exp_avg_sq");
       scale_add_(m, beta1_, g, 1.0 - beta1_);
       scale_add_(v, beta2_, g * g, 1.0 - beta2_);
-      const double t = static_cast<double>(this->step_count(i));
-      const double correction1 = 1.0 - std::pow(beta1_, t);
-      const double correction2_sqrt = std::sqrt(1.0 - std::pow(beta2_, t));
       const TensorType* second = &v;
       if (amsgrad_) {
         TensorType& vmax = this->state(i, "max_exp_avg_sq");

@@ -108,6 +108,12 @@ struct Cuda {
     cuda::launch_index_add(src, outer, count, inner, idx, dim, dst);
   }
 
+  // ---- optimizer ----
+  template <class T>
+  static void adam_step(const AdamArgs& args, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
+    cuda::launch_adam_step(args, param, grad, exp_avg, exp_avg_sq, n);
+  }
+
   // ---- CUDA only ----
   static void synchronize() { cuda::Device::get().synchronize(); }
   static cuda::AllocatorStats memory_stats() { return cuda::Device::get().allocator().stats(); }

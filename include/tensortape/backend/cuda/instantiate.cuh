@@ -24,6 +24,7 @@ namespace tensortape::backend::cuda {
                                        std::int64_t, T*);                                                            \
   template void launch_index_add<T>(const T*, std::int64_t, std::int64_t, std::int64_t, const std::int64_t*,        \
                                     std::int64_t, T*);                                                               \
+  template void launch_adam_step<T>(const AdamArgs&, T*, const T*, T*, T*, std::int64_t);                            \
   template void launch_scale_matrix<T>(T*, std::int64_t, std::int64_t, std::int64_t, double);
 
 TENSORTAPE_CUDA_INSTANTIATE_MEMORY(float)

@@ -271,6 +271,25 @@ __global__ void index_select_kernel(const T* src, std::int64_t outer, std::int64
   }
 }
 
+// Reference::adam_step, a thread per element.
+template <class T>
+__global__ void adam_step_kernel(AdamArgs a, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
+  const T beta1 = T(a.beta1), beta2 = T(a.beta2), shrink = T(1.0 - a.lr * a.weight_decay), l2 = T(a.weight_decay);
+  const T inverse_correction2 = T(1.0 / a.correction2_sqrt), eps = T(a.eps), step = T(-a.lr / a.correction1);
+  const T one_minus_beta1 = T(1.0 - a.beta1), one_minus_beta2 = T(1.0 - a.beta2);
+  TENSORTAPE_CUDA_GRID_STRIDE(i, n) {
+    T g = grad[i], p = param[i];
+    if (a.weight_decay != 0.0) {
+      if (a.decoupled) p *= shrink;
+      else g += l2 * p;
+    }
+    const T m = beta1 * exp_avg[i] + one_minus_beta1 * g;
+    const T v = beta2 * exp_avg_sq[i] + one_minus_beta2 * (g * g);
+    exp_avg[i] = m, exp_avg_sq[i] = v;
+    param[i] = p + step * (m / (sqrt_of(v) * inverse_correction2 + eps));
+  }
+}
+
 // Repeated indices add into the same element, so the adds are atomic; their order (and so
 // the rounding of a repeated row's sum) is not fixed from run to run.
 template <class T>
@@ -394,6 +413,14 @@ void launch_index_add(const T* src, std::int64_t outer, std::int64_t count, std:
   kernel::index_add_kernel<T><<<kernel::blocks_for(total), kernel::kThreads, 0, kernel::stream()>>>(
       src, outer, count, inner, idx, dim, dst);
   kernel::check_launch("index_add_kernel", "(outer, count, inner)=", Shape{outer, count, inner}, ", dim=", dim);
+}
+
+template <class T>
+void launch_adam_step(const AdamArgs& args, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
+  if (n <= 0) return;
+  kernel::adam_step_kernel<T><<<kernel::blocks_for(n), kernel::kThreads, 0, kernel::stream()>>>(args, param, grad, exp_avg,
+                                                                                                 exp_avg_sq, n);
+  kernel::check_launch("adam_step_kernel", "n=", n, ", lr=", args.lr);
 }
 
 template <class T>

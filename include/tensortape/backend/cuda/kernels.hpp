@@ -41,6 +41,9 @@ void launch_index_select(const T* src, std::int64_t outer, std::int64_t dim, std
 template <class T>
 void launch_index_add(const T* src, std::int64_t outer, std::int64_t count, std::int64_t inner,
                       const std::int64_t* idx, std::int64_t dim, T* dst);
+// One fused Adam / AdamW update of n contiguous elements (AdamArgs in kinds.hpp)
+template <class T>
+void launch_adam_step(const AdamArgs& args, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n);
 // c (m, n), row stride ldc: c = beta * c, or 0 when beta == 0 without reading c (GEMM with k == 0)
 template <class T>
 void launch_scale_matrix(T* c, std::int64_t m, std::int64_t n, std::int64_t ldc, double beta);

@@ -136,7 +136,8 @@ TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
   const fs::path file = scratch_path("editlab_seprog_memory.safetensors");
   editor.memory().save(file);
   Seprog other(t.base, {}, small());
-  other.memory().load(file, 16);
+  const auto width = small().memory_width();  // 2 d_h: a key and a value per edit
+  other.memory().load(file, width);
   EXPECT_EQ(other.memory().encodings().to_vector(), after_add);
   ASSERT_EQ(other.memory().size(), 4u);
   EXPECT_EQ(other.memory().descriptors()[3].input, cases[3].edit.input);
@@ -148,11 +149,44 @@ TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
   EXPECT_EQ(editor.memory().remove(cases[1].edit.input), 1u);
   ASSERT_EQ(editor.memory().size(), 3u);
   const auto kept = editor.memory().encodings().to_vector();
-  const std::size_t d = 16;
+  const auto d = static_cast<std::size_t>(width);
   EXPECT_EQ(std::vector<float>(kept.begin(), kept.begin() + d), std::vector<float>(after_add.begin(), after_add.begin() + d));
   EXPECT_EQ(std::vector<float>(kept.begin() + d, kept.end()), std::vector<float>(after_add.begin() + 2 * d, after_add.end()));
   EXPECT_EQ(editor.memory().remove("not in the memory"), 0u);
-  EXPECT_THROW(other.memory().load(file, 32), tensortape::Error);
+  EXPECT_THROW(other.memory().load(file, width + 1), tensortape::Error);
+}
+
+TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
+  auto& t = tiny();
+  auto options = small();
+  ASSERT_TRUE(options.key_value && options.match_feature) << "the defaults";
+  Seprog editor(t.base, {}, options);
+  tensortape::Rng rng(5);
+  tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
+  for (auto& [name, p] : editor.modules().named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
+  EXPECT_EQ(editor.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model + 1);
+
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  editor.apply({cases.begin(), cases.begin() + 3});
+  EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{3, 32}));  // a key and a value of d_h = 16 each
+  const fs::path file = scratch_path("editlab_seprog_kv_memory.safetensors");
+  editor.memory().save(file);
+  const fs::path dir = scratch_path("editlab_seprog_kv_run");
+  editor.save(dir);
+  EXPECT_EQ(Seprog::read_options(dir).to_json(), options.to_json());
+  Seprog other(t.base, {}, Seprog::read_options(dir));
+  other.load_weights(dir);
+  other.memory().load(file, options.memory_width());
+  const auto inputs = inputs_of({cases.begin(), cases.begin() + 3});
+  EXPECT_EQ(other.scope_probabilities(inputs), editor.scope_probabilities(inputs));
+  EXPECT_THROW(other.memory().load(file, options.memory_dim), tensortape::Error);
+
+  // The paper's form: one vector per edit, and NN_e over [h(x); b(x)] only.
+  options.key_value = options.match_feature = false;
+  Seprog paper(t.base, {}, options);
+  paper.apply({cases.begin(), cases.begin() + 3});
+  EXPECT_EQ(paper.memory().encodings().shape(), (tensortape::Shape{3, 16}));
+  EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
 }
 
 TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {

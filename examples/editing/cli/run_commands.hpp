@@ -105,6 +105,12 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--edit-sets", t.seprog.edit_sets_per_step, "independent edit sets per training step")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--examples", t.seprog.examples_per_step, "in-scope examples per step (and as many out-scope)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--relabel", t.seprog.relabel, "share of training cases given another case's new label")->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd.add_option("--selection-weight", t.seprog.selection_weight,
+                 "weight of the selection loss (beyond the paper; 0: the paper's objective)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--key-value", t.seprog.key_value, "memory entries hold a key and a value (beyond the paper)")->capture_default_str();
+  cmd.add_option("--match-feature", t.seprog.match_feature, "NN_e also sees the best key's score (beyond the paper)")->capture_default_str();
   cmd.add_option("--patience", t.seprog.patience, "early stopping: steps without a better validation loss")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--seed", t.seprog.seed, "seed of initialisation and draws")->capture_default_str();
   cmd.add_option("--checkpoint-every", t.control.checkpoint_every, "steps between checkpoints (in <out>/checkpoint)")
@@ -277,7 +283,7 @@ inline int run_edit(const EditCommand& e) {
   auto run = load_run(e.run);
   auto& editor = *run->editor;
   const auto before = editor.predict(e.ask);
-  if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, editor.options().memory_dim);
+  if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, editor.options().memory_width());
   std::vector<world::Example> edits;
   for (const auto& text : e.add) edits.push_back(parse_edit(text));
   editor.add_edits(edits);

@@ -189,6 +189,27 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
 }
 
+TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {
+  auto& t = tiny();
+  auto options = small();
+  options.word_dropout = 1.0;
+  const Seprog editor(t.base, {}, options);
+  const auto& pool = t.qa.split(editlab::world::Split::train);
+  tensortape::Rng rng(21);
+  const auto data = editor.draw(pool, rng);
+  const auto words = [](const std::string& text) { return std::count(text.begin(), text.end(), ' ') + 1; };
+  ASSERT_FALSE(data.in_scope.empty());
+  for (std::size_t i = 0; i < data.in_scope.size(); ++i) {
+    const auto source = std::find_if(pool.begin(), pool.end(), [&](const auto& c) { return c.edit.input == data.in_edit[i]; });
+    ASSERT_NE(source, pool.end());
+    EXPECT_NE(data.in_scope[i].input.find(source->subject), std::string::npos) << data.in_scope[i].input;
+    bool one_word_fewer = false;  // than the descriptor or one of its rephrasings
+    for (const auto& e : source->in_scope) one_word_fewer |= words(e.input) == words(data.in_scope[i].input) + 1;
+    one_word_fewer |= words(source->edit.input) == words(data.in_scope[i].input) + 1;
+    EXPECT_TRUE(one_word_fewer) << data.in_scope[i].input;
+  }
+}
+
 TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {
   auto& t = tiny();
   auto options = small();

@@ -111,6 +111,9 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
       ->capture_default_str();
   cmd.add_option("--key-value", t.seprog.key_value, "memory entries hold a key and a value (beyond the paper)")->capture_default_str();
   cmd.add_option("--match-feature", t.seprog.match_feature, "NN_e also sees the best key's score (beyond the paper)")->capture_default_str();
+  cmd.add_option("--word-dropout", t.seprog.word_dropout, "share of in-scope training inputs with one word dropped (beyond the paper)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd.add_option("--patience", t.seprog.patience, "early stopping: steps without a better validation loss")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--seed", t.seprog.seed, "seed of initialisation and draws")->capture_default_str();
   cmd.add_option("--checkpoint-every", t.control.checkpoint_every, "steps between checkpoints (in <out>/checkpoint)")

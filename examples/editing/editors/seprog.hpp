@@ -48,6 +48,7 @@
 #include "tensortape/optim/schedule.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data_parallel.hpp"
+#include "world/corpus.hpp"
 #include "train/progress.hpp"
 
 namespace editlab::editors {
@@ -111,6 +112,10 @@ struct SeprogOptions {
   // and on entail raised ES (0.12 -> 0.47 at K = 50) at some cost in DD (0.07 -> 0.21).
   bool key_value = true;
   bool match_feature = true;
+  // Share of in-scope training inputs with one word dropped (not the subject's name; as
+  // pretraining does for questions), so that matching and prompts learn content words rather
+  // than the training phrasings, beyond the paper.
+  double word_dropout = 0.0;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -122,7 +127,7 @@ struct SeprogOptions {
     return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
-            {"key_value", key_value}, {"match_feature", match_feature},
+            {"key_value", key_value}, {"match_feature", match_feature}, {"word_dropout", word_dropout},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -143,6 +148,7 @@ struct SeprogOptions {
     o.selection_weight = j.value("selection_weight", 0.0);
     o.key_value = j.value("key_value", false);  // runs from before the options had neither
     o.match_feature = j.value("match_feature", false);
+    o.word_dropout = j.value("word_dropout", 0.0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");
@@ -549,7 +555,7 @@ class Seprog : public eval::Editor {
         const std::size_t i = rng.below(pool.size());
         if (std::find(chosen.begin(), chosen.end(), i) == chosen.end()) chosen.push_back(i);
       }
-      append_edit_set(d, pool, chosen, per_set, rng, options_.relabel);
+      append_edit_set(d, pool, chosen, per_set, rng, options_.relabel, options_.word_dropout);
     }
     return d;
   }
@@ -573,11 +579,11 @@ class Seprog : public eval::Editor {
 
   // Appends the edit set pool[chosen] to d, with `examples` in-scope and out-scope examples.
   void append_edit_set(StepData& d, const std::vector<Case>& pool, const std::vector<std::size_t>& chosen, int examples,
-                       tt::Rng& rng, double relabel = 0.0) const {
+                       tt::Rng& rng, double relabel = 0.0, double word_dropout = 0.0) const {
     const int set = d.edit_set.empty() ? 0 : d.edit_set.back() + 1;
     std::vector<std::string> subjects;
     std::vector<Example> in_pool, out_pool;
-    std::vector<std::string> in_pool_edit;  // the edit input of each in_pool example
+    std::vector<std::string> in_pool_edit, in_pool_subject;  // the edit input and subject of each in_pool example
     for (auto i : chosen) {
       Case c = pool[i];
       if (relabel > 0 && rng.uniform() < relabel) swap_label(c, pool[rng.below(pool.size())].edit.target);
@@ -587,6 +593,7 @@ class Seprog : public eval::Editor {
       in_pool.push_back(c.edit);
       in_pool.insert(in_pool.end(), c.in_scope.begin(), c.in_scope.end());
       in_pool_edit.resize(in_pool.size(), c.edit.input);
+      in_pool_subject.resize(in_pool.size(), c.subject);
     }
     auto edited = [&](const std::string& s) { return std::find(subjects.begin(), subjects.end(), s) != subjects.end(); };
     for (auto i : chosen)
@@ -600,6 +607,8 @@ class Seprog : public eval::Editor {
     for (int i = 0; i < examples; ++i) {
       const auto pick = rng.below(in_pool.size());
       d.in_scope.push_back(in_pool[pick]);
+      if (word_dropout > 0 && rng.uniform() < word_dropout)
+        d.in_scope.back().input = world::drop_a_word(d.in_scope.back().input, in_pool_subject[pick], rng);
       d.in_edit.push_back(in_pool_edit[pick]);
       d.in_set.push_back(set);
       if (!out_pool.empty()) {

@@ -136,6 +136,27 @@ inline std::vector<std::string> tokenizer_corpus(const World& world) {
   return lines;
 }
 
+// Drops one word other than the first (the task prefix) and any word holding `keep` (the
+// subject's name): a model trained on such inputs learns to read a question's content words
+// rather than its exact template (paraphrase robustness). Pretraining and SEPROG use it.
+inline std::string drop_a_word(const std::string& text, const std::string& keep, tt::Rng& rng) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char c : text + " ") {
+    if (c != ' ') word += c;
+    else if (!word.empty()) words.push_back(std::exchange(word, {}));
+  }
+  std::vector<std::size_t> droppable;
+  for (std::size_t i = 1; i < words.size(); ++i)
+    if (words[i].find(keep) == std::string::npos) droppable.push_back(i);
+  if (droppable.empty()) return text;
+  const std::size_t drop = droppable[rng.below(droppable.size())];
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i)
+    if (i != drop) out += (out.empty() ? "" : " ") + words[i];
+  return out;
+}
+
 // The pretraining mix: draws examples of every task with fixed weights, training forms only.
 class PretrainingMix {
  public:
@@ -157,7 +178,7 @@ class PretrainingMix {
       case question: {
         const Fact& f = random_fact();
         Example e = forms_.question(f, below(Relation::num_train_questions));
-        if (below(10) < 3) e.input = drop_a_word(e.input, w.name(f.subject));
+        if (below(10) < 3) e.input = drop_a_word(e.input, w.name(f.subject), rng_);
         return e;
       }
       case fact_claim: {
@@ -203,25 +224,6 @@ class PretrainingMix {
 
  private:
   int below(std::size_t n) { return static_cast<int>(rng_.below(n)); }
-  // Drops one word other than the task prefix and the subject's name: the model learns to
-  // read a question's content words rather than its exact template (paraphrase robustness).
-  std::string drop_a_word(const std::string& text, const std::string& subject) {
-    std::vector<std::string> words;
-    std::string word;
-    for (char c : text + " ") {
-      if (c != ' ') word += c;
-      else if (!word.empty()) words.push_back(std::exchange(word, {}));
-    }
-    std::vector<std::size_t> droppable;
-    for (std::size_t i = 1; i < words.size(); ++i)
-      if (words[i].find(subject) == std::string::npos) droppable.push_back(i);
-    if (droppable.empty()) return text;
-    const std::size_t drop = droppable[below(droppable.size())];
-    std::string out;
-    for (std::size_t i = 0; i < words.size(); ++i)
-      if (i != drop) out += (out.empty() ? "" : " ") + words[i];
-    return out;
-  }
   Task pick_task() {
     int roll = below(100);
     for (int t = 0; t < num_tasks; ++t) {

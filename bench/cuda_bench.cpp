@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_main.hpp"
 #include "t5_step_workload.hpp"
 #include "tensortape/backend/cuda/backend.hpp"
 #include "tensortape/io/t5_checkpoint.hpp"
@@ -324,8 +325,6 @@ int main(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  int rest_argc = static_cast<int>(rest.size());
-  rest.push_back(nullptr);
 
   if (const auto reason = cuda::device_unavailable_reason(); !reason.empty()) {
     std::printf("cuda_bench: skipped, no CUDA device visible (%s)\n", reason.c_str());
@@ -379,9 +378,5 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond);
   }
 
-  benchmark::Initialize(&rest_argc, rest.data());
-  if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return run_registered_benchmarks(rest);
 }

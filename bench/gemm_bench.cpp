@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_main.hpp"
 #include "interleave.hpp"
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/backend/reference.hpp"
@@ -151,9 +152,5 @@ int main(int argc, char** argv) {
   register_workloads("", fast, 2048);
   register_workloads("_naive", {{"Reference", tt::backend::Reference::gemm<float>}}, 512);
 
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return run_registered_benchmarks({argv, argv + argc});
 }

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "interleave.hpp"
+#include "bench_main.hpp"
 #include "t5_step_workload.hpp"
 #if !defined(TENSORTAPE_HAS_XTENSOR)
 #include <cblas.h>  // with xtensor, its backend header has already declared cblas_sgemm
@@ -325,8 +326,6 @@ int main(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  int rest_argc = static_cast<int>(rest.size());
-  rest.push_back(nullptr);
 
   std::vector<std::string> all;
   for (Mode mode : {Mode::TS1, Mode::TS2Frozen, Mode::TS2All})
@@ -364,9 +363,5 @@ int main(int argc, char** argv) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 
-  benchmark::Initialize(&rest_argc, rest.data());
-  if (benchmark::ReportUnrecognizedArguments(rest_argc, rest.data())) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return run_registered_benchmarks(rest);
 }

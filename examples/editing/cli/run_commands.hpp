@@ -111,6 +111,8 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
       ->capture_default_str();
   cmd.add_option("--key-value", t.seprog.key_value, "memory entries hold a key and a value (beyond the paper)")->capture_default_str();
   cmd.add_option("--match-feature", t.seprog.match_feature, "NN_e also sees the best key's score (beyond the paper)")->capture_default_str();
+  cmd.add_option("--token-match", t.seprog.token_match, "selection matches the key's tokens one by one, weighed by a learned salience (beyond the paper; needs --key-value)")->capture_default_str();
+  cmd.add_option("--key-tokens", t.seprog.key_tokens, "with --token-match: tokens kept of each descriptor input")->capture_default_str()->check(CLI::PositiveNumber);
   cmd.add_option("--word-dropout", t.seprog.word_dropout, "share of in-scope training inputs with one word dropped (beyond the paper)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();

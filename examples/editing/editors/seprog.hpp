@@ -112,6 +112,16 @@ struct SeprogOptions {
   // and on entail raised ES (0.12 -> 0.47 at K = 50) at some cost in DD (0.07 -> 0.21).
   bool key_value = true;
   bool match_feature = true;
+  // Beyond the paper: selection matches token by token instead of pooled vectors. Each key
+  // token (the descriptor input's tokens through the frozen encoder and W_att, unit length)
+  // takes its best match among the query's tokens, and a learned salience over the key's tokens
+  // weighs those matches: score_i = scale * sum_t a_it max_s cos(q_s, k_it). Pooled vectors
+  // are dominated by the question's wording, so an unseen rephrasing of an edited question
+  // scored below other subjects' questions worded like the edit; the salience learns to look
+  // at the words that say what the edit is about (the subject's name). Needs key_value. The
+  // first key_tokens tokens of a descriptor input are kept.
+  bool token_match = false;
+  int key_tokens = 64;
   // Share of in-scope training inputs with one word dropped (not the subject's name; as
   // pretraining does for questions), so that matching and prompts learn content words rather
   // than the training phrasings, beyond the paper.
@@ -120,14 +130,19 @@ struct SeprogOptions {
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
 
-  // Width of one memory entry: d_h, or a key and a value of d_h each.
-  std::int64_t memory_width() const { return key_value ? 2 * memory_dim : memory_dim; }
+  // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
+  // the value and key_tokens rows of [salience | key token (d_h)].
+  std::int64_t memory_width() const {
+    if (token_match) return memory_dim + std::int64_t{key_tokens} * (1 + memory_dim);
+    return key_value ? 2 * memory_dim : memory_dim;
+  }
 
   nlohmann::json to_json() const {
     return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
-            {"key_value", key_value}, {"match_feature", match_feature}, {"word_dropout", word_dropout},
+            {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
+            {"key_tokens", key_tokens}, {"word_dropout", word_dropout},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -148,6 +163,8 @@ struct SeprogOptions {
     o.selection_weight = j.value("selection_weight", 0.0);
     o.key_value = j.value("key_value", false);  // runs from before the options had neither
     o.match_feature = j.value("match_feature", false);
+    o.token_match = j.value("token_match", false);
+    o.key_tokens = j.value("key_tokens", 64);
     o.word_dropout = j.value("word_dropout", 0.0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
@@ -175,6 +192,10 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
   tt::nn::Linear<float, Cpu> prompt_hidden;         // d_h -> hidden
   tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
+  // token_match only:
+  tt::nn::Linear<float, Cpu> salience;  // D -> 1: how much a key token counts
+  Tensor log_match_scale;               // (1): log of the scale of the token-match scores
+  bool token_match = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -188,6 +209,16 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     prompt_hidden = {o.memory_dim, o.hidden, rng};
     // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
     prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
+    token_match = o.token_match;
+    if (token_match) {
+      salience = {d, 1, rng, false, 0.01};  // starts near uniform over the key's tokens
+      // Cosine scores lie in [-1, 1]: a scale of 10 lets a clear match win the softmax early on.
+      log_match_scale = tt::full<float, Cpu>({1}, static_cast<float>(std::log(10.0))).requires_grad_();
+    }
+  }
+
+  void for_each_own_parameter(const ParameterVisitor& visit) override {
+    if (token_match) visit("log_match_scale", log_match_scale);
   }
 
   void for_each_child(const ChildVisitor& visit) override {
@@ -198,6 +229,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     visit("classifier_out", classifier_out);
     visit("prompt_hidden", prompt_hidden);
     visit("prompt_out", prompt_out);
+    if (token_match) visit("salience", salience);
   }
 };
 
@@ -279,6 +311,8 @@ class Seprog : public eval::Editor {
     tt::check(options_.prefix_length > 0 && options_.memory_dim > 0 && options_.hidden > 0, "Seprog",
               "prefix_length, memory_dim and hidden must be positive");
     tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
+    tt::check(!options_.token_match || (options_.key_value && options_.key_tokens > 0), "Seprog",
+              "token_match needs key_value and a positive key_tokens");
     tt::Rng init(options_.seed);
     modules_ = SeprogModules(base.model, options_, init);
     base_->model.freeze();
@@ -651,25 +685,89 @@ class Seprog : public eval::Editor {
     const auto hidden = modules_.edit_encoder(embeddings, tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);
     const auto values = modules_.edit_projection(masked_mean(hidden, mask));  // (K, d_h)
     if (!options_.key_value) return values;
-    return tt::concat<float, Cpu>({modules_.attention_projection(pooled_encoding(inputs)), values}, 1);  // (K, 2 d_h)
+    const auto frozen = frozen_encoding(inputs);
+    if (options_.token_match) return tt::concat<float, Cpu>({values, token_keys(frozen)}, 1);  // (K, d_h + key_tokens (1 + d_h))
+    return tt::concat<float, Cpu>({modules_.attention_projection(frozen.pooled()), values}, 1);  // (K, 2 d_h)
   }
 
-  // b(x): the frozen base encoder's output, mean-pooled over the input's tokens. (B, D)
-  Tensor pooled_encoding(const std::vector<std::string>& inputs) {
+  // The frozen base encoder's output for inputs; no gradient is needed through it.
+  struct FrozenEncoding {
+    Tensor hidden;  // (B, L, D)
+    Ids mask;       // (B, L) 1 on tokens, 0 on padding
+    Tensor pooled() const { return masked_mean(hidden, mask); }  // b(x) (B, D)
+  };
+  FrozenEncoding frozen_encoding(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
-    const auto [ids, mask] = base_->encode_inputs(inputs);
-    return masked_mean(base_->model.encode(ids, mask), mask);
+    auto [ids, mask] = base_->encode_inputs(inputs);
+    return {base_->model.encode(ids, mask), mask};
+  }
+
+  // (B, L, 1): 0 on tokens, -1e9 on padding.
+  static Tensor padding_bias(const Ids& mask) {
+    std::vector<float> bias;
+    for (auto m : mask.to_vector()) bias.push_back(m ? 0.0f : -1e9f);
+    return tt::from_vector<float, Cpu>({mask.shape()[0], mask.shape()[1], 1}, bias);
+  }
+
+  // Unit-length rows along the last axis.
+  static Tensor unit_rows(const Tensor& x) { return tt::mul(x, tt::rsqrt(tt::affine(tt::sum(tt::square(x), {-1}, true), 1.0, 1e-12))); }
+
+  // token_match's keys: for each descriptor input, key_tokens rows of [a_t | k_t], with a the
+  // salience (a softmax over the input's tokens; 0 on padding) and k_t = W_att(token) at unit
+  // length. (K, key_tokens (1 + d_h))
+  Tensor token_keys(const FrozenEncoding& frozen) {
+    const auto k = frozen.hidden.shape()[0], d_h = std::int64_t{options_.memory_dim}, width = 1 + d_h;
+    const auto length = std::min<std::int64_t>(frozen.hidden.shape()[1], options_.key_tokens);
+    const auto hidden = frozen.hidden.narrow(1, 0, length);                                  // (K, L, D)
+    const auto bias = padding_bias(frozen.mask).narrow(1, 0, length);                         // (K, L, 1)
+    const auto salience = tt::softmax(modules_.salience(hidden) + bias, 1);                 // (K, L, 1)
+    auto rows = tt::concat<float, Cpu>({salience, unit_rows(modules_.attention_projection(hidden))}, 2);  // (K, L, 1 + d_h)
+    if (length < options_.key_tokens)
+      rows = tt::concat<float, Cpu>({rows, tt::zeros<float, Cpu>({k, options_.key_tokens - length, width})}, 1);
+    return rows.reshape({k, std::int64_t{options_.key_tokens} * width});
+  }
+
+  // token_match's selection scores (B, K): scale * sum_t a_it max_s cos(q_s, k_it).
+  Tensor token_scores(const FrozenEncoding& query, const Tensor& memory) {
+    const auto d_h = std::int64_t{options_.memory_dim}, width = 1 + d_h, k = memory.shape()[0];
+    const auto b = query.hidden.shape()[0], l_q = query.hidden.shape()[1];
+    auto rows = memory.narrow(1, d_h, std::int64_t{options_.key_tokens} * width).reshape({k, options_.key_tokens, width});
+    rows = rows.narrow(1, 0, used_key_tokens(rows));                                         // (K, L_k, 1 + d_h)
+    const auto l_k = rows.shape()[1];
+    const auto salience = rows.narrow(2, 0, 1).reshape({1, k, l_k});                        // (1, K, L_k)
+    const auto keys = rows.narrow(2, 1, d_h).reshape({k * l_k, d_h});                       // (K L_k, d_h)
+    const auto queries = unit_rows(modules_.attention_projection(query.hidden)).reshape({b * l_q, d_h});  // (B L_q, d_h)
+    const auto cosines = tt::matmul(queries, keys.transpose(0, 1)).reshape({b, l_q, k, l_k});  // (B, L_q, K, L_k)
+    const auto best = tt::max(cosines + padding_bias(query.mask).reshape({b, l_q, 1, 1}), {1});  // (B, K, L_k)
+    const auto matched = tt::sum(tt::mul(best, salience), {2});                             // (B, K) in [-1, 1]
+    return tt::mul(matched, tt::exp(modules_.log_match_scale).reshape({1, 1}));
+  }
+  // Key tokens in use: past the longest descriptor input, every salience is 0.
+  static std::int64_t used_key_tokens(const Tensor& rows) {  // rows (K, key_tokens, 1 + d_h)
+    const auto salience = rows.narrow(2, 0, 1).contiguous_copy().to_vector();
+    const auto per_entry = rows.shape()[1];
+    std::int64_t used = 1;
+    for (std::size_t i = 0; i < salience.size(); ++i)
+      if (salience[i] > 0) used = std::max<std::int64_t>(used, static_cast<std::int64_t>(i) % per_entry + 1);
+    return used;
   }
 
   // e(x) logits and prompts for inputs, given the memory (K, d_h).
   // set_bias (B, K), optional: 0 where an input may select an edit, -1e9 where it may not.
   Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const Tensor& set_bias = Tensor()) {
-    const Tensor pooled = pooled_encoding(inputs);  // b(x) (B, D): frozen, no gradient needed
+    const auto frozen = frozen_encoding(inputs);
+    const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
-    const auto keys = options_.key_value ? memory.narrow(1, 0, d_h) : memory;      // (K, d_h)
-    const auto values = options_.key_value ? memory.narrow(1, d_h, d_h) : memory;  // (K, d_h)
-    const auto query = modules_.attention_projection(pooled);                                               // (B, d_h)
-    auto scores = tt::affine(tt::matmul(query, keys.transpose(0, 1)), 1.0 / std::sqrt(double(d_h)), 0.0);  // (B, K)
+    Tensor values, scores;  // (K, d_h), (B, K)
+    if (options_.token_match) {
+      values = memory.narrow(1, 0, d_h);
+      scores = token_scores(frozen, memory);
+    } else {
+      const auto keys = options_.key_value ? memory.narrow(1, 0, d_h) : memory;  // (K, d_h)
+      values = options_.key_value ? memory.narrow(1, d_h, d_h) : memory;
+      const auto query = modules_.attention_projection(pooled);                                         // (B, d_h)
+      scores = tt::affine(tt::matmul(query, keys.transpose(0, 1)), 1.0 / std::sqrt(double(d_h)), 0.0);  // (B, K)
+    }
     if (set_bias.defined()) scores = scores + set_bias;
     const auto log_weights = tt::log_softmax(scores, 1);                                                      // (B, K)
     const auto weights = tt::exp(log_weights);

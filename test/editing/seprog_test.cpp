@@ -3,7 +3,11 @@
 // model pretrained here in a second (the real one is made by `editlab pretrain`).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <numeric>
 
 #include "editors/seprog.hpp"
 #include "eval/cost.hpp"
@@ -187,6 +191,140 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   paper.apply({cases.begin(), cases.begin() + 3});
   EXPECT_EQ(paper.memory().encodings().shape(), (tensortape::Shape{3, 16}));
   EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
+}
+
+// token_match's selection, recomputed with plain loops from the frozen encoder's token states
+// and the module weights: score_i = scale * sum_t a_it max_s cos(q_s, k_it), a softmax over the
+// key's first key_tokens tokens, weights = softmax_i(score_i).
+std::vector<double> token_match_reference(Seprog& editor, editlab::model::Seq2Seq& base,
+                                          const std::vector<std::string>& queries, const std::vector<std::string>& keys) {
+  auto& m = editor.modules();
+  const auto d_h = editor.options().memory_dim;
+  const auto projection = m.attention_projection.weight.to_vector();  // (d_h, D)
+  const auto salience = m.salience.weight.to_vector();                // (1, D)
+  const double scale = std::exp(m.log_match_scale.to_vector()[0]);
+  // Each text's tokens, projected to unit length, and their salience logits.
+  struct Tokens {
+    std::vector<std::vector<double>> unit;
+    std::vector<double> logits;
+  };
+  auto tokens = [&](const std::vector<std::string>& texts, std::size_t keep) {
+    const auto [ids, mask] = base.encode_inputs(texts);
+    const auto hidden = base.model.encode(ids, mask).to_vector();  // (B, L, D)
+    const auto on = mask.to_vector();
+    const auto length = static_cast<std::size_t>(mask.shape()[1]);
+    const auto d = salience.size();
+    std::vector<Tokens> out(texts.size());
+    for (std::size_t b = 0; b < texts.size(); ++b)
+      for (std::size_t l = 0; l < std::min(length, keep); ++l) {
+        if (!on[b * length + l]) continue;
+        const float* h = &hidden[(b * length + l) * d];
+        std::vector<double> v(static_cast<std::size_t>(d_h));
+        double norm = 0, logit = 0;
+        for (std::size_t j = 0; j < v.size(); ++j) {
+          for (std::size_t k = 0; k < d; ++k) v[j] += double(projection[j * d + k]) * h[k];
+          norm += v[j] * v[j];
+        }
+        for (auto& x : v) x /= std::sqrt(norm);
+        for (std::size_t k = 0; k < d; ++k) logit += double(salience[k]) * h[k];
+        out[b].unit.push_back(v);
+        out[b].logits.push_back(logit);
+      }
+    return out;
+  };
+  const auto q = tokens(queries, SIZE_MAX);
+  const auto k = tokens(keys, static_cast<std::size_t>(editor.options().key_tokens));
+  std::vector<double> weights;
+  for (const auto& query : q) {
+    std::vector<double> scores;
+    for (const auto& key : k) {
+      const double top = *std::max_element(key.logits.begin(), key.logits.end());
+      double total = 0, score = 0;
+      for (double logit : key.logits) total += std::exp(logit - top);
+      for (std::size_t t = 0; t < key.unit.size(); ++t) {
+        double best = -2;
+        for (const auto& token : query.unit)
+          best = std::max(best, std::inner_product(token.begin(), token.end(), key.unit[t].begin(), 0.0));
+        score += std::exp(key.logits[t] - top) / total * best;
+      }
+      scores.push_back(scale * score);
+    }
+    const double top = *std::max_element(scores.begin(), scores.end());
+    double total = 0;
+    for (double s : scores) total += std::exp(s - top);
+    for (double s : scores) weights.push_back(std::exp(s - top) / total);
+  }
+  return weights;
+}
+
+TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
+  auto& t = tiny();
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  const std::vector<editlab::world::Case> batch(cases.begin(), cases.begin() + 4);
+  std::vector<std::string> keys, queries;
+  for (const auto& c : batch) {
+    keys.push_back(c.edit.input);
+    queries.push_back(c.edit.input);
+    queries.push_back(c.in_scope.front().input);
+    queries.push_back(c.out_scope.front().input);
+  }
+  // 64: every key token kept, short keys padded; 5: keys cut to their first five tokens.
+  for (int key_tokens : {64, 5}) {
+    auto options = small();
+    options.token_match = true;
+    options.key_tokens = key_tokens;
+    Seprog editor(t.base, {}, options);
+    {  // a trained-looking salience and scale instead of the near-uniform start
+      tensortape::NoGradGuard no_grad;
+      tensortape::Rng rng(3);
+      editor.modules().salience.weight.copy_(tensortape::randn<float, editlab::model::Cpu>(editor.modules().salience.weight.shape(), rng));
+      editor.modules().log_match_scale.copy_(tensortape::full<float, editlab::model::Cpu>({1}, std::log(25.0f)));
+    }
+    editor.apply(batch);
+    EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 17}));
+    const auto weights = editor.selection_weights(queries);
+    const auto reference = token_match_reference(editor, t.base, queries, keys);
+    ASSERT_EQ(weights.size(), reference.size());
+    for (std::size_t i = 0; i < weights.size(); ++i) EXPECT_NEAR(weights[i], reference[i], 1e-4) << "key_tokens " << key_tokens << ", entry " << i;
+    // A descriptor's own input matches each of its key tokens exactly: the largest score there is.
+    for (std::size_t c = 0; c < keys.size(); ++c) {
+      const auto row = weights.begin() + static_cast<std::ptrdiff_t>(3 * c * keys.size());
+      EXPECT_EQ(std::max_element(row, row + static_cast<std::ptrdiff_t>(keys.size())) - row, static_cast<std::ptrdiff_t>(c));
+    }
+    // Removing an edit leaves the other entries' selection as the reference computes it.
+    editor.memory().remove(keys[1]);
+    const std::vector<std::string> kept_keys = {keys[0], keys[2], keys[3]};
+    const auto after = editor.selection_weights(queries);
+    const auto after_reference = token_match_reference(editor, t.base, queries, kept_keys);
+    for (std::size_t i = 0; i < after.size(); ++i) EXPECT_NEAR(after[i], after_reference[i], 1e-4) << i;
+  }
+}
+
+TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
+  auto& t = tiny();
+  auto options = small();
+  options.token_match = true;
+  Seprog editor(t.base, {}, options);
+  tensortape::Rng rng(5);
+  tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
+  for (auto& [name, p] : editor.modules().named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
+  EXPECT_TRUE(editor.modules().salience.weight.grad().defined());
+
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  editor.apply({cases.begin(), cases.begin() + 3});
+  const fs::path dir = scratch_path("editlab_seprog_token_run");
+  const fs::path file = scratch_path("editlab_seprog_token_memory.safetensors");
+  editor.save(dir);
+  editor.memory().save(file);
+  Seprog other(t.base, {}, Seprog::read_options(dir));
+  other.load_weights(dir);
+  other.memory().load(file, other.options().memory_width());
+  const auto inputs = inputs_of({cases.begin(), cases.begin() + 3});
+  EXPECT_EQ(other.selection_weights(inputs), editor.selection_weights(inputs));
+  EXPECT_EQ(other.scope_probabilities(inputs), editor.scope_probabilities(inputs));
+
+  options.key_value = false;
+  EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "token_match needs key_value";
 }
 
 TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {

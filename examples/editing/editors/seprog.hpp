@@ -412,6 +412,13 @@ class Seprog : public eval::Editor {
     return tt::sigmoid(forward(inputs, memory_.encodings()).in_scope_logit).to_vector();
   }
 
+  // The selection's attention over the memory for each input, (B, K) row-major (for inspection).
+  std::vector<float> selection_weights(const std::vector<std::string>& inputs) {
+    tt::NoGradGuard no_grad;
+    if (memory_.size() == 0 || inputs.empty()) return {};
+    return tt::exp(forward(inputs, memory_.encodings()).selection_log_weights).to_vector();
+  }
+
   // ---- training ----
   struct TrainReport {
     int steps = 0;

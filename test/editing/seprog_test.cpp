@@ -327,6 +327,52 @@ TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
   EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "token_match needs key_value";
 }
 
+TEST(Seprog, SiblingDrawsFillASetWithItsSubjectsEditsBeforeANewSubject) {
+  auto& t = tiny();
+  const auto& pool = t.qa.split(editlab::world::Split::train);
+  auto options = small();
+  options.max_edits = 12;
+  options.edit_sets_per_step = 8;
+  auto subject_of = [&](const std::string& edit_input) {
+    for (const auto& c : pool)
+      if (c.edit.input == edit_input) return c.subject;
+    ADD_FAILURE() << "not in the pool: " << edit_input;
+    return std::string();
+  };
+  // Per set, in draw order: (edits drawn, edits of subjects already in the set when a new
+  // subject came in while the pool still had unchosen ones).
+  auto count = [&](double share) {
+    options.sibling_share = share;
+    const Seprog editor(t.base, {}, options);
+    tensortape::Rng rng(8);
+    int pairs = 0, skipped = 0;
+    for (int draw = 0; draw < 20; ++draw) {
+      const auto data = editor.draw(pool, rng);
+      std::vector<std::string> set_inputs, set_subjects;
+      for (std::size_t i = 0; i < data.edits.size(); ++i) {
+        if (i == 0 || data.edit_set[i] != data.edit_set[i - 1]) set_inputs.clear(), set_subjects.clear();
+        const auto subject = subject_of(data.edits[i].input);
+        const bool seen = std::find(set_subjects.begin(), set_subjects.end(), subject) != set_subjects.end();
+        if (seen) ++pairs;
+        if (!seen && !set_subjects.empty())
+          for (const auto& c : pool)
+            if (std::find(set_subjects.begin(), set_subjects.end(), c.subject) != set_subjects.end() &&
+                std::find(set_inputs.begin(), set_inputs.end(), c.edit.input) == set_inputs.end())
+              ++skipped;
+        set_inputs.push_back(data.edits[i].input);
+        set_subjects.push_back(subject);
+      }
+    }
+    return std::pair{pairs, skipped};
+  };
+  const auto [sibling_pairs, sibling_skipped] = count(1.0);
+  EXPECT_EQ(sibling_skipped, 0) << "with share 1, a set takes every edit of its subjects before a new subject";
+  EXPECT_GT(sibling_pairs, 0);
+  const auto [uniform_pairs, uniform_skipped] = count(0.0);
+  EXPECT_GT(uniform_skipped, 0);
+  EXPECT_GT(sibling_pairs, 3 * uniform_pairs) << "uniform draws rarely repeat a subject";
+}
+
 TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {
   auto& t = tiny();
   auto options = small();

@@ -126,6 +126,11 @@ struct SeprogOptions {
   // pretraining does for questions), so that matching and prompts learn content words rather
   // than the training phrasings, beyond the paper.
   double word_dropout = 0.0;
+  // Share of an edit set's edits (after its first) drawn from subjects the set already edits,
+  // beyond the paper. Test batches hold several edits of one subject once the split has fewer
+  // subjects than K (qa's test split: 184 edits of 46 subjects), so selection must tell an
+  // edit from its subject's other edits; uniform draws from 369 training edits rarely ask that.
+  double sibling_share = 0.0;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -142,7 +147,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"word_dropout", word_dropout},
+            {"key_tokens", key_tokens}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -166,6 +171,7 @@ struct SeprogOptions {
     o.token_match = j.value("token_match", false);
     o.key_tokens = j.value("key_tokens", 64);
     o.word_dropout = j.value("word_dropout", 0.0);
+    o.sibling_share = j.value("sibling_share", 0.0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");
@@ -592,14 +598,28 @@ class Seprog : public eval::Editor {
       const double u = rng.uniform();
       const int k = std::min(1 + static_cast<int>(options_.max_edits * u * u * u), static_cast<int>(std::min<std::size_t>(options_.max_edits, pool.size())));
       std::vector<std::size_t> chosen;
+      auto unchosen = [&](std::size_t i) { return std::find(chosen.begin(), chosen.end(), i) == chosen.end(); };
       while (static_cast<int>(chosen.size()) < k) {
-        const std::size_t i = rng.below(pool.size());
-        if (std::find(chosen.begin(), chosen.end(), i) == chosen.end()) chosen.push_back(i);
+        std::vector<std::size_t> siblings;  // unchosen edits of the set's subjects
+        if (!chosen.empty() && options_.sibling_share > 0 && rng.uniform() < options_.sibling_share)
+          for (auto c : chosen)
+            for (auto i : subject_cases(pool, pool[c].subject))
+              if (unchosen(i) && std::find(siblings.begin(), siblings.end(), i) == siblings.end()) siblings.push_back(i);
+        const std::size_t i = siblings.empty() ? rng.below(pool.size()) : siblings[rng.below(siblings.size())];
+        if (unchosen(i)) chosen.push_back(i);
       }
       append_edit_set(d, pool, chosen, per_set, rng, options_.relabel, options_.word_dropout);
     }
     return d;
   }
+  // Indices of pool's cases about `subject`.
+  static std::vector<std::size_t> subject_cases(const std::vector<Case>& pool, const std::string& subject) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < pool.size(); ++i)
+      if (pool[i].subject == subject) out.push_back(i);
+    return out;
+  }
+
   // One edit set: all of `edits`, with examples_per_step in-scope and out-scope examples.
   StepData step_data(const std::vector<Case>& edits, tt::Rng& rng) const {
     StepData d;

@@ -193,68 +193,82 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
 }
 
-// token_match's selection, recomputed with plain loops from the frozen encoder's token states
-// and the module weights: score_i = scale * sum_t a_it max_s cos(q_s, k_it), a softmax over the
-// key's first key_tokens tokens, weights = softmax_i(score_i).
-std::vector<double> token_match_reference(Seprog& editor, editlab::model::Seq2Seq& base,
+// token_match, recomputed with plain loops from the frozen encoder's token states and the
+// module weights: score_i = scale * sum_t a_it max_s cos(q_s, k_it), a softmax over the key's
+// first key_tokens tokens under salience head 0 (scope) or 1 (selection). Returns the selection
+// weights softmax_i(score_i) (B, K) and the best scope score (B).
+struct TokenMatchReference {
+  std::vector<double> weights, best_scope;
+};
+TokenMatchReference token_match_reference(Seprog& editor, editlab::model::Seq2Seq& base,
                                           const std::vector<std::string>& queries, const std::vector<std::string>& keys) {
   auto& m = editor.modules();
   const auto d_h = editor.options().memory_dim;
   const auto projection = m.attention_projection.weight.to_vector();  // (d_h, D)
-  const auto salience = m.salience.weight.to_vector();                // (1, D)
+  const auto salience = m.salience.weight.to_vector();                // (2, D)
   const double scale = std::exp(m.log_match_scale.to_vector()[0]);
   // Each text's tokens, projected to unit length, and their salience logits.
   struct Tokens {
     std::vector<std::vector<double>> unit;
-    std::vector<double> logits;
+    std::vector<double> logits[2];
   };
   auto tokens = [&](const std::vector<std::string>& texts, std::size_t keep) {
     const auto [ids, mask] = base.encode_inputs(texts);
     const auto hidden = base.model.encode(ids, mask).to_vector();  // (B, L, D)
     const auto on = mask.to_vector();
     const auto length = static_cast<std::size_t>(mask.shape()[1]);
-    const auto d = salience.size();
+    const auto d = salience.size() / 2;
     std::vector<Tokens> out(texts.size());
     for (std::size_t b = 0; b < texts.size(); ++b)
       for (std::size_t l = 0; l < std::min(length, keep); ++l) {
         if (!on[b * length + l]) continue;
         const float* h = &hidden[(b * length + l) * d];
         std::vector<double> v(static_cast<std::size_t>(d_h));
-        double norm = 0, logit = 0;
+        double norm = 0;
         for (std::size_t j = 0; j < v.size(); ++j) {
           for (std::size_t k = 0; k < d; ++k) v[j] += double(projection[j * d + k]) * h[k];
           norm += v[j] * v[j];
         }
         for (auto& x : v) x /= std::sqrt(norm);
-        for (std::size_t k = 0; k < d; ++k) logit += double(salience[k]) * h[k];
         out[b].unit.push_back(v);
-        out[b].logits.push_back(logit);
+        for (std::size_t head = 0; head < 2; ++head) {
+          double logit = 0;
+          for (std::size_t k = 0; k < d; ++k) logit += double(salience[head * d + k]) * h[k];
+          out[b].logits[head].push_back(logit);
+        }
       }
     return out;
   };
   const auto q = tokens(queries, SIZE_MAX);
   const auto k = tokens(keys, static_cast<std::size_t>(editor.options().key_tokens));
-  std::vector<double> weights;
-  for (const auto& query : q) {
-    std::vector<double> scores;
-    for (const auto& key : k) {
-      const double top = *std::max_element(key.logits.begin(), key.logits.end());
-      double total = 0, score = 0;
-      for (double logit : key.logits) total += std::exp(logit - top);
-      for (std::size_t t = 0; t < key.unit.size(); ++t) {
-        double best = -2;
-        for (const auto& token : query.unit)
-          best = std::max(best, std::inner_product(token.begin(), token.end(), key.unit[t].begin(), 0.0));
-        score += std::exp(key.logits[t] - top) / total * best;
-      }
-      scores.push_back(scale * score);
+  auto score = [&](const Tokens& query, const Tokens& key, int head) {
+    const auto& logits = key.logits[head];
+    const double top = *std::max_element(logits.begin(), logits.end());
+    double total = 0, sum = 0;
+    for (double logit : logits) total += std::exp(logit - top);
+    for (std::size_t t = 0; t < key.unit.size(); ++t) {
+      double best = -2;
+      for (const auto& token : query.unit)
+        best = std::max(best, std::inner_product(token.begin(), token.end(), key.unit[t].begin(), 0.0));
+      sum += std::exp(logits[t] - top) / total * best;
     }
-    const double top = *std::max_element(scores.begin(), scores.end());
+    return scale * sum;
+  };
+  TokenMatchReference out;
+  for (const auto& query : q) {
+    std::vector<double> selection;
+    double best_scope = -1e300;
+    for (const auto& key : k) {
+      selection.push_back(score(query, key, 1));
+      best_scope = std::max(best_scope, score(query, key, 0));
+    }
+    out.best_scope.push_back(best_scope);
+    const double top = *std::max_element(selection.begin(), selection.end());
     double total = 0;
-    for (double s : scores) total += std::exp(s - top);
-    for (double s : scores) weights.push_back(std::exp(s - top) / total);
+    for (double s : selection) total += std::exp(s - top);
+    for (double s : selection) out.weights.push_back(std::exp(s - top) / total);
   }
-  return weights;
+  return out;
 }
 
 TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
@@ -281,11 +295,14 @@ TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
       editor.modules().log_match_scale.copy_(tensortape::full<float, editlab::model::Cpu>({1}, std::log(25.0f)));
     }
     editor.apply(batch);
-    EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 17}));
+    EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 18}));
     const auto weights = editor.selection_weights(queries);
+    const auto best = editor.best_match(queries);
     const auto reference = token_match_reference(editor, t.base, queries, keys);
-    ASSERT_EQ(weights.size(), reference.size());
-    for (std::size_t i = 0; i < weights.size(); ++i) EXPECT_NEAR(weights[i], reference[i], 1e-4) << "key_tokens " << key_tokens << ", entry " << i;
+    ASSERT_EQ(weights.size(), reference.weights.size());
+    for (std::size_t i = 0; i < weights.size(); ++i) EXPECT_NEAR(weights[i], reference.weights[i], 1e-4) << "key_tokens " << key_tokens << ", entry " << i;
+    ASSERT_EQ(best.size(), reference.best_scope.size());
+    for (std::size_t i = 0; i < best.size(); ++i) EXPECT_NEAR(best[i], reference.best_scope[i], 1e-3) << "key_tokens " << key_tokens << ", input " << i;
     // A descriptor's own input matches each of its key tokens exactly: the largest score there is.
     for (std::size_t c = 0; c < keys.size(); ++c) {
       const auto row = weights.begin() + static_cast<std::ptrdiff_t>(3 * c * keys.size());
@@ -295,7 +312,7 @@ TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
     editor.memory().remove(keys[1]);
     const std::vector<std::string> kept_keys = {keys[0], keys[2], keys[3]};
     const auto after = editor.selection_weights(queries);
-    const auto after_reference = token_match_reference(editor, t.base, queries, kept_keys);
+    const auto after_reference = token_match_reference(editor, t.base, queries, kept_keys).weights;
     for (std::size_t i = 0; i < after.size(); ++i) EXPECT_NEAR(after[i], after_reference[i], 1e-4) << i;
   }
 }

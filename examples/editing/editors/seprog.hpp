@@ -118,8 +118,11 @@ struct SeprogOptions {
   // weighs those matches: score_i = scale * sum_t a_it max_s cos(q_s, k_it). Pooled vectors
   // are dominated by the question's wording, so an unseen rephrasing of an edited question
   // scored below other subjects' questions worded like the edit; the salience learns to look
-  // at the words that say what the edit is about (the subject's name). Needs key_value. The
-  // first key_tokens tokens of a descriptor input are kept.
+  // at the words that say what the edit is about (the subject's name). Two saliences: one for
+  // the selection's scores, one for the best score NN_e sees (match_feature), because telling
+  // an edit from its subject's other edits weighs the relation's words, and deciding whether
+  // an input is edited at all should not. Needs key_value. The first key_tokens tokens of a
+  // descriptor input are kept.
   bool token_match = false;
   int key_tokens = 64;
   // Share of in-scope training inputs with one word dropped (not the subject's name; as
@@ -136,9 +139,9 @@ struct SeprogOptions {
   std::uint64_t seed = 1;
 
   // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
-  // the value and key_tokens rows of [salience | key token (d_h)].
+  // the value and key_tokens rows of [scope salience, selection salience | key token (d_h)].
   std::int64_t memory_width() const {
-    if (token_match) return memory_dim + std::int64_t{key_tokens} * (1 + memory_dim);
+    if (token_match) return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim);
     return key_value ? 2 * memory_dim : memory_dim;
   }
 
@@ -199,7 +202,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   tt::nn::Linear<float, Cpu> prompt_hidden;         // d_h -> hidden
   tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
   // token_match only:
-  tt::nn::Linear<float, Cpu> salience;  // D -> 1: how much a key token counts
+  tt::nn::Linear<float, Cpu> salience;  // D -> 2: how much a key token counts for scope and for selection
   Tensor log_match_scale;               // (1): log of the scale of the token-match scores
   bool token_match = false;
 
@@ -217,7 +220,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
     token_match = o.token_match;
     if (token_match) {
-      salience = {d, 1, rng, false, 0.01};  // starts near uniform over the key's tokens
+      salience = {d, 2, rng, false, 0.01};  // starts near uniform over the key's tokens
       // Cosine scores lie in [-1, 1]: a scale of 10 lets a clear match win the softmax early on.
       log_match_scale = tt::full<float, Cpu>({1}, static_cast<float>(std::log(10.0))).requires_grad_();
     }
@@ -423,6 +426,14 @@ class Seprog : public eval::Editor {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0 || inputs.empty()) return {};
     return tt::exp(forward(inputs, memory_.encodings()).selection_log_weights).to_vector();
+  }
+
+  // How well each input matches its best edit: the largest selection score, or with
+  // token_match the largest score under the scope salience (for inspection).
+  std::vector<float> best_match(const std::vector<std::string>& inputs) {
+    tt::NoGradGuard no_grad;
+    if (memory_.size() == 0 || inputs.empty()) return {};
+    return forward(inputs, memory_.encodings()).best_match.to_vector();
   }
 
   // ---- training ----
@@ -684,6 +695,7 @@ class Seprog : public eval::Editor {
     Tensor in_scope_logit;         // (B) logit of e(x)
     Tensor prefix;                 // (B, P, D)
     Tensor selection_log_weights;  // (B, K) log of the attention over the edits
+    Tensor best_match;             // (B, 1) the best edit's score (with token_match, under the scope salience)
   };
 
   bool always_inject() const {
@@ -739,38 +751,43 @@ class Seprog : public eval::Editor {
   // Unit-length rows along the last axis.
   static Tensor unit_rows(const Tensor& x) { return tt::mul(x, tt::rsqrt(tt::affine(tt::sum(tt::square(x), {-1}, true), 1.0, 1e-12))); }
 
-  // token_match's keys: for each descriptor input, key_tokens rows of [a_t | k_t], with a the
-  // salience (a softmax over the input's tokens; 0 on padding) and k_t = W_att(token) at unit
-  // length. (K, key_tokens (1 + d_h))
+  // token_match's keys: for each descriptor input, key_tokens rows of [a_t (2) | k_t], with a
+  // the scope and the selection salience (each a softmax over the input's tokens; 0 on
+  // padding) and k_t = W_att(token) at unit length. (K, key_tokens (2 + d_h))
   Tensor token_keys(const FrozenEncoding& frozen) {
-    const auto k = frozen.hidden.shape()[0], d_h = std::int64_t{options_.memory_dim}, width = 1 + d_h;
+    const auto k = frozen.hidden.shape()[0], d_h = std::int64_t{options_.memory_dim}, width = 2 + d_h;
     const auto length = std::min<std::int64_t>(frozen.hidden.shape()[1], options_.key_tokens);
     const auto hidden = frozen.hidden.narrow(1, 0, length);                                  // (K, L, D)
     const auto bias = padding_bias(frozen.mask).narrow(1, 0, length);                         // (K, L, 1)
-    const auto salience = tt::softmax(modules_.salience(hidden) + bias, 1);                 // (K, L, 1)
-    auto rows = tt::concat<float, Cpu>({salience, unit_rows(modules_.attention_projection(hidden))}, 2);  // (K, L, 1 + d_h)
+    const auto salience = tt::softmax(modules_.salience(hidden) + bias, 1);                 // (K, L, 2)
+    auto rows = tt::concat<float, Cpu>({salience, unit_rows(modules_.attention_projection(hidden))}, 2);  // (K, L, 2 + d_h)
     if (length < options_.key_tokens)
       rows = tt::concat<float, Cpu>({rows, tt::zeros<float, Cpu>({k, options_.key_tokens - length, width})}, 1);
     return rows.reshape({k, std::int64_t{options_.key_tokens} * width});
   }
 
-  // token_match's selection scores (B, K): scale * sum_t a_it max_s cos(q_s, k_it).
-  Tensor token_scores(const FrozenEncoding& query, const Tensor& memory) {
-    const auto d_h = std::int64_t{options_.memory_dim}, width = 1 + d_h, k = memory.shape()[0];
+  // token_match's scores (B, K) under each salience: scale * sum_t a_it max_s cos(q_s, k_it).
+  struct TokenScores {
+    Tensor scope, selection;  // (B, K)
+  };
+  TokenScores token_scores(const FrozenEncoding& query, const Tensor& memory) {
+    const auto d_h = std::int64_t{options_.memory_dim}, width = 2 + d_h, k = memory.shape()[0];
     const auto b = query.hidden.shape()[0], l_q = query.hidden.shape()[1];
     auto rows = memory.narrow(1, d_h, std::int64_t{options_.key_tokens} * width).reshape({k, options_.key_tokens, width});
-    rows = rows.narrow(1, 0, used_key_tokens(rows));                                         // (K, L_k, 1 + d_h)
+    rows = rows.narrow(1, 0, used_key_tokens(rows));                                         // (K, L_k, 2 + d_h)
     const auto l_k = rows.shape()[1];
-    const auto salience = rows.narrow(2, 0, 1).reshape({1, k, l_k});                        // (1, K, L_k)
-    const auto keys = rows.narrow(2, 1, d_h).reshape({k * l_k, d_h});                       // (K L_k, d_h)
+    const auto keys = rows.narrow(2, 2, d_h).reshape({k * l_k, d_h});                       // (K L_k, d_h)
     const auto queries = unit_rows(modules_.attention_projection(query.hidden)).reshape({b * l_q, d_h});  // (B L_q, d_h)
     const auto cosines = tt::matmul(queries, keys.transpose(0, 1)).reshape({b, l_q, k, l_k});  // (B, L_q, K, L_k)
     const auto best = tt::max(cosines + padding_bias(query.mask).reshape({b, l_q, 1, 1}), {1});  // (B, K, L_k)
-    const auto matched = tt::sum(tt::mul(best, salience), {2});                             // (B, K) in [-1, 1]
-    return tt::mul(matched, tt::exp(modules_.log_match_scale).reshape({1, 1}));
+    const auto scale = tt::exp(modules_.log_match_scale).reshape({1, 1});
+    auto weighed = [&](std::int64_t head) {  // (B, K); the match lies in [-1, 1] before scaling
+      return tt::mul(tt::sum(tt::mul(best, rows.narrow(2, head, 1).reshape({1, k, l_k})), {2}), scale);
+    };
+    return {weighed(0), weighed(1)};
   }
   // Key tokens in use: past the longest descriptor input, every salience is 0.
-  static std::int64_t used_key_tokens(const Tensor& rows) {  // rows (K, key_tokens, 1 + d_h)
+  static std::int64_t used_key_tokens(const Tensor& rows) {  // rows (K, key_tokens, 2 + d_h)
     const auto salience = rows.narrow(2, 0, 1).contiguous_copy().to_vector();
     const auto per_entry = rows.shape()[1];
     std::int64_t used = 1;
@@ -785,10 +802,12 @@ class Seprog : public eval::Editor {
     const auto frozen = frozen_encoding(inputs);
     const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
-    Tensor values, scores;  // (K, d_h), (B, K)
+    Tensor values, scores, scope_scores;  // (K, d_h), (B, K), (B, K): what NN_e's best match is taken from
     if (options_.token_match) {
       values = memory.narrow(1, 0, d_h);
-      scores = token_scores(frozen, memory);
+      auto token = token_scores(frozen, memory);
+      scores = token.selection;
+      scope_scores = set_bias.defined() ? token.scope + set_bias : token.scope;
     } else {
       const auto keys = options_.key_value ? memory.narrow(1, 0, d_h) : memory;  // (K, d_h)
       values = options_.key_value ? memory.narrow(1, d_h, d_h) : memory;
@@ -796,12 +815,14 @@ class Seprog : public eval::Editor {
       scores = tt::affine(tt::matmul(query, keys.transpose(0, 1)), 1.0 / std::sqrt(double(d_h)), 0.0);  // (B, K)
     }
     if (set_bias.defined()) scores = scores + set_bias;
+    if (!scope_scores.defined()) scope_scores = scores;
     const auto log_weights = tt::log_softmax(scores, 1);                                                      // (B, K)
     const auto weights = tt::exp(log_weights);
     const auto selected = tt::matmul(weights, values);                                                       // h(x) (B, d_h)
     auto features = tt::concat<float, Cpu>({selected, pooled}, 1);                                          // (B, d_h + D)
-    if (options_.match_feature) features = tt::concat<float, Cpu>({features, tt::max(scores, {1}, true)}, 1);  // (B, d_h + D + 1)
     Forward f;
+    f.best_match = tt::max(scope_scores, {1}, true);                                                         // (B, 1)
+    if (options_.match_feature) features = tt::concat<float, Cpu>({features, f.best_match}, 1);            // (B, d_h + D + 1)
     f.selection_log_weights = log_weights;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;

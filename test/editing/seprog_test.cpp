@@ -342,6 +342,16 @@ TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
 
   options.key_value = false;
   EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "token_match needs key_value";
+
+  // NN_e on the best match alone.
+  options.key_value = true;
+  options.scope_from_match_only = true;
+  Seprog match_only(t.base, {}, options);
+  EXPECT_EQ(match_only.modules().classifier_hidden.weight.shape()[1], 1);
+  tensortape::backward(match_only.step_loss(match_only.draw(t.qa.split(editlab::world::Split::train), rng)));
+  EXPECT_TRUE(match_only.modules().salience.weight.grad().defined());
+  options.match_feature = false;
+  EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "scope_from_match_only needs match_feature";
 }
 
 TEST(Seprog, SiblingDrawsFillASetWithItsSubjectsEditsBeforeANewSubject) {
@@ -388,6 +398,42 @@ TEST(Seprog, SiblingDrawsFillASetWithItsSubjectsEditsBeforeANewSubject) {
   const auto [uniform_pairs, uniform_skipped] = count(0.0);
   EXPECT_GT(uniform_skipped, 0);
   EXPECT_GT(sibling_pairs, 3 * uniform_pairs) << "uniform draws rarely repeat a subject";
+}
+
+TEST(Seprog, SwapNegativesAreInScopeWordingsAboutAnUneditedSubject) {
+  auto& t = tiny();
+  const auto& pool = t.qa.split(editlab::world::Split::train);
+  auto options = small();
+  options.edit_sets_per_step = 4;
+  options.examples_per_step = 32;
+  // Out-scope inputs that are one of their set's in-scope inputs with the subject swapped.
+  auto swapped = [&](double share) {
+    options.swap_negatives = share;
+    const Seprog editor(t.base, {}, options);
+    tensortape::Rng rng(13);
+    const auto data = editor.draw(pool, rng);
+    int count = 0;
+    for (std::size_t o = 0; o < data.out_scope.size(); ++o) {
+      const auto& out = data.out_scope[o];
+      for (std::size_t e = 0; e < data.edits.size(); ++e)
+        EXPECT_FALSE(data.edit_set[e] == data.out_set[o] && data.edits[e].input.find(out.subject) != std::string::npos)
+            << "'" << out.input << "' is about an edited subject";
+      for (std::size_t i = 0; i < data.in_scope.size(); ++i) {
+        if (data.in_set[i] != data.out_set[o]) continue;
+        const auto at = out.input.find(out.subject);
+        if (at == std::string::npos) continue;
+        for (const auto& c : pool) {  // the in-scope input's subject put back
+          if (data.in_edit[i] != c.edit.input) continue;
+          if (out.input.substr(0, at) + c.subject + out.input.substr(at + out.subject.size()) == data.in_scope[i].input) ++count, i = data.in_scope.size() - 1;
+          break;
+        }
+      }
+    }
+    return std::pair{count, static_cast<int>(data.out_scope.size())};
+  };
+  const auto [with_swaps, total] = swapped(1.0);
+  EXPECT_GT(with_swaps, total / 2) << "most out-scope inputs are swapped wordings";
+  EXPECT_LT(swapped(0.0).first, with_swaps / 4) << "without swaps, only the odd out-scope input is worded like an in-scope one";
 }
 
 TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {

@@ -33,6 +33,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,9 @@ struct SeprogOptions {
   // descriptor input are kept.
   bool token_match = false;
   int key_tokens = 64;
+  // NN_e sees only the best match (needs match_feature), not [h(x); b(x)]: those describe what
+  // an input asks, and let the classifier fire on any question worded like an edit's.
+  bool scope_from_match_only = false;
   // Share of in-scope training inputs with one word dropped (not the subject's name; as
   // pretraining does for questions), so that matching and prompts learn content words rather
   // than the training phrasings, beyond the paper.
@@ -134,6 +138,11 @@ struct SeprogOptions {
   // subjects than K (qa's test split: 184 edits of 46 subjects), so selection must tell an
   // edit from its subject's other edits; uniform draws from 369 training edits rarely ask that.
   double sibling_share = 0.0;
+  // Share of out-scope training inputs made from an in-scope input of the set with its subject's
+  // name replaced by an unedited subject's, beyond the paper: the same wording about someone
+  // else, which the scope classifier must not take for an edit (at large K, most wordings of
+  // an unedited question match some edit's).
+  double swap_negatives = 0.0;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -150,7 +159,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share},
+            {"key_tokens", key_tokens}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -173,8 +182,10 @@ struct SeprogOptions {
     o.match_feature = j.value("match_feature", false);
     o.token_match = j.value("token_match", false);
     o.key_tokens = j.value("key_tokens", 64);
+    o.scope_from_match_only = j.value("scope_from_match_only", false);
     o.word_dropout = j.value("word_dropout", 0.0);
     o.sibling_share = j.value("sibling_share", 0.0);
+    o.swap_negatives = j.value("swap_negatives", 0.0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");
@@ -213,7 +224,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     edit_encoder.unfreeze();
     edit_projection = {d, o.memory_dim, rng};
     attention_projection = {d, o.memory_dim, rng, false};
-    classifier_hidden = {o.memory_dim + d + (o.match_feature ? 1 : 0), o.hidden, rng};
+    classifier_hidden = {o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0), o.hidden, rng};
     classifier_out = {o.hidden, 1, rng};
     prompt_hidden = {o.memory_dim, o.hidden, rng};
     // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
@@ -322,6 +333,7 @@ class Seprog : public eval::Editor {
     tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
     tt::check(!options_.token_match || (options_.key_value && options_.key_tokens > 0), "Seprog",
               "token_match needs key_value and a positive key_tokens");
+    tt::check(!options_.scope_from_match_only || options_.match_feature, "Seprog", "scope_from_match_only needs match_feature");
     tt::Rng init(options_.seed);
     modules_ = SeprogModules(base.model, options_, init);
     base_->model.freeze();
@@ -623,6 +635,13 @@ class Seprog : public eval::Editor {
     }
     return d;
   }
+  // text with the first occurrence of `from` replaced by `to`; nothing when `from` is absent.
+  static std::optional<std::string> replace_subject(const std::string& text, const std::string& from, const std::string& to) {
+    const auto at = from.empty() ? std::string::npos : text.find(from);
+    if (at == std::string::npos) return std::nullopt;
+    return text.substr(0, at) + to + text.substr(at + from.size());
+  }
+
   // Indices of pool's cases about `subject`.
   static std::vector<std::size_t> subject_cases(const std::vector<Case>& pool, const std::string& subject) {
     std::vector<std::size_t> out;
@@ -686,6 +705,13 @@ class Seprog : public eval::Editor {
       if (!out_pool.empty()) {
         d.out_scope.push_back(out_pool[rng.below(out_pool.size())]);
         d.out_set.push_back(set);
+        if (options_.swap_negatives > 0 && rng.uniform() < options_.swap_negatives) {
+          const auto from = rng.below(in_pool.size());
+          const auto& other = pool[rng.below(pool.size())];
+          if (!edited(other.subject))
+            if (auto swapped = replace_subject(in_pool[from].input, in_pool_subject[from], other.subject))
+              d.out_scope.back() = {*swapped, in_pool[from].target, other.subject};  // the label is unused: out-scope inputs train e(x) only
+        }
       }
     }
   }
@@ -823,6 +849,7 @@ class Seprog : public eval::Editor {
     Forward f;
     f.best_match = tt::max(scope_scores, {1}, true);                                                         // (B, 1)
     if (options_.match_feature) features = tt::concat<float, Cpu>({features, f.best_match}, 1);            // (B, d_h + D + 1)
+    if (options_.scope_from_match_only) features = f.best_match;                                            // (B, 1)
     f.selection_log_weights = log_weights;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;

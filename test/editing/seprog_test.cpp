@@ -163,7 +163,8 @@ TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
 TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   auto& t = tiny();
   auto options = small();
-  ASSERT_TRUE(options.key_value && options.match_feature) << "the defaults";
+  ASSERT_TRUE(options.key_value && options.match_feature && options.token_match) << "the defaults";
+  options.token_match = false;  // pooled keys: the form this test covers
   Seprog editor(t.base, {}, options);
   tensortape::Rng rng(5);
   tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
@@ -186,7 +187,7 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   EXPECT_THROW(other.memory().load(file, options.memory_dim), tensortape::Error);
 
   // The paper's form: one vector per edit, and NN_e over [h(x); b(x)] only.
-  options.key_value = options.match_feature = false;
+  options.key_value = options.match_feature = options.token_match = false;
   Seprog paper(t.base, {}, options);
   paper.apply({cases.begin(), cases.begin() + 3});
   EXPECT_EQ(paper.memory().encodings().shape(), (tensortape::Shape{3, 16}));

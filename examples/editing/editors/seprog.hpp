@@ -17,9 +17,17 @@
 //                  h(x) = softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i  (d_h)
 //   classifier     e(x) = sigmoid(NN_e([h(x); b(x)])), NN_e two layers.
 //   prompt decoder NN_prompt(h(x)) -> (P, D), two layers.
-// Beyond the paper, on by default (SeprogOptions::key_value, match_feature): a memory entry is
-// [k_i | h_i], with k_i = W_att b(descriptor input), the selection scores W_att b(x) against k_i,
-// and NN_e also sees the best score: e(x) = sigmoid(NN_e([h(x); b(x); max_i score_i])).
+// Beyond the paper, on by default (each an option; docs/editing.md, runs 12-30, measures them):
+//   key_value, match_feature: a memory entry holds a key and a value h_i, and NN_e also sees the
+//                  best key's score: e(x) = sigmoid(NN_e([h(x); b(x); max_i score_i])).
+//   token_match    the key is the descriptor input's tokens through the frozen encoder and W_att;
+//                  score_i = scale * sum_t a_it max_s cos(W_att x_s, k_it), with learned
+//                  saliences a (one for selection, one for the score NN_e sees).
+//   sibling_share, swap_negatives: training edit sets with several edits of one subject, and
+//                  out-scope inputs that are in-scope wordings about another subject.
+//   hard_selection: at inference h(x) is the best-scoring edit's value.
+// key_value = match_feature = token_match = hard_selection = false, sibling_share =
+// swap_negatives = 0 give the paper's form.
 // Losses: L_sc = balanced BCE of e(x) (in-scope 1, out-scope 0); L_pg = token NLL of the new
 // label through the frozen decoder with the prefix, in-scope only; L = lambda L_sc + (1 - lambda) L_pg.
 // Variants (the paper's ablations): finetune (the base trains too), noclassifier (no NN_e, no
@@ -124,7 +132,7 @@ struct SeprogOptions {
   // an edit from its subject's other edits weighs the relation's words, and deciding whether
   // an input is edited at all should not. Needs key_value. The first key_tokens tokens of a
   // descriptor input are kept.
-  bool token_match = false;
+  bool token_match = true;
   int key_tokens = 64;
   // NN_e sees only the best match (needs match_feature), not [h(x); b(x)]: those describe what
   // an input asks, and let the classifier fire on any question worded like an edit's.
@@ -137,12 +145,16 @@ struct SeprogOptions {
   // beyond the paper. Test batches hold several edits of one subject once the split has fewer
   // subjects than K (qa's test split: 184 edits of 46 subjects), so selection must tell an
   // edit from its subject's other edits; uniform draws from 369 training edits rarely ask that.
-  double sibling_share = 0.0;
+  double sibling_share = 0.5;
   // Share of out-scope training inputs made from an in-scope input of the set with its subject's
   // name replaced by an unedited subject's, beyond the paper: the same wording about someone
   // else, which the scope classifier must not take for an edit (at large K, most wordings of
   // an unedited question match some edit's).
-  double swap_negatives = 0.0;
+  double swap_negatives = 0.5;
+  // At inference, h(x) is the best-scoring edit's value instead of the attention-weighted
+  // mix (training keeps the soft attention, which the gradient needs), beyond the paper: with
+  // many edits of one subject the attention spreads over them and the prompt blurs.
+  bool hard_selection = true;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -159,7 +171,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives},
+            {"key_tokens", key_tokens}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -186,6 +198,7 @@ struct SeprogOptions {
     o.word_dropout = j.value("word_dropout", 0.0);
     o.sibling_share = j.value("sibling_share", 0.0);
     o.swap_negatives = j.value("swap_negatives", 0.0);
+    o.hard_selection = j.value("hard_selection", false);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");
@@ -391,7 +404,7 @@ class Seprog : public eval::Editor {
     std::vector<std::size_t> prompted, plain;
     Tensor prefix;
     if (memory_.size() > 0) {
-      const auto scope = forward(inputs, memory_.encodings());
+      const auto scope = forward(inputs, memory_.encodings(), Tensor(), options_.hard_selection);
       const auto probabilities = tt::sigmoid(scope.in_scope_logit).to_vector();
       std::vector<std::int64_t> rows;
       for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -812,6 +825,15 @@ class Seprog : public eval::Editor {
     };
     return {weighed(0), weighed(1)};
   }
+  // (B, K): 1 at each row's largest entry, 0 elsewhere.
+  static Tensor one_hot_argmax(const Tensor& scores) {
+    const auto host = scores.contiguous_copy().to_vector();
+    const auto k = static_cast<std::size_t>(scores.shape()[1]);
+    std::vector<float> one_hot(host.size(), 0.0f);
+    for (std::size_t row = 0; row * k < host.size(); ++row)
+      one_hot[row * k + static_cast<std::size_t>(std::max_element(host.begin() + row * k, host.begin() + (row + 1) * k) - (host.begin() + row * k))] = 1.0f;
+    return tt::from_vector<float, Cpu>(scores.shape(), one_hot);
+  }
   // Key tokens in use: past the longest descriptor input, every salience is 0.
   static std::int64_t used_key_tokens(const Tensor& rows) {  // rows (K, key_tokens, 2 + d_h)
     const auto salience = rows.narrow(2, 0, 1).contiguous_copy().to_vector();
@@ -824,7 +846,8 @@ class Seprog : public eval::Editor {
 
   // e(x) logits and prompts for inputs, given the memory (K, d_h).
   // set_bias (B, K), optional: 0 where an input may select an edit, -1e9 where it may not.
-  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const Tensor& set_bias = Tensor()) {
+  // hard: h(x) is the best-scoring edit's value (inference only: no gradient reaches the scores).
+  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const Tensor& set_bias = Tensor(), bool hard = false) {
     const auto frozen = frozen_encoding(inputs);
     const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
@@ -843,7 +866,7 @@ class Seprog : public eval::Editor {
     if (set_bias.defined()) scores = scores + set_bias;
     if (!scope_scores.defined()) scope_scores = scores;
     const auto log_weights = tt::log_softmax(scores, 1);                                                      // (B, K)
-    const auto weights = tt::exp(log_weights);
+    const auto weights = hard ? one_hot_argmax(log_weights) : tt::exp(log_weights);
     const auto selected = tt::matmul(weights, values);                                                       // h(x) (B, d_h)
     auto features = tt::concat<float, Cpu>({selected, pooled}, 1);                                          // (B, d_h + D)
     Forward f;

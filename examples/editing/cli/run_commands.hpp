@@ -299,9 +299,16 @@ inline int run_edit(const EditCommand& e) {
   if (!e.memory.empty() && editor.memory().size() > 0) editor.memory().save(e.memory);
   const auto after = editor.predict(e.ask);
   const auto scope = editor.scope_probabilities(e.ask);
-  std::printf("memory: %zu edits\n", editor.memory().size());
-  for (std::size_t i = 0; i < e.ask.size(); ++i)
+  const auto weights = editor.selection_weights(e.ask);  // (asked, K)
+  const auto k = editor.memory().size();
+  std::printf("memory: %zu edits\n", k);
+  for (std::size_t i = 0; i < e.ask.size(); ++i) {
     std::printf("%s\n    base: %s\n    edited: %s   (e(x) = %.2f)\n", e.ask[i].c_str(), before[i].c_str(), after[i].c_str(), scope[i]);
+    if (k == 0) continue;
+    const auto row = weights.begin() + static_cast<std::ptrdiff_t>(i * k);
+    const auto best = static_cast<std::size_t>(std::max_element(row, row + static_cast<std::ptrdiff_t>(k)) - row);
+    std::printf("    selects: %s   (attention %.2f)\n", editors::descriptor_text(editor.memory().descriptors()[best]).c_str(), row[best]);
+  }
   return 0;
 }
 

@@ -628,6 +628,9 @@ class Seprog : public eval::Editor {
     StepData d;
     const int sets = std::max(1, options_.edit_sets_per_step);
     const int per_set = std::max(1, options_.examples_per_step / sets);
+    std::map<std::string, std::vector<std::size_t>> cases_of;  // subject -> its cases in pool, for sibling draws
+    if (options_.sibling_share > 0)
+      for (std::size_t i = 0; i < pool.size(); ++i) cases_of[pool[i].subject].push_back(i);
     for (int set = 0; set < sets; ++set) {
       // K = 1 + floor(max_edits u^3): small sets are common (a third are single edits), which
       // teaches the prompt decoder while the selection is still learning; large ones teach it.
@@ -639,7 +642,7 @@ class Seprog : public eval::Editor {
         std::vector<std::size_t> siblings;  // unchosen edits of the set's subjects
         if (!chosen.empty() && options_.sibling_share > 0 && rng.uniform() < options_.sibling_share)
           for (auto c : chosen)
-            for (auto i : subject_cases(pool, pool[c].subject))
+            for (auto i : cases_of[pool[c].subject])
               if (unchosen(i) && std::find(siblings.begin(), siblings.end(), i) == siblings.end()) siblings.push_back(i);
         const std::size_t i = siblings.empty() ? rng.below(pool.size()) : siblings[rng.below(siblings.size())];
         if (unchosen(i)) chosen.push_back(i);
@@ -653,14 +656,6 @@ class Seprog : public eval::Editor {
     const auto at = from.empty() ? std::string::npos : text.find(from);
     if (at == std::string::npos) return std::nullopt;
     return text.substr(0, at) + to + text.substr(at + from.size());
-  }
-
-  // Indices of pool's cases about `subject`.
-  static std::vector<std::size_t> subject_cases(const std::vector<Case>& pool, const std::string& subject) {
-    std::vector<std::size_t> out;
-    for (std::size_t i = 0; i < pool.size(); ++i)
-      if (pool[i].subject == subject) out.push_back(i);
-    return out;
   }
 
   // One edit set: all of `edits`, with examples_per_step in-scope and out-scope examples.

@@ -164,7 +164,7 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   auto& t = tiny();
   auto options = small();
   ASSERT_TRUE(options.key_value && options.match_feature && options.token_match) << "the defaults";
-  options.token_match = false;  // pooled keys: the form this test covers
+  options.token_match = options.answer_match = options.exact_match = false;  // pooled keys: the form this test covers
   Seprog editor(t.base, {}, options);
   tensortape::Rng rng(5);
   tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
@@ -187,17 +187,48 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   EXPECT_THROW(other.memory().load(file, options.memory_dim), tensortape::Error);
 
   // The paper's form: one vector per edit, and NN_e over [h(x); b(x)] only.
-  options.key_value = options.match_feature = options.token_match = false;
+  options.key_value = options.match_feature = options.token_match = options.answer_match = options.exact_match = false;
   Seprog paper(t.base, {}, options);
   paper.apply({cases.begin(), cases.begin() + 3});
   EXPECT_EQ(paper.memory().encodings().shape(), (tensortape::Shape{3, 16}));
   EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
 }
 
+// r(x) for each text, by a different route than the editor's: the decoder run over two steps
+// (the start token and an arbitrary second token), keeping the first step, which causal
+// attention keeps independent of the second. Checks on the way that the lm_head turns it into
+// the first-step logits of the model's own decode(). (B, D) as rows.
+std::vector<std::vector<double>> first_step_states(editlab::model::Seq2Seq& base, const std::vector<std::string>& texts) {
+  namespace tt = tensortape;
+  using editlab::model::Cpu;
+  tt::NoGradGuard no_grad;
+  const auto& t5 = base.model;
+  const auto [ids, mask] = base.encode_inputs(texts);
+  const auto encoded = t5.encode(ids, mask);
+  const auto b = static_cast<std::int64_t>(texts.size()), d = t5.config().d_model;
+  std::vector<std::int64_t> steps;
+  for (std::int64_t row = 0; row < b; ++row) steps.insert(steps.end(), {t5.config().decoder_start_token_id, 7});
+  const auto decoder_ids = tt::from_vector<std::int64_t, Cpu>({b, 2}, steps);
+  const auto hidden = t5.decoder(t5.shared(decoder_ids), tt::nn::causal_mask_bias<float, Cpu>(2, 2), encoded,
+                                 tt::nn::key_mask_bias<float, Cpu>(mask), nullptr);                  // (B, 2, D)
+  const auto first = hidden.narrow(1, 0, 1).contiguous_copy();                                     // (B, 1, D)
+  const auto logits = t5.project_to_vocab(first).to_vector();
+  const auto expected = t5.decode(decoder_ids, encoded, mask).narrow(1, 0, 1).contiguous_copy().to_vector();
+  EXPECT_EQ(logits.size(), expected.size());
+  for (std::size_t i = 0; i < logits.size(); ++i) EXPECT_NEAR(logits[i], expected[i], 1e-4) << i;
+  const auto values = first.to_vector();
+  std::vector<std::vector<double>> out;
+  for (std::int64_t row = 0; row < b; ++row) out.emplace_back(values.begin() + row * d, values.begin() + (row + 1) * d);
+  return out;
+}
+
 // token_match, recomputed with plain loops from the frozen encoder's token states and the
 // module weights: score_i = scale * sum_t a_it max_s cos(q_s, k_it), a softmax over the key's
-// first key_tokens tokens under salience head 0 (scope) or 1 (selection). Returns the selection
-// weights softmax_i(score_i) (B, K) and the best scope score (B).
+// first key_tokens tokens under salience head 0 (scope) or 1 (selection); with exact_match
+// each score gains its head's exact scale * sum_t a_t [key token t's id is among the query's,
+// and is no padding, end or unknown]; with answer_match its head's answer scale *
+// cos(W_ans r(query), W_ans r(key)). Returns the
+// selection weights softmax_i(score_i) (B, K) and the best scope score (B).
 struct TokenMatchReference {
   std::vector<double> weights, best_scope;
 };
@@ -212,11 +243,13 @@ TokenMatchReference token_match_reference(Seprog& editor, editlab::model::Seq2Se
   struct Tokens {
     std::vector<std::vector<double>> unit;
     std::vector<double> logits[2];
+    std::vector<std::int64_t> ids;
   };
   auto tokens = [&](const std::vector<std::string>& texts, std::size_t keep) {
     const auto [ids, mask] = base.encode_inputs(texts);
     const auto hidden = base.model.encode(ids, mask).to_vector();  // (B, L, D)
     const auto on = mask.to_vector();
+    const auto id = ids.to_vector();
     const auto length = static_cast<std::size_t>(mask.shape()[1]);
     const auto d = salience.size() / 2;
     std::vector<Tokens> out(texts.size());
@@ -232,6 +265,7 @@ TokenMatchReference token_match_reference(Seprog& editor, editlab::model::Seq2Se
         }
         for (auto& x : v) x /= std::sqrt(norm);
         out[b].unit.push_back(v);
+        out[b].ids.push_back(id[b * length + l]);
         for (std::size_t head = 0; head < 2; ++head) {
           double logit = 0;
           for (std::size_t k = 0; k < d; ++k) logit += double(salience[head * d + k]) * h[k];
@@ -242,26 +276,61 @@ TokenMatchReference token_match_reference(Seprog& editor, editlab::model::Seq2Se
   };
   const auto q = tokens(queries, SIZE_MAX);
   const auto k = tokens(keys, static_cast<std::size_t>(editor.options().key_tokens));
+  const bool exact = editor.options().exact_match;
+  const double exact_scale[2] = {exact ? std::exp(m.log_exact_scale.to_vector()[0]) : 0.0, exact ? std::exp(m.log_exact_scale.to_vector()[1]) : 0.0};
+  const auto& config = base.model.config();
   auto score = [&](const Tokens& query, const Tokens& key, int head) {
     const auto& logits = key.logits[head];
     const double top = *std::max_element(logits.begin(), logits.end());
-    double total = 0, sum = 0;
+    double total = 0, sum = 0, exact_sum = 0;
     for (double logit : logits) total += std::exp(logit - top);
     for (std::size_t t = 0; t < key.unit.size(); ++t) {
       double best = -2;
       for (const auto& token : query.unit)
         best = std::max(best, std::inner_product(token.begin(), token.end(), key.unit[t].begin(), 0.0));
-      sum += std::exp(logits[t] - top) / total * best;
+      const double a = std::exp(logits[t] - top) / total;
+      sum += a * best;
+      const auto id = key.ids[t];
+      const bool special = id == config.pad_token_id || id == config.eos_token_id || id == base.tokenizer.unk_id();
+      if (!special && std::find(query.ids.begin(), query.ids.end(), id) != query.ids.end()) exact_sum += a;
     }
-    return scale * sum;
+    return scale * sum + exact_scale[head] * exact_sum;
+  };
+  // answer_match's term for (query, key) under each head.
+  std::vector<std::vector<double>> query_answers, key_answers;
+  double answer_scale[2] = {0, 0};
+  if (editor.options().answer_match) {
+    const auto answer_projection = m.answer_projection.weight.to_vector();  // (d_h, D)
+    auto project = [&](const std::vector<std::vector<double>>& states) {
+      std::vector<std::vector<double>> out;
+      for (const auto& r : states) {
+        std::vector<double> v(static_cast<std::size_t>(d_h));
+        double norm = 0;
+        for (std::size_t j = 0; j < v.size(); ++j) {
+          for (std::size_t k = 0; k < r.size(); ++k) v[j] += double(answer_projection[j * r.size() + k]) * r[k];
+          norm += v[j] * v[j];
+        }
+        for (auto& x : v) x /= std::sqrt(norm);
+        out.push_back(v);
+      }
+      return out;
+    };
+    query_answers = project(first_step_states(base, queries));
+    key_answers = project(first_step_states(base, keys));
+    for (int head = 0; head < 2; ++head) answer_scale[head] = std::exp(m.log_answer_scale.to_vector()[static_cast<std::size_t>(head)]);
+  }
+  auto answer_term = [&](std::size_t query, std::size_t key, int head) {
+    if (query_answers.empty()) return 0.0;
+    const auto& a = query_answers[query];
+    return answer_scale[head] * std::inner_product(a.begin(), a.end(), key_answers[key].begin(), 0.0);
   };
   TokenMatchReference out;
-  for (const auto& query : q) {
+  for (std::size_t query = 0; query < q.size(); ++query) {
     std::vector<double> selection;
     double best_scope = -1e300;
-    for (const auto& key : k) {
-      selection.push_back(score(query, key, 1));
-      best_scope = std::max(best_scope, score(query, key, 0));
+    for (std::size_t key = 0; key < k.size(); ++key) {
+      selection.push_back(score(q[query], k[key], 1) + answer_term(query, key, 1));
+      best_scope = std::max(best_scope, score(q[query], k[key], 0) + answer_term(query, key, 0));
     }
     out.best_scope.push_back(best_scope);
     const double top = *std::max_element(selection.begin(), selection.end());
@@ -283,27 +352,37 @@ TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
     queries.push_back(c.in_scope.front().input);
     queries.push_back(c.out_scope.front().input);
   }
-  // 64: every key token kept, short keys padded; 5: keys cut to their first five tokens.
-  for (int key_tokens : {64, 5}) {
+  // 64: every key token kept, short keys padded; 5: keys cut to their first five tokens; and
+  // each with and without answer_match.
+  for (int key_tokens : {64, 5})
+  for (bool answer_match : {false, true})
+  for (bool exact_match : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "key_tokens " << key_tokens << ", answer_match " << answer_match << ", exact_match " << exact_match);
     auto options = small();
     options.token_match = true;
     options.key_tokens = key_tokens;
+    options.answer_match = answer_match;
+    options.exact_match = exact_match;
     Seprog editor(t.base, {}, options);
-    {  // a trained-looking salience and scale instead of the near-uniform start
+    {  // a trained-looking salience and scales instead of the near-uniform start
       tensortape::NoGradGuard no_grad;
       tensortape::Rng rng(3);
       editor.modules().salience.weight.copy_(tensortape::randn<float, editlab::model::Cpu>(editor.modules().salience.weight.shape(), rng));
       editor.modules().log_match_scale.copy_(tensortape::full<float, editlab::model::Cpu>({1}, std::log(25.0f)));
+      if (answer_match)
+        editor.modules().log_answer_scale.copy_(tensortape::from_vector<float, editlab::model::Cpu>({2}, {std::log(3.0f), std::log(40.0f)}));
+      if (exact_match)
+        editor.modules().log_exact_scale.copy_(tensortape::from_vector<float, editlab::model::Cpu>({2}, {std::log(20.0f), std::log(0.5f)}));
     }
     editor.apply(batch);
-    EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 18}));
+    EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 18 + (exact_match ? key_tokens : 0) + (answer_match ? 16 : 0)}));
     const auto weights = editor.selection_weights(queries);
     const auto best = editor.best_match(queries);
     const auto reference = token_match_reference(editor, t.base, queries, keys);
     ASSERT_EQ(weights.size(), reference.weights.size());
-    for (std::size_t i = 0; i < weights.size(); ++i) EXPECT_NEAR(weights[i], reference.weights[i], 1e-4) << "key_tokens " << key_tokens << ", entry " << i;
+    for (std::size_t i = 0; i < weights.size(); ++i) EXPECT_NEAR(weights[i], reference.weights[i], 1e-4) << "entry " << i;
     ASSERT_EQ(best.size(), reference.best_scope.size());
-    for (std::size_t i = 0; i < best.size(); ++i) EXPECT_NEAR(best[i], reference.best_scope[i], 1e-3) << "key_tokens " << key_tokens << ", input " << i;
+    for (std::size_t i = 0; i < best.size(); ++i) EXPECT_NEAR(best[i], reference.best_scope[i], 1e-3) << "input " << i;
     // A descriptor's own input matches each of its key tokens exactly: the largest score there is.
     for (std::size_t c = 0; c < keys.size(); ++c) {
       const auto row = weights.begin() + static_cast<std::ptrdiff_t>(3 * c * keys.size());
@@ -327,6 +406,11 @@ TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
   tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
   for (auto& [name, p] : editor.modules().named_parameters()) EXPECT_TRUE(p.grad().defined()) << name;
   EXPECT_TRUE(editor.modules().salience.weight.grad().defined());
+  ASSERT_TRUE(options.answer_match) << "the defaults";
+  EXPECT_TRUE(editor.modules().answer_projection.weight.grad().defined());
+  EXPECT_TRUE(editor.modules().log_answer_scale.grad().defined());
+  ASSERT_TRUE(options.exact_match) << "the defaults";
+  EXPECT_TRUE(editor.modules().log_exact_scale.grad().defined());
 
   const auto& cases = t.qa.split(editlab::world::Split::test);
   editor.apply({cases.begin(), cases.begin() + 3});
@@ -343,6 +427,13 @@ TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
 
   options.key_value = false;
   EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "token_match needs key_value";
+  options.key_value = true;
+  options.token_match = false;
+  EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "answer_match needs token_match";
+  options.answer_match = false;
+  EXPECT_THROW(Seprog(t.base, {}, options), tensortape::Error) << "exact_match needs token_match";
+  options.answer_match = true;
+  options.token_match = true;
 
   // NN_e on the best match alone.
   options.key_value = true;

@@ -113,6 +113,8 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--match-feature", t.seprog.match_feature, "NN_e also sees the best key's score (beyond the paper)")->capture_default_str();
   cmd.add_option("--token-match", t.seprog.token_match, "selection matches the key's tokens one by one, weighed by a learned salience (beyond the paper; needs --key-value)")->capture_default_str();
   cmd.add_option("--key-tokens", t.seprog.key_tokens, "with --token-match: tokens kept of each descriptor input")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd.add_option("--answer-match", t.seprog.answer_match, "selection and scope also compare the frozen decoder's first-step state: what the base model is about to answer (beyond the paper; needs --token-match)")->capture_default_str();
+  cmd.add_option("--exact-match", t.seprog.exact_match, "key tokens also count when the query holds the same token id (beyond the paper; needs --token-match)")->capture_default_str();
   cmd.add_option("--scope-from-match-only", t.seprog.scope_from_match_only, "NN_e sees only the best match, not [h(x); b(x)] (beyond the paper)")->capture_default_str();
   cmd.add_option("--swap-negatives", t.seprog.swap_negatives, "share of out-scope training inputs that are in-scope inputs about another subject (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--hard-selection", t.seprog.hard_selection, "at inference, the prompt comes from the best-scoring edit alone (beyond the paper)")->capture_default_str();

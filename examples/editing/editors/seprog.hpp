@@ -134,6 +134,20 @@ struct SeprogOptions {
   // descriptor input are kept.
   bool token_match = true;
   int key_tokens = 64;
+  // Beyond the paper: selection and scope also compare what the frozen model is about to answer.
+  // r(x) is the base decoder's last hidden state at its first step (the state its lm_head reads),
+  // and both scores gain scale * cos(W_ans r(x), W_ans r(descriptor input)), with a learned scale
+  // for each. A held-out rephrasing of an edited question leads the base model to the same answer
+  // as the descriptor, while the subject's other questions lead to answers of other kinds (a
+  // city, not a university): token matching finds the subject, this finds the fact. Needs
+  // token_match.
+  bool answer_match = true;
+  // Beyond the paper: a key token also counts when the query holds that very token (the same
+  // id; padding, end and unknown never count), weighed by the same saliences: both scores gain
+  // scale * sum_t a_it [id_it in query], with a learned scale for each. A rephrasing keeps the
+  // edit's subject, a name; another subject's question worded like the edit has other names,
+  // however alike the encoder states of the two are in context. Needs token_match.
+  bool exact_match = true;
   // NN_e sees only the best match (needs match_feature), not [h(x); b(x)]: those describe what
   // an input asks, and let the classifier fire on any question worded like an edit's.
   bool scope_from_match_only = false;
@@ -160,9 +174,11 @@ struct SeprogOptions {
   std::uint64_t seed = 1;
 
   // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
-  // the value and key_tokens rows of [scope salience, selection salience | key token (d_h)].
+  // the value, key_tokens rows of [scope salience, selection salience | key token (d_h)], with
+  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h) last.
   std::int64_t memory_width() const {
-    if (token_match) return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim);
+    if (token_match)
+      return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim) + (exact_match ? key_tokens : 0) + (answer_match ? memory_dim : 0);
     return key_value ? 2 * memory_dim : memory_dim;
   }
 
@@ -171,7 +187,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -194,6 +210,8 @@ struct SeprogOptions {
     o.match_feature = j.value("match_feature", false);
     o.token_match = j.value("token_match", false);
     o.key_tokens = j.value("key_tokens", 64);
+    o.answer_match = j.value("answer_match", false);
+    o.exact_match = j.value("exact_match", false);
     o.scope_from_match_only = j.value("scope_from_match_only", false);
     o.word_dropout = j.value("word_dropout", 0.0);
     o.sibling_share = j.value("sibling_share", 0.0);
@@ -228,7 +246,12 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   // token_match only:
   tt::nn::Linear<float, Cpu> salience;  // D -> 2: how much a key token counts for scope and for selection
   Tensor log_match_scale;               // (1): log of the scale of the token-match scores
-  bool token_match = false;
+  // answer_match only:
+  tt::nn::Linear<float, Cpu> answer_projection;  // W_ans: D -> d_h
+  Tensor log_answer_scale;                       // (2): log of the answer match's scale in the scope and the selection score
+  // exact_match only:
+  Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
+  bool token_match = false, answer_match = false, exact_match = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -248,10 +271,19 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
       // Cosine scores lie in [-1, 1]: a scale of 10 lets a clear match win the softmax early on.
       log_match_scale = tt::full<float, Cpu>({1}, static_cast<float>(std::log(10.0))).requires_grad_();
     }
+    answer_match = o.answer_match;
+    exact_match = o.exact_match;
+    if (exact_match) log_exact_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
+    if (answer_match) {
+      answer_projection = {d, o.memory_dim, rng, false};
+      log_answer_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
+    }
   }
 
   void for_each_own_parameter(const ParameterVisitor& visit) override {
     if (token_match) visit("log_match_scale", log_match_scale);
+    if (answer_match) visit("log_answer_scale", log_answer_scale);
+    if (exact_match) visit("log_exact_scale", log_exact_scale);
   }
 
   void for_each_child(const ChildVisitor& visit) override {
@@ -263,6 +295,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     visit("prompt_hidden", prompt_hidden);
     visit("prompt_out", prompt_out);
     if (token_match) visit("salience", salience);
+    if (answer_match) visit("answer_projection", answer_projection);
   }
 };
 
@@ -346,6 +379,8 @@ class Seprog : public eval::Editor {
     tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
     tt::check(!options_.token_match || (options_.key_value && options_.key_tokens > 0), "Seprog",
               "token_match needs key_value and a positive key_tokens");
+    tt::check(!options_.answer_match || options_.token_match, "Seprog", "answer_match needs token_match");
+    tt::check(!options_.exact_match || options_.token_match, "Seprog", "exact_match needs token_match");
     tt::check(!options_.scope_from_match_only || options_.match_feature, "Seprog", "scope_from_match_only needs match_feature");
     tt::Rng init(options_.seed);
     modules_ = SeprogModules(base.model, options_, init);
@@ -759,21 +794,43 @@ class Seprog : public eval::Editor {
     const auto values = modules_.edit_projection(masked_mean(hidden, mask));  // (K, d_h)
     if (!options_.key_value) return values;
     const auto frozen = frozen_encoding(inputs);
-    if (options_.token_match) return tt::concat<float, Cpu>({values, token_keys(frozen)}, 1);  // (K, d_h + key_tokens (1 + d_h))
+    if (options_.token_match) {
+      std::vector<Tensor> parts = {values, token_keys(frozen)};               // (K, d_h), (K, key_tokens (2 + d_h))
+      if (options_.exact_match) parts.push_back(key_ids(frozen.ids));         // (K, key_tokens)
+      if (options_.answer_match) parts.push_back(answer_keys(frozen));        // (K, d_h)
+      return tt::concat<float, Cpu>(parts, 1);                                // (K, memory width)
+    }
     return tt::concat<float, Cpu>({modules_.attention_projection(frozen.pooled()), values}, 1);  // (K, 2 d_h)
   }
 
-  // The frozen base encoder's output for inputs; no gradient is needed through it.
+  // The frozen base model's view of inputs; no gradient is needed through it.
   struct FrozenEncoding {
-    Tensor hidden;  // (B, L, D)
-    Ids mask;       // (B, L) 1 on tokens, 0 on padding
+    Tensor hidden;        // (B, L, D) the encoder's output
+    Ids ids;              // (B, L) the input's token ids
+    Ids mask;             // (B, L) 1 on tokens, 0 on padding
+    Tensor answer_state;  // (B, D) r(x), with answer_match only
     Tensor pooled() const { return masked_mean(hidden, mask); }  // b(x) (B, D)
   };
   FrozenEncoding frozen_encoding(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
     auto [ids, mask] = base_->encode_inputs(inputs);
-    return {base_->model.encode(ids, mask), mask};
+    FrozenEncoding frozen{base_->model.encode(ids, mask), ids, mask, Tensor()};
+    if (options_.answer_match) frozen.answer_state = answer_state(base_->model, frozen.hidden, mask);
+    return frozen;
   }
+
+  // r(x): the decoder's last hidden state at its first step, what the lm_head turns into the
+  // first answer token's logits. encoded (B, L, D), mask (B, L) -> (B, D)
+  static Tensor answer_state(const model::T5& t5, const Tensor& encoded, const Ids& mask) {
+    const auto b = encoded.shape()[0];
+    const auto start = tt::full<std::int64_t, Cpu>({b, 1}, t5.config().decoder_start_token_id);
+    const auto hidden = t5.decoder(t5.shared(start), tt::nn::causal_mask_bias<float, Cpu>(1, 1), encoded,
+                                   tt::nn::key_mask_bias<float, Cpu>(mask), nullptr);  // (B, 1, D)
+    return hidden.reshape({b, t5.config().d_model});
+  }
+
+  // answer_match's keys: W_ans r(descriptor input) at unit length. (K, d_h)
+  Tensor answer_keys(const FrozenEncoding& frozen) { return unit_rows(modules_.answer_projection(frozen.answer_state)); }
 
   // (B, L, 1): 0 on tokens, -1e9 on padding.
   static Tensor padding_bias(const Ids& mask) {
@@ -800,7 +857,39 @@ class Seprog : public eval::Editor {
     return rows.reshape({k, std::int64_t{options_.key_tokens} * width});
   }
 
-  // token_match's scores (B, K) under each salience: scale * sum_t a_it max_s cos(q_s, k_it).
+  // exact_match's keys: the first key_tokens token ids of each descriptor input, as floats
+  // (exact below 2^24), -1 where no token may count (padding, end, unknown). (K, key_tokens)
+  Tensor key_ids(const Ids& ids) const {
+    const auto host = ids.to_vector();
+    const auto k = ids.shape()[0], length = ids.shape()[1], kept = std::int64_t{options_.key_tokens};
+    std::vector<float> out(static_cast<std::size_t>(k * kept), -1.0f);
+    for (std::int64_t row = 0; row < k; ++row)
+      for (std::int64_t t = 0; t < std::min(length, kept); ++t)
+        if (const auto id = host[static_cast<std::size_t>(row * length + t)]; counts_as_exact(id)) out[static_cast<std::size_t>(row * kept + t)] = static_cast<float>(id);
+    return tt::from_vector<float, Cpu>({k, kept}, out);
+  }
+  bool counts_as_exact(std::int64_t id) const {
+    const auto& c = base_->model.config();
+    return id != c.pad_token_id && id != c.eos_token_id && id != base_->tokenizer.unk_id();
+  }
+  // (B, K, L_k): 1 where key token t of edit k is among query b's tokens. key_ids (K, L_k)
+  static Tensor exact_hits(const Ids& query_ids, const Tensor& key_ids) {
+    const auto query = query_ids.to_vector();
+    const auto keys = key_ids.contiguous_copy().to_vector();
+    const auto b = query_ids.shape()[0], l_q = query_ids.shape()[1], k = key_ids.shape()[0], l_k = key_ids.shape()[1];
+    std::vector<float> hits(static_cast<std::size_t>(b * k * l_k), 0.0f);
+    for (std::int64_t row = 0; row < b; ++row) {
+      std::vector<std::int64_t> tokens(query.begin() + row * l_q, query.begin() + (row + 1) * l_q);
+      std::sort(tokens.begin(), tokens.end());
+      for (std::int64_t i = 0; i < k * l_k; ++i)
+        if (keys[static_cast<std::size_t>(i)] >= 0 && std::binary_search(tokens.begin(), tokens.end(), static_cast<std::int64_t>(keys[static_cast<std::size_t>(i)])))
+          hits[static_cast<std::size_t>(row * k * l_k + i)] = 1.0f;
+    }
+    return tt::from_vector<float, Cpu>({b, k, l_k}, hits);
+  }
+
+  // token_match's scores (B, K) under each salience: scale * sum_t a_it max_s cos(q_s, k_it),
+  // plus with exact_match scale_exact * sum_t a_it [id_it in query].
   struct TokenScores {
     Tensor scope, selection;  // (B, K)
   };
@@ -815,10 +904,18 @@ class Seprog : public eval::Editor {
     const auto cosines = tt::matmul(queries, keys.transpose(0, 1)).reshape({b, l_q, k, l_k});  // (B, L_q, K, L_k)
     const auto best = tt::max(cosines + padding_bias(query.mask).reshape({b, l_q, 1, 1}), {1});  // (B, K, L_k)
     const auto scale = tt::exp(modules_.log_match_scale).reshape({1, 1});
-    auto weighed = [&](std::int64_t head) {  // (B, K); the match lies in [-1, 1] before scaling
-      return tt::mul(tt::sum(tt::mul(best, rows.narrow(2, head, 1).reshape({1, k, l_k})), {2}), scale);
+    auto weighed = [&](const Tensor& match, std::int64_t head) {  // (B, K): sum_t a_it match_bit
+      return tt::sum(tt::mul(match, rows.narrow(2, head, 1).reshape({1, k, l_k})), {2});
     };
-    return {weighed(0), weighed(1)};
+    TokenScores out{tt::mul(weighed(best, 0), scale), tt::mul(weighed(best, 1), scale)};  // the match lies in [-1, 1] before scaling
+    if (options_.exact_match) {
+      const auto ids = memory.narrow(1, d_h + std::int64_t{options_.key_tokens} * width, options_.key_tokens).narrow(1, 0, l_k);  // (K, L_k)
+      const auto hits = exact_hits(query.ids, ids);                                                                      // (B, K, L_k)
+      const auto exact_scale = tt::exp(modules_.log_exact_scale);                                                       // (2): scope, selection
+      out.scope = out.scope + tt::mul(weighed(hits, 0), exact_scale.narrow(0, 0, 1).reshape({1, 1}));
+      out.selection = out.selection + tt::mul(weighed(hits, 1), exact_scale.narrow(0, 1, 1).reshape({1, 1}));
+    }
+    return out;
   }
   // (B, K): 1 at each row's largest entry, 0 elsewhere.
   static Tensor one_hot_argmax(const Tensor& scores) {
@@ -850,6 +947,13 @@ class Seprog : public eval::Editor {
     if (options_.token_match) {
       values = memory.narrow(1, 0, d_h);
       auto token = token_scores(frozen, memory);
+      if (options_.answer_match) {
+        const auto keys = memory.narrow(1, options_.memory_width() - d_h, d_h);                   // (K, d_h)
+        const auto cosines = tt::matmul(answer_keys(frozen), keys.transpose(0, 1));               // (B, K)
+        const auto scale = tt::exp(modules_.log_answer_scale);                                    // (2): scope, selection
+        token.scope = token.scope + tt::mul(cosines, scale.narrow(0, 0, 1).reshape({1, 1}));
+        token.selection = token.selection + tt::mul(cosines, scale.narrow(0, 1, 1).reshape({1, 1}));
+      }
       scores = token.selection;
       scope_scores = set_bias.defined() ? token.scope + set_bias : token.scope;
     } else {

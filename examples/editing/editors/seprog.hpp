@@ -23,10 +23,14 @@
 //   token_match    the key is the descriptor input's tokens through the frozen encoder and W_att;
 //                  score_i = scale * sum_t a_it max_s cos(W_att x_s, k_it), with learned
 //                  saliences a (one for selection, one for the score NN_e sees).
+//   exact_match    a key token also counts when the query holds the same token id:
+//                  + scale' * sum_t a_it [id_it in x] (the subject's name survives rephrasing).
+//   answer_match   both scores also compare the frozen decoder's first-step states:
+//                  + scale'' * cos(W_ans r(x), W_ans r(descriptor input)) (the fact asked about).
 //   sibling_share, swap_negatives: training edit sets with several edits of one subject, and
 //                  out-scope inputs that are in-scope wordings about another subject.
 //   hard_selection: at inference h(x) is the best-scoring edit's value.
-// key_value = match_feature = token_match = hard_selection = false, sibling_share =
+// key_value = match_feature = token_match = exact_match = answer_match = hard_selection = false, sibling_share =
 // swap_negatives = 0 give the paper's form.
 // Losses: L_sc = balanced BCE of e(x) (in-scope 1, out-scope 0); L_pg = token NLL of the new
 // label through the frozen decoder with the prefix, in-scope only; L = lambda L_sc + (1 - lambda) L_pg.

@@ -17,7 +17,7 @@
 //                  h(x) = softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i  (d_h)
 //   classifier     e(x) = sigmoid(NN_e([h(x); b(x)])), NN_e two layers.
 //   prompt decoder NN_prompt(h(x)) -> (P, D), two layers.
-// Beyond the paper, on by default (each an option; docs/editing.md, runs 12-30, measures them):
+// Beyond the paper, on by default (each an option; docs/editing.md, runs 12-39, measures them):
 //   key_value, match_feature: a memory entry holds a key and a value h_i, and NN_e also sees the
 //                  best key's score: e(x) = sigmoid(NN_e([h(x); b(x); max_i score_i])).
 //   token_match    the key is the descriptor input's tokens through the frozen encoder and W_att;

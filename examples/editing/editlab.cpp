@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--checkpoint-every", pre.checkpoint_every, "steps between checkpoints")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--seed", pre.seed, "seed of initialisation and batches")->capture_default_str();
   pretrain_cmd->add_option("--threads", pre.threads, "threads, each running a shard of the batch (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  pretrain_cmd->add_option("--micro-batches", pre.micro_batches, "a step's examples, sorted by length, cut into this many micro-batches spread over the threads (0: two per thread)")->capture_default_str()->check(CLI::NonNegativeNumber);
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
   pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
       ->check(CLI::PositiveNumber);

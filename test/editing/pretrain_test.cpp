@@ -146,19 +146,37 @@ TEST(DataParallel, ShardedGradientEqualsTheWholeBatchGradient) {
   std::vector<std::vector<float>> whole;
   for (const auto& p : params) whole.push_back(p.grad().to_vector());
 
-  for (const auto& p : params) p.zero_grad();
   const auto shards = editlab::train::split_batch(base, examples, 3);
   ASSERT_EQ(shards.size(), 3u);
   EXPECT_NE(shards[0].weight, shards[2].weight);
-  const double sharded_loss = editlab::train::backward_sharded(
-      params, shards, [&](const editlab::model::TextBatch& b) { return base.loss(b); });
-  EXPECT_NEAR(sharded_loss, loss.item(), 1e-5 * std::abs(loss.item()));
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const auto got = params[i].grad().to_vector();
-    double scale = 1e-6;
-    for (float g : whole[i]) scale = std::max(scale, static_cast<double>(std::abs(g)));
-    for (std::size_t j = 0; j < got.size(); ++j) ASSERT_NEAR(got[j], whole[i][j], 1e-4 * scale) << "parameter " << i << " entry " << j;
+  // Sorted by length: each micro-batch pads to no more than the next one.
+  for (std::size_t s = 1; s < shards.size(); ++s)
+    EXPECT_LE(shards[s - 1].data.input_ids.shape()[1], shards[s].data.input_ids.shape()[1]) << s;
+  // One thread per micro-batch, and fewer threads than micro-batches, give the same gradient.
+  for (int threads : {0, 2, 1}) {
+    for (const auto& p : params) p.zero_grad();
+    const double sharded_loss = editlab::train::backward_sharded(
+        params, shards, [&](const editlab::model::TextBatch& b) { return base.loss(b); }, threads);
+    EXPECT_NEAR(sharded_loss, loss.item(), 1e-5 * std::abs(loss.item())) << threads << " threads";
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto got = params[i].grad().to_vector();
+      double scale = 1e-6;
+      for (float g : whole[i]) scale = std::max(scale, static_cast<double>(std::abs(g)));
+      for (std::size_t j = 0; j < got.size(); ++j)
+        ASSERT_NEAR(got[j], whole[i][j], 1e-4 * scale) << threads << " threads, parameter " << i << " entry " << j;
+    }
   }
+}
+
+// Micro-batches sorted by length go to the threads there and back (0 1 1 0 0 1 ...), so each
+// thread gets short and long ones.
+TEST(DataParallel, ThreadsTakeShortAndLongMicroBatchesAlike) {
+  std::vector<std::size_t> got;
+  for (std::size_t s = 0; s < 8; ++s) got.push_back(editlab::train::thread_of(s, 2));
+  EXPECT_EQ(got, (std::vector<std::size_t>{0, 1, 1, 0, 0, 1, 1, 0}));
+  got.clear();
+  for (std::size_t s = 0; s < 6; ++s) got.push_back(editlab::train::thread_of(s, 3));
+  EXPECT_EQ(got, (std::vector<std::size_t>{0, 1, 2, 2, 1, 0}));
 }
 
 }  // namespace

@@ -68,6 +68,7 @@ struct PretrainOptions {
   int checkpoint_every = 500;
   std::uint64_t seed = 1;
   int threads = 0;               // batch shards run in parallel (train/data_parallel.hpp); 0: one per core
+  int micro_batches = 0;         // a step's examples, sorted by length, cut into this many and spread over the threads; 0: two per thread
   bool resume = false;
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
   bool measure_quality = true;   // run the quality bars at the end
@@ -217,15 +218,16 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
     if (!options.quiet) std::fprintf(stderr, "editlab pretrain: resuming from step %lld\n", static_cast<long long>(step));
   }
 
-  const int shards = train::shard_count(options.threads);
+  const int threads = train::shard_count(options.threads);
+  const int micro_batches = options.micro_batches > 0 ? options.micro_batches : 2 * threads;
   train::Progress progress("pretrain", options.steps, step, options.quiet ? nullptr : stderr);
   std::vector<world::Example> examples(static_cast<std::size_t>(options.batch_size));
   while (step < options.steps) {
     source.draw(options.seed * 1'000'003ULL + static_cast<std::uint64_t>(step), examples);
     tt::optim::apply_schedule(adam, options.lr, schedule, step);
     adam.zero_grad();
-    const double loss = train::backward_sharded(params, train::split_batch(base, examples, shards),
-                                                [&](const model::TextBatch& batch) { return base.loss(batch); });
+    const double loss = train::backward_sharded(params, train::split_batch(base, examples, micro_batches),
+                                                [&](const model::TextBatch& batch) { return base.loss(batch); }, threads);
     tt::optim::clip_grad_norm_(params, options.clip_norm);
     adam.step();
     ++step;

@@ -893,9 +893,16 @@ class Seprog : public eval::Editor {
   }
 
   // token_match's scores (B, K) under each salience: scale * sum_t a_it max_s cos(q_s, k_it),
-  // plus with exact_match scale_exact * sum_t a_it [id_it in query].
+  // plus with exact_match scale_exact * sum_t a_it [id_it in query], and with answer_match
+  // scale_answer * cos(W_ans r(x), answer key).
   struct TokenScores {
     Tensor scope, selection;  // (B, K)
+    // Adds exp(log_scale[0]) * scope_term to scope and exp(log_scale[1]) * selection_term to selection.
+    void add(const Tensor& scope_term, const Tensor& selection_term, const Tensor& log_scale) {
+      const auto scale = tt::exp(log_scale);  // (2)
+      scope = scope + tt::mul(scope_term, scale.narrow(0, 0, 1).reshape({1, 1}));
+      selection = selection + tt::mul(selection_term, scale.narrow(0, 1, 1).reshape({1, 1}));
+    }
   };
   TokenScores token_scores(const FrozenEncoding& query, const Tensor& memory) {
     const auto d_h = std::int64_t{options_.memory_dim}, width = 2 + d_h, k = memory.shape()[0];
@@ -915,9 +922,12 @@ class Seprog : public eval::Editor {
     if (options_.exact_match) {
       const auto ids = memory.narrow(1, d_h + std::int64_t{options_.key_tokens} * width, options_.key_tokens).narrow(1, 0, l_k);  // (K, L_k)
       const auto hits = exact_hits(query.ids, ids);                                                                      // (B, K, L_k)
-      const auto exact_scale = tt::exp(modules_.log_exact_scale);                                                       // (2): scope, selection
-      out.scope = out.scope + tt::mul(weighed(hits, 0), exact_scale.narrow(0, 0, 1).reshape({1, 1}));
-      out.selection = out.selection + tt::mul(weighed(hits, 1), exact_scale.narrow(0, 1, 1).reshape({1, 1}));
+      out.add(weighed(hits, 0), weighed(hits, 1), modules_.log_exact_scale);
+    }
+    if (options_.answer_match) {
+      const auto keys = memory.narrow(1, options_.memory_width() - d_h, d_h);  // (K, d_h)
+      const auto cosines = tt::matmul(answer_keys(query), keys.transpose(0, 1));  // (B, K)
+      out.add(cosines, cosines, modules_.log_answer_scale);
     }
     return out;
   }
@@ -951,13 +961,6 @@ class Seprog : public eval::Editor {
     if (options_.token_match) {
       values = memory.narrow(1, 0, d_h);
       auto token = token_scores(frozen, memory);
-      if (options_.answer_match) {
-        const auto keys = memory.narrow(1, options_.memory_width() - d_h, d_h);                   // (K, d_h)
-        const auto cosines = tt::matmul(answer_keys(frozen), keys.transpose(0, 1));               // (B, K)
-        const auto scale = tt::exp(modules_.log_answer_scale);                                    // (2): scope, selection
-        token.scope = token.scope + tt::mul(cosines, scale.narrow(0, 0, 1).reshape({1, 1}));
-        token.selection = token.selection + tt::mul(cosines, scale.narrow(0, 1, 1).reshape({1, 1}));
-      }
       scores = token.selection;
       scope_scores = set_bias.defined() ? token.scope + set_bias : token.scope;
     } else {

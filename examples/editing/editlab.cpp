@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--seed", pre.seed, "seed of initialisation and batches")->capture_default_str();
   pretrain_cmd->add_option("--threads", pre.threads, "threads, each running a shard of the batch (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);
   pretrain_cmd->add_option("--micro-batches", pre.micro_batches, "a step's examples, sorted by length, cut into this many micro-batches spread over the threads (0: two per thread)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  std::string mix_spec;
+  pretrain_cmd->add_option("--mix", mix_spec, "task shares per 100 examples and question perturbations, e.g. "
+                           "'question=14,fact_claim=26,question_shuffle_percent=20' (unnamed ones keep their defaults)");
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
   pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
       ->check(CLI::PositiveNumber);
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (pretrain_cmd->parsed()) {
+      if (!mix_spec.empty()) pre.mix.set(mix_spec);
       const auto report = editlab::pretrain::pretrain(pre);
       if (report.contains("stopped_at")) {
         std::printf("stopped at step %lld; continue with: editlab pretrain --out %s --resume\n",

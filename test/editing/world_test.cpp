@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <map>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "world/benchmarks.hpp"
@@ -115,7 +118,12 @@ std::set<std::string> heldout_texts(const World& w) {
 TEST(PretrainingMix, NeverEmitsAHeldOutForm) {
   const World& w = default_world();
   const auto heldout = heldout_texts(w);
-  PretrainingMix mix(w, 3);
+  // Most questions lose, move or replace a word: none may land on a held-out form.
+  MixOptions perturbed;
+  perturbed.question_drop_percent = 30;
+  perturbed.question_shuffle_percent = 30;
+  perturbed.question_replace_percent = 30;
+  PretrainingMix mix(w, 3, perturbed);
   std::array<int, PretrainingMix::num_tasks> seen{};
   for (int i = 0; i < 30000; ++i) {
     const auto task = static_cast<PretrainingMix::Task>(i % PretrainingMix::num_tasks);
@@ -130,6 +138,124 @@ TEST(PretrainingMix, NeverEmitsAHeldOutForm) {
   const Example first = mix.sample();
   mix.reseed(11);
   EXPECT_EQ(mix.sample().input, first.input);
+}
+
+// The task of an example, read from its input (the claim tasks share "claim:").
+std::string task_prefix(const Example& e) { return e.input.substr(0, e.input.find(':')); }
+
+TEST(PretrainingMix, DrawsTasksInProportionToTheirWeights) {
+  const World& w = default_world();
+  MixOptions options;
+  options.set("question=0,fact_claim=0,relation=1,membership=0,class_fact=0,member_property=0,context=0,continuation=3");
+  PretrainingMix mix(w, 5, options);
+  std::map<std::string, int> counts;
+  const int draws = 8000;
+  for (int i = 0; i < draws; ++i) ++counts[task_prefix(mix.sample())];
+  ASSERT_EQ(counts.size(), 2u) << "only relation prompts and continuations have weight";
+  // Binomial(8000, 0.25): standard deviation 39, so +-200 is over 5 of them.
+  EXPECT_NEAR(counts["relation"], draws / 4, 200);
+  EXPECT_NEAR(counts["continue"], 3 * draws / 4, 200);
+}
+
+TEST(PretrainingMix, ShuffledQuestionsKeepTheirWordsNearTheirPlace) {
+  tensortape::Rng rng(9);
+  const std::string question = "question: In which city was Truthosous born?";
+  const std::vector<std::string> words = {"question:", "In", "which", "city", "was", "Truthosous", "born?"};
+  int moved = 0;
+  for (int trial = 0; trial < 500; ++trial) {
+    const std::string shuffled = shuffle_words_locally(question, 3, rng);
+    std::vector<std::string> got;
+    std::istringstream in(shuffled);
+    for (std::string word; in >> word;) got.push_back(word);
+    ASSERT_EQ(got.size(), words.size()) << shuffled;
+    ASSERT_EQ(got[0], "question:") << "the task prefix stays first: " << shuffled;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      const auto at = std::find(got.begin(), got.end(), words[i]);
+      ASSERT_NE(at, got.end()) << words[i] << " lost: " << shuffled;
+      const auto place = static_cast<std::ptrdiff_t>(at - got.begin());
+      EXPECT_LE(std::abs(place - static_cast<std::ptrdiff_t>(i)), 3) << words[i] << " moved too far: " << shuffled;
+    }
+    moved += shuffled != question;
+  }
+  EXPECT_GT(moved, 400) << "most draws change the order";
+}
+
+TEST(PretrainingMix, ReplacedWordsSpareThePrefixTheSubjectAndThePunctuation) {
+  tensortape::Rng rng(4);
+  const std::vector<std::string> words = {"question:", "Where", "was", "Truthosous", "born?"};
+  std::set<std::size_t> replaced_places;
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::string out = replace_a_word("question: Where was Truthosous born?", "Truthosous", "blorp", rng);
+    std::vector<std::string> got;
+    std::istringstream in(out);
+    for (std::string word; in >> word;) got.push_back(word);
+    ASSERT_EQ(got.size(), words.size()) << out;
+    int differ = 0;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+      if (got[i] == words[i]) continue;
+      ++differ;
+      replaced_places.insert(i);
+      EXPECT_EQ(got[i], i == 4 ? "blorp?" : "blorp") << out;
+    }
+    EXPECT_EQ(differ, 1) << out;
+  }
+  EXPECT_EQ(replaced_places, (std::set<std::size_t>{1, 2, 4})) << "any word but the prefix and the subject";
+}
+
+TEST(PretrainingMix, PairedClaimsDifferInOnePartAndInTheirLabel) {
+  const World& w = default_world();
+  MixOptions options;
+  options.set("paired_claims=1");
+  PretrainingMix mix(w, 8, options);
+  for (int task = 0; task < PretrainingMix::num_tasks; ++task) {
+    if (!MixOptions::is_claim_task(task)) continue;
+    for (int trial = 0; trial < 200; ++trial) {
+      const Example first = mix.sample(static_cast<PretrainingMix::Task>(task));
+      const Example second = mix.sample();
+      ASSERT_NE(first.target, second.target) << first.input << " / " << second.input;
+      // The same words around one differing run (the object, the property or the class; a
+      // property takes up to five words: "does not live in caves").
+      std::vector<std::string> a, b;
+      std::istringstream in_a(first.input), in_b(second.input);
+      for (std::string word; in_a >> word;) a.push_back(word);
+      for (std::string word; in_b >> word;) b.push_back(word);
+      std::size_t prefix = 0, suffix = 0;
+      while (prefix < std::min(a.size(), b.size()) && a[prefix] == b[prefix]) ++prefix;
+      while (suffix < std::min(a.size(), b.size()) - prefix && a[a.size() - 1 - suffix] == b[b.size() - 1 - suffix]) ++suffix;
+      ASSERT_GE(prefix, 1u) << "same task prefix";
+      EXPECT_GE(prefix + suffix, 2u) << "the prefix and the subject are shared: " << first.input << " / " << second.input;
+      EXPECT_LE(a.size() - prefix - suffix, 5u) << first.input << " / " << second.input;
+      EXPECT_LE(b.size() - prefix - suffix, 5u) << first.input << " / " << second.input;
+    }
+  }
+}
+
+TEST(PretrainingMix, PairedClaimsKeepEachTasksShare) {
+  const World& w = default_world();
+  MixOptions options;
+  options.set("question=1,fact_claim=1,relation=0,membership=0,class_fact=0,member_property=0,context=0,continuation=0,"
+              "paired_claims=1");
+  PretrainingMix mix(w, 6, options);
+  mix.reseed(6);
+  int questions = 0;
+  const int draws = 8000;
+  for (int i = 0; i < draws; ++i) questions += task_prefix(mix.sample()) == "question";
+  // Pairs come two at a time, so the count varies more than a binomial's: sd about 63.
+  EXPECT_NEAR(questions, draws / 2, 300);
+}
+
+TEST(PretrainingMix, MixSpecificationsAreCheckedWhenParsed) {
+  MixOptions options;
+  options.set("question=14,question_shuffle_percent=20");
+  EXPECT_EQ(options.weights[MixOptions::question], 14);
+  EXPECT_EQ(options.weights[MixOptions::fact_claim], 20) << "unnamed weights keep their defaults";
+  EXPECT_EQ(options.question_shuffle_percent, 20);
+  for (const char* bad : {"questions=3", "question", "question=x", "question=3x", "question=-1",
+                          "question_shuffle_percent=40,question_replace_percent=40",
+                          "question=0,fact_claim=0,relation=0,membership=0,class_fact=0,member_property=0,context=0,continuation=0"}) {
+    MixOptions fresh;
+    EXPECT_THROW(fresh.set(bad), std::exception) << bad;
+  }
 }
 
 TEST(PretrainingMix, ContextClaimsFollowTheStatedClass) {

@@ -50,6 +50,7 @@ struct PretrainOptions {
   std::string source = "default";  // the generated world, or a real-data track: lot, zsre1k
   fs::path data_dir = "../shared/data";  // where the tracks' files are
   world::WorldOptions world;
+  world::MixOptions mix;  // the default world's task shares and question perturbations
   fs::path out = "models/base";
   // Model.
   int vocab_size = 700;
@@ -78,7 +79,7 @@ struct PretrainOptions {
   nlohmann::json identity() const {
     return {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
             {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"batch_size", batch_size},
-            {"steps", steps}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"seed", seed}};
+            {"steps", steps}, {"lr", lr}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()}};
   }
 };
 
@@ -109,9 +110,9 @@ struct PretrainSource {
   std::function<nlohmann::json(model::Seq2Seq&)> measure;
 };
 
-inline PretrainSource world_source(const world::WorldOptions& options) {
+inline PretrainSource world_source(const world::WorldOptions& options, const world::MixOptions& mix_options) {
   auto w = std::make_shared<const world::World>(world::generate(options));
-  auto mix = std::make_shared<world::PretrainingMix>(*w, 0);
+  auto mix = std::make_shared<world::PretrainingMix>(*w, 0, mix_options);
   return {w->serialize(), world::tokenizer_corpus(*w),
           [w, mix](std::uint64_t seed, std::vector<world::Example>& batch) {
             mix->reseed(seed);
@@ -183,7 +184,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   }
 
   const PretrainSource source =
-      options.source == "default" ? world_source(options.world) : track_source(options.source, options.data_dir);
+      options.source == "default" ? world_source(options.world, options.mix) : track_source(options.source, options.data_dir);
   train::write_text(options.out / "world.txt", source.description);
 
   const fs::path spiece = options.out / "spiece.model";

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--steps", pre.steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--batch-size", pre.batch_size, "examples per step")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--lr", pre.lr, "peak learning rate (Adam; linear warm-up and decay)")->capture_default_str()->check(CLI::PositiveNumber);
+  pretrain_cmd->add_option("--weight-decay", pre.weight_decay, "AdamW's decoupled weight decay (0: plain Adam)")->capture_default_str()->check(CLI::NonNegativeNumber);
   pretrain_cmd->add_option("--warmup", pre.warmup_steps, "warm-up steps")->capture_default_str()->check(CLI::NonNegativeNumber);
   pretrain_cmd->add_option("--vocab-size", pre.vocab_size, "SentencePiece vocabulary size")->capture_default_str()->check(CLI::Range(16, 1000000));
   pretrain_cmd->add_option("--d-model", pre.d_model, "model width")->capture_default_str()->check(CLI::PositiveNumber);

@@ -124,20 +124,23 @@ TEST(PretrainingMix, NeverEmitsAHeldOutForm) {
   perturbed.question_shuffle_percent = 30;
   perturbed.question_replace_percent = 30;
   PretrainingMix mix(w, 3, perturbed);
-  std::array<int, PretrainingMix::num_tasks> seen{};
+  ASSERT_EQ(perturbed.paired_claims, 1) << "claim pairs are the default";
   for (int i = 0; i < 30000; ++i) {
     const auto task = static_cast<PretrainingMix::Task>(i % PretrainingMix::num_tasks);
-    const Example e = mix.sample(task);
-    ++seen[task];
-    ASSERT_EQ(heldout.count(e.input), 0u) << "held-out form in pretraining: " << e.input;
-    ASSERT_FALSE(e.input.empty());
-    ASSERT_FALSE(e.target.empty());
+    // A claim task's draw is the first of a pair; the next sample() is its second.
+    for (const Example& e : {mix.sample(task), mix.sample()}) {
+      ASSERT_EQ(heldout.count(e.input), 0u) << "held-out form in pretraining: " << e.input;
+      ASSERT_FALSE(e.input.empty());
+      ASSERT_FALSE(e.target.empty());
+    }
   }
-  // Reseeding reproduces the draws (resumed pretraining relies on it).
+  // Reseeding reproduces the draws (resumed pretraining relies on it), pairs included.
+  std::vector<std::string> draws;
   mix.reseed(11);
-  const Example first = mix.sample();
+  for (int i = 0; i < 50; ++i) draws.push_back(mix.sample().input);
+  mix.sample(PretrainingMix::Task::fact_claim);  // leaves half a pair behind
   mix.reseed(11);
-  EXPECT_EQ(mix.sample().input, first.input);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(mix.sample().input, draws[i]) << i;
 }
 
 // The task of an example, read from its input (the claim tasks share "claim:").

@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   std::string mix_spec;
   pretrain_cmd->add_option("--mix", mix_spec, "task shares per 100 examples and question perturbations, e.g. "
                            "'question=14,fact_claim=26,question_shuffle_percent=20' (unnamed ones keep their defaults)");
+  pretrain_cmd->add_option("--blank-untrained-tokens", pre.blank_untrained_tokens,
+                           "zero the embedding of every token no training input held (its random start is noise)")->capture_default_str();
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
   pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
       ->check(CLI::PositiveNumber);

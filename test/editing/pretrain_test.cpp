@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -98,6 +99,45 @@ TEST(Pretrain, BadResumesFailClearly) {
   auto nothing = tiny(scratch("empty"));
   nothing.resume = true;
   EXPECT_THROW(editlab::pretrain::pretrain(nothing), tensortape::Error);
+}
+
+// After one Adam step on a batch of known tokens, exactly the rows of the tokens the batch fed
+// in (encoder inputs, and the decoder's inputs: the start token and the shifted labels) keep
+// their values; every other row is zeroed.
+TEST(Pretrain, BlanksTheEmbeddingsOfTokensNoTrainingInputHeld) {
+  namespace tt = tensortape;
+  using editlab::model::Tensor;
+  auto options = tiny_pretrain_options(scratch("blank"));
+  const int vocab = 40;
+  tt::Rng rng(3);
+  editlab::model::T5 model(editlab::pretrain::base_config(options, vocab), rng);
+  auto params = model.parameters();
+  tt::optim::AdamW<float, editlab::model::Cpu> adam(params, {.lr = 1e-3, .weight_decay = 0.0});
+  const auto ids = tt::from_vector<std::int64_t, editlab::model::Cpu>({2, 3}, {5, 6, 7, 7, 11, 1});
+  const auto mask = tt::from_vector<std::int64_t, editlab::model::Cpu>({2, 3}, {1, 1, 1, 1, 1, 1});
+  const auto labels = tt::from_vector<std::int64_t, editlab::model::Cpu>({2, 3}, {8, 9, 1, 20, 1, -100});
+  const std::set<std::int64_t> fed = {5, 6, 7, 11, 1, /*decoder start*/ 0, 8, 9, 20};
+  const auto decoder_inputs = tt::nn::shift_right(labels, model.config().decoder_start_token_id, model.config().pad_token_id);
+  const auto loss = tt::cross_entropy(model.decode(decoder_inputs, model.encode(ids, mask), mask), labels, -100);
+  const auto grads = tt::grad(std::vector<Tensor>{loss}, params, {}, false, false, /*allow_unused=*/true);
+  for (std::size_t p = 0; p < params.size(); ++p)
+    if (grads[p].defined()) params[p].set_grad(grads[p]);
+  adam.step();
+  const auto before = model.shared.weight.to_vector();
+
+  const int blanked = editlab::pretrain::blank_untrained_embeddings(model, adam);
+  EXPECT_EQ(blanked, vocab - static_cast<int>(fed.size()));
+  const auto after = model.shared.weight.to_vector();
+  const std::int64_t width = model.shared.weight.shape()[1];
+  for (std::int64_t token = 0; token < vocab; ++token) {
+    bool zero = true, kept = true;
+    for (std::int64_t d = 0; d < width; ++d) {
+      zero = zero && after[token * width + d] == 0.0f;
+      kept = kept && after[token * width + d] == before[token * width + d];
+    }
+    if (fed.count(token)) EXPECT_TRUE(kept) << "token " << token << " was fed in and must keep its row";
+    else EXPECT_TRUE(zero) << "token " << token << " was never fed in and must be blank";
+  }
 }
 
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {

@@ -16,6 +16,7 @@
 // comes from a generator seeded by (seed, step)).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -73,6 +74,7 @@ struct PretrainOptions {
   int micro_batches = 0;         // a step's examples, sorted by length, cut into this many and spread over the threads; 0: two per thread
   bool resume = false;
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
+  bool blank_untrained_tokens = true;  // zero the embeddings no training input reached (blank_untrained_embeddings)
   bool measure_quality = true;   // run the quality bars at the end
   bool quiet = false;            // no progress bar or messages
 
@@ -167,6 +169,37 @@ inline void save_checkpoint(model::T5& model, tt::optim::AdamW<float, model::Cpu
 
 }  // namespace detail
 
+// A token that no training input held keeps its random initial embedding: noise that a
+// held-out phrasing's new words ("Name the city where X was born.") carry into the encoder.
+// Zeroed, such a token is read past much like a dropped word (docs/editing.md, run 13). Those
+// are the rows of the embedding whose Adam second moment is still exactly zero: no step ever
+// gave them a gradient. Returns how many rows were zeroed.
+inline int blank_untrained_embeddings(model::T5& model, const tt::optim::AdamW<float, model::Cpu>& adam) {
+  const auto named = model.named_parameters();
+  std::size_t index = named.size();
+  for (std::size_t i = 0; i < named.size(); ++i)
+    if (named[i].first == "shared.weight") index = i;
+  tt::check(index < named.size(), "editlab pretrain", "the model has no shared.weight embedding");
+  const std::string key = "state." + std::to_string(index) + ".exp_avg_sq";
+  model::Tensor second_moment;  // (V, D), like the embedding
+  for (const auto& [name, tensor] : adam.state_dict())
+    if (name == key) second_moment = tensor;
+  if (!second_moment.defined()) return 0;  // no step was taken
+  const std::int64_t vocab = model.shared.weight.shape()[0], width = model.shared.weight.shape()[1];
+  const auto moments = second_moment.to_vector();
+  auto table = model.shared.weight.to_vector();
+  int blanked = 0;
+  for (std::int64_t token = 0; token < vocab; ++token) {
+    const auto row = moments.begin() + token * width;
+    if (std::any_of(row, row + width, [](float m) { return m != 0.0f; })) continue;
+    std::fill(table.begin() + token * width, table.begin() + (token + 1) * width, 0.0f);
+    ++blanked;
+  }
+  tt::NoGradGuard no_grad;
+  model.shared.weight.copy_(tt::from_vector<float, model::Cpu>({vocab, width}, table));
+  return blanked;
+}
+
 // Runs (or resumes) pretraining; returns the quality report (also in <out>/quality.json), or
 // {"stopped_at": step} when options.stop_after stopped it early.
 inline nlohmann::json pretrain(const PretrainOptions& options) {
@@ -244,6 +277,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   progress.finish();
   const double train_s = std::chrono::duration<double>(Clock::now() - start).count();
 
+  const int blanked = options.blank_untrained_tokens ? blank_untrained_embeddings(base.model, adam) : 0;
   base.model.eval();
   base.save(options.out, spiece);
   if (!options.quiet && options.measure_quality) std::fprintf(stderr, "editlab pretrain: measuring the quality bars...\n");
@@ -251,7 +285,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
   std::int64_t parameters = 0;
   for (const auto& p : params) parameters += p.numel();
-  report["model"] = {{"parameters", parameters}, {"config", options.identity()}};
+  report["model"] = {{"parameters", parameters}, {"config", options.identity()}, {"untrained_tokens_blanked", blanked}};
   report["time_s"] = {{"this_run_training", train_s}, {"this_run_total", total_s}, {"resumed", options.resume}};
   train::write_text(options.out / "quality.json", report.dump(2) + "\n");
   fs::remove_all(options.out / "checkpoint");

@@ -221,7 +221,7 @@ struct MixOptions {
   // their label (the same subject and phrasing with the true and a wrong object; the same species
   // with a property its classes have and one they lack), in the same batch. Each task keeps its
   // share of the examples. The pair's gradient is about the part that differs, not what the two
-  // share; the claims learn faster (docs/editing.md, pretraining runs 12-13).
+  // share; the claims learn faster (docs/editing.md, the 3400-step screens).
   int paired_claims = 1;
 
   static bool is_claim_task(int task) { return task != question && task != relation && task != continuation; }

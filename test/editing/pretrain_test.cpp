@@ -140,6 +140,18 @@ TEST(Pretrain, BlanksTheEmbeddingsOfTokensNoTrainingInputHeld) {
   }
 }
 
+TEST(Pretrain, AMixForATrackIsRefused) {
+  auto options = tiny(scratch("track_mix"));
+  options.source = "lot";
+  options.mix.set("question=3");
+  try {
+    editlab::pretrain::pretrain(options);
+    FAIL() << "a track has no mix to set";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("--mix"), std::string::npos) << e.what();
+  }
+}
+
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   const auto w = editlab::world::generate(editlab::world::WorldOptions{});
   const auto sets = editlab::pretrain::quality_sets(w);

@@ -171,7 +171,7 @@ inline void save_checkpoint(model::T5& model, tt::optim::AdamW<float, model::Cpu
 
 // A token that no training input held keeps its random initial embedding: noise that a
 // held-out phrasing's new words ("Name the city where X was born.") carry into the encoder.
-// Zeroed, such a token is read past much like a dropped word (docs/editing.md, run 13). Those
+// Zeroed, such a token is read past much like a dropped word (docs/editing.md, run 14). Those
 // are the rows of the embedding whose Adam second moment is still exactly zero: no step ever
 // gave them a gradient. Returns how many rows were zeroed.
 inline int blank_untrained_embeddings(model::T5& model, const tt::optim::AdamW<float, model::Cpu>& adam) {
@@ -207,6 +207,8 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   const auto start = Clock::now();
   tt::check(options.steps > 0 && options.batch_size > 0 && options.checkpoint_every > 0, "editlab pretrain",
             "steps, batch size and checkpoint interval must be positive");
+  tt::check(options.source == "default" || options.mix.to_json() == world::MixOptions{}.to_json(), "editlab pretrain",
+            "--mix sets the generated world's pretraining mix; the '", options.source, "' track draws its facts uniformly");
   fs::create_directories(options.out);
   const fs::path checkpoint = train::find_checkpoint(options.out);
   if (!options.resume) {

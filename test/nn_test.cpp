@@ -205,6 +205,60 @@ TEST(T5, DropoutActsOnlyInTrainingModeWithAGenerator) {
   EXPECT_FALSE(all_close(logits_of(&rng), reference, 1e-6, 0));
 }
 
+// Mesh TensorFlow's initialisation, as HF transformers' T5PreTrainedModel._init_weights writes it:
+// T5 does not divide its attention scores by sqrt(d_kv), so the query weights carry that factor
+// (scores start near unit scale, not saturated). Our untied lm_head starts at 1/sqrt(d_model)
+// (HF: 1.0), so that the first logits are near unit scale too.
+TEST(T5, RandomInitialisationFollowsMeshTensorFlow) {
+  T5Config config = tiny_config("relu");
+  config.vocab_size = 50;
+  config.d_model = 64;
+  config.d_kv = 16;
+  config.num_heads = 4;
+  config.d_ff = 96;
+  config.num_layers = 1;
+  config.num_decoder_layers = 1;
+  config.relative_attention_num_buckets = 32;
+  config.tie_word_embeddings = false;
+  tt::Rng rng(3);
+  T5Model<double, Cpu> model(config, rng);
+  auto std_of = [](const tt::Tensor<double, Cpu>& w) {
+    const auto v = w.to_vector();
+    double sum = 0, squares = 0;
+    for (double x : v) sum += x, squares += x * x;
+    const double n = static_cast<double>(v.size()), mean = sum / n;
+    return std::sqrt(squares / n - mean * mean);
+  };
+  const double d_model = 64, d_kv = 16, heads = 4, d_ff = 96;
+  auto expected_std = [&](const std::string& name) {
+    auto ends = [&](const char* tail) { return name.ends_with(tail); };
+    if (ends(".q.weight")) return 1.0 / std::sqrt(d_model * d_kv);
+    if (ends(".k.weight") || ends(".v.weight") || ends("relative_attention_bias.weight") || ends(".wi.weight"))
+      return 1.0 / std::sqrt(d_model);
+    if (ends(".o.weight")) return 1.0 / std::sqrt(heads * d_kv);
+    if (ends(".wo.weight")) return 1.0 / std::sqrt(d_ff);
+    if (name == "shared.weight") return 1.0;
+    if (name == "lm_head.weight") return 1.0 / std::sqrt(d_model);
+    return 0.0;  // norms: ones
+  };
+  int checked = 0;
+  for (const auto& [name, p] : model.named_parameters()) {
+    const double expected = expected_std(name);
+    if (expected == 0.0) {
+      EXPECT_EQ(std_of(p), 0.0) << name;
+      continue;
+    }
+    // About 1/sqrt(2n) relative error for n draws: 1.2 % for a 64x64 matrix, 6 % for the 32x4
+    // bias table.
+    const double tolerance = name.find("relative_attention_bias") != std::string::npos ? 0.2 : 0.06;
+    EXPECT_NEAR(std_of(p) / expected, 1.0, tolerance) << name;
+    ++checked;
+  }
+  // Encoder block: q k v o, bias, wi wo; decoder block: self and cross q k v o, bias, wi wo;
+  // shared and lm_head.
+  EXPECT_EQ(checked, 7 + 11 + 2);
+}
+
 TEST(T5, BadInputIsReported) {
   tt::Rng rng(6);
   T5Config config = tiny_config("relu");

@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--layers", pre.num_layers, "encoder blocks")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--decoder-layers", pre.num_decoder_layers, "decoder blocks")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--tie-embeddings", pre.tie_embeddings, "share the input embedding with the output layer")->capture_default_str();
+  pretrain_cmd->add_option("--init", pre.init, "initialisation: t5 (T5's), or fan-in (the one that made the shipped base model)")
+      ->capture_default_str()->check(CLI::IsMember({"t5", "fan-in"}));
   pretrain_cmd->add_option("--checkpoint-every", pre.checkpoint_every, "steps between checkpoints")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--seed", pre.seed, "seed of initialisation and batches")->capture_default_str();
   pretrain_cmd->add_option("--threads", pre.threads, "threads, each running a shard of the batch (0: one per core)")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -4,6 +4,7 @@
 // default world; docs/editing.md records the run.)
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -138,6 +139,34 @@ TEST(Pretrain, BlanksTheEmbeddingsOfTokensNoTrainingInputHeld) {
     if (fed.count(token)) EXPECT_TRUE(kept) << "token " << token << " was fed in and must keep its row";
     else EXPECT_TRUE(zero) << "token " << token << " was never fed in and must be blank";
   }
+}
+
+// --init fan-in (the shipped model's initialisation) is T5's with the query weights scaled up by
+// sqrt(d_kv) and the position-bias tables by sqrt(d_model); every other weight is T5's draw.
+TEST(Pretrain, FanInInitScalesUpOnlyTheQueriesAndThePositionBias) {
+  namespace tt = tensortape;
+  const auto config = editlab::pretrain::base_config(tiny_pretrain_options(scratch("fan_in")), 40);
+  tt::Rng rng_t5(5), rng_fan_in(5);
+  editlab::model::T5 t5(config, rng_t5), fan_in(config, rng_fan_in);
+  editlab::pretrain::use_fan_in_init(fan_in);
+  const auto a = t5.named_parameters(), b = fan_in.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  int queries = 0, biases = 0;
+  for (std::size_t p = 0; p < a.size(); ++p) {
+    const std::string& name = a[p].first;
+    double factor = 1.0;
+    if (name.ends_with(".q.weight")) factor = std::sqrt(static_cast<double>(config.d_kv)), ++queries;
+    if (name.ends_with("relative_attention_bias.weight")) factor = std::sqrt(static_cast<double>(config.d_model)), ++biases;
+    const auto x = a[p].second.to_vector(), y = b[p].second.to_vector();
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], x[i] * factor, 1e-6 * std::abs(x[i] * factor)) << name;
+  }
+  EXPECT_EQ(queries, config.num_layers + 2 * config.num_decoder_layers);
+  EXPECT_EQ(biases, 2);
+
+  auto options = tiny(scratch("bad_init"));
+  options.init = "xavier";
+  EXPECT_THROW(editlab::pretrain::pretrain(options), tensortape::Error);
 }
 
 TEST(Pretrain, AMixForATrackIsRefused) {

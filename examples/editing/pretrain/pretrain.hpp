@@ -61,6 +61,9 @@ struct PretrainOptions {
   int num_layers = 2;          // encoder blocks
   int num_decoder_layers = 3;  // decoder blocks (cheap: a few target tokens)
   bool tie_embeddings = false; // lm_head shares the input embedding (T5 1.0) or has its own (T5 1.1)
+  // "t5": T5's initialisation (tt::nn::T5Model's); "fan-in": the one that made the shipped base
+  // model (use_fan_in_init).
+  std::string init = "t5";
   // Training.
   int batch_size = 64;
   int steps = 7200;  // what fits ten minutes on 2 cores (docs/editing.md, run 12)
@@ -81,7 +84,7 @@ struct PretrainOptions {
   // What must match for a checkpoint to be resumed.
   nlohmann::json identity() const {
     return {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
-            {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"batch_size", batch_size},
+            {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"batch_size", batch_size},
             {"steps", steps}, {"lr", lr}, {"weight_decay", weight_decay}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()}};
   }
 };
@@ -169,6 +172,22 @@ inline void save_checkpoint(model::T5& model, tt::optim::AdamW<float, model::Cpu
 
 }  // namespace detail
 
+// The initialisation editlab used before T5's (until 2026-11-26), which made the shipped base
+// model: query weights N(0, 1/d_model) rather than N(0, 1/(d_model d_kv)), and position-bias
+// tables N(0, 1) rather than N(0, 1/d_model). Its attention scores start with a standard
+// deviation of sqrt(d_kv), a saturated softmax, and the true/false claims learn about twice as
+// slowly (docs/editing.md, run 15). It rescales the T5 draws, so the same seed gives the same
+// numbers up to rounding.
+inline void use_fan_in_init(model::T5& model) {
+  const auto& config = model.config();
+  tt::NoGradGuard no_grad;
+  for (auto& [name, weight] : model.named_parameters()) {
+    if (name.ends_with(".q.weight")) weight.mul_(static_cast<float>(std::sqrt(static_cast<double>(config.d_kv))));
+    if (name.ends_with("relative_attention_bias.weight"))
+      weight.mul_(static_cast<float>(std::sqrt(static_cast<double>(config.d_model))));
+  }
+}
+
 // A token that no training input held keeps its random initial embedding: noise that a
 // held-out phrasing's new words ("Name the city where X was born.") carry into the encoder.
 // Zeroed, such a token is read past much like a dropped word (docs/editing.md, run 14). Those
@@ -235,6 +254,9 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   tt::Rng init_rng(options.seed);
   const int vocab_size = tokenizer.vocab_size();
   model::Seq2Seq base(model::T5(base_config(options, vocab_size), init_rng), std::move(tokenizer));
+  tt::check(options.init == "t5" || options.init == "fan-in", "editlab pretrain", "init '", options.init,
+            "' is neither t5 nor fan-in");
+  if (options.init == "fan-in") use_fan_in_init(base.model);
   base.model.train();
 
   std::int64_t step = 0;

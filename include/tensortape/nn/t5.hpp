@@ -99,11 +99,14 @@ class T5Attention : public Module<T, B> {
         max_distance_(config.relative_attention_max_distance), bidirectional_(bidirectional),
         dropout_(config.dropout_rate) {
     const std::int64_t inner = config.num_heads * config.d_kv;
-    q = Linear<T, B>(config.d_model, inner, rng, false);
+    // T5's initialisation (as HF transformers'): T5 does not scale its attention scores by
+    // 1/sqrt(d_kv), so the query weights carry that factor.
+    q = Linear<T, B>(config.d_model, inner, rng, false, 1.0 / std::sqrt(static_cast<double>(config.d_model * config.d_kv)));
     k = Linear<T, B>(config.d_model, inner, rng, false);
     v = Linear<T, B>(config.d_model, inner, rng, false);
     o = Linear<T, B>(inner, config.d_model, rng, false);
-    if (has_relative_bias) relative_attention_bias = Embedding<T, B>(buckets_, heads_, rng);
+    if (has_relative_bias)
+      relative_attention_bias = Embedding<T, B>(buckets_, heads_, rng, 1.0 / std::sqrt(static_cast<double>(config.d_model)));
   }
 
   bool has_relative_bias() const { return relative_attention_bias.weight.defined(); }

@@ -1,6 +1,8 @@
 // The T5 family: encoder, decoder and encoder-decoder with Hugging Face names and semantics
 // (no 1/sqrt(d) attention scaling, no biases, RMS norm, relative position bias computed in the
-// first block and reused, d_model^-0.5 scaling before a tied lm_head).
+// first block and reused, d_model^-0.5 scaling before a tied lm_head). A random model starts
+// from Mesh TensorFlow's initialisation, as HF's does, with the queries carrying the missing
+// 1/sqrt(d_kv).
 //
 //   tt::nn::T5Config config;                              // or read from config.json
 //   tt::nn::T5Model<float, Cpu> model(config, rng);

@@ -176,8 +176,8 @@ inline void save_checkpoint(model::T5& model, tt::optim::AdamW<float, model::Cpu
 // model: query weights N(0, 1/d_model) rather than N(0, 1/(d_model d_kv)), and position-bias
 // tables N(0, 1) rather than N(0, 1/d_model). Its attention scores start with a standard
 // deviation of sqrt(d_kv), a saturated softmax, and the true/false claims learn about twice as
-// slowly (docs/editing.md, run 15). It rescales the T5 draws, so the same seed gives the same
-// numbers up to rounding.
+// slowly (docs/editing.md, "T5's initialisation"). It rescales the T5 draws, so the same seed
+// gives the same numbers up to rounding.
 inline void use_fan_in_init(model::T5& model) {
   const auto& config = model.config();
   tt::NoGradGuard no_grad;

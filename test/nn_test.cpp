@@ -231,12 +231,12 @@ TEST(T5, RandomInitialisationFollowsMeshTensorFlow) {
   };
   const double d_model = 64, d_kv = 16, heads = 4, d_ff = 96;
   auto expected_std = [&](const std::string& name) {
-    auto ends = [&](const char* tail) { return name.ends_with(tail); };
-    if (ends(".q.weight")) return 1.0 / std::sqrt(d_model * d_kv);
-    if (ends(".k.weight") || ends(".v.weight") || ends("relative_attention_bias.weight") || ends(".wi.weight"))
+    if (name.ends_with(".q.weight")) return 1.0 / std::sqrt(d_model * d_kv);
+    if (name.ends_with(".k.weight") || name.ends_with(".v.weight") || name.ends_with("relative_attention_bias.weight") ||
+        name.ends_with(".wi.weight"))
       return 1.0 / std::sqrt(d_model);
-    if (ends(".o.weight")) return 1.0 / std::sqrt(heads * d_kv);
-    if (ends(".wo.weight")) return 1.0 / std::sqrt(d_ff);
+    if (name.ends_with(".o.weight")) return 1.0 / std::sqrt(heads * d_kv);
+    if (name.ends_with(".wo.weight")) return 1.0 / std::sqrt(d_ff);
     if (name == "shared.weight") return 1.0;
     if (name == "lm_head.weight") return 1.0 / std::sqrt(d_model);
     return 0.0;  // norms: ones

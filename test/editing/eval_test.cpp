@@ -129,6 +129,35 @@ TEST(Metrics, HardOutScopeKeepsTheEditedSubject) {
   EXPECT_EQ(hard[2].input, "Bob employer");
 }
 
+TEST(Metrics, NoOutScopeSetKeepsAFactAnEditOfTheBatchChanges) {
+  // Ann's edit changes her employer; Bob's case carries a hard example and an out-scope example
+  // asking exactly that (under another wording): both must go, whichever case carries them.
+  Case ann = make_case("Ann", {});
+  ann.changes = {"Ann|works_for"};
+  Example employer = ex("Who pays Ann?", "Acme", "Ann");
+  employer.fact = "Ann|works_for";
+  Example language = ex("What does Ann speak?", "Latin", "Ann");
+  language.fact = "Ann|speaks";
+  Example unrelated = ex("Who pays Cid?", "Initech", "Cid");
+  unrelated.fact = "Cid|works_for";
+  Case bob = make_case("Bob", {employer, unrelated}, {employer, language});
+  bob.seen_out_scope = {employer, unrelated};
+  const std::vector<Case> batch = {ann, bob};
+  const auto hard = hard_out_scope_of(batch);
+  ASSERT_EQ(hard.size(), 1u);
+  EXPECT_EQ(hard[0].input, "What does Ann speak?");
+  ASSERT_EQ(out_scope_of(batch).size(), 1u);
+  EXPECT_EQ(out_scope_of(batch)[0].input, "Who pays Cid?");
+  ASSERT_EQ(seen_out_scope_of(batch).size(), 1u);
+  // Without Ann's edit in the batch, Bob's sets keep the employer question.
+  EXPECT_EQ(hard_out_scope_of({bob}).size(), 2u);
+  // The descriptors are all an editor gets.
+  const auto d = descriptors_of(batch);
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(d[1].input, bob.edit.input);
+  EXPECT_EQ(d[1].target, bob.edit.target);
+}
+
 // ---- Drawing batches ------------------------------------------------------------------------
 
 std::vector<Case> pool_with_subjects(const std::vector<std::string>& subjects) {
@@ -198,24 +227,23 @@ TEST(Draw, BatchLargerThanThePoolIsAClearError) {
 // ---- evaluate() with a fake editor -----------------------------------------------------------
 
 // Answers an edit's own input with its new label after apply; inputs starting with "fragile"
-// change to "changed" while any edit is applied; everything else gets the fixed answer "base".
-// So: ES = share of in-scope inputs that are edit descriptors, DD = share of "fragile" out-scope.
+// change to "changed" while any edit is applied; everything else as the base model below.
+// It records every descriptor it is given.
 class MemorisingEditor : public Editor {
  public:
   std::string name() const override { return "memo"; }
-  void apply(const std::vector<Case>& batch) override {
+  void apply(const std::vector<Example>& descriptors) override {
     EXPECT_TRUE(memory_.empty()) << "apply without reset";
-    for (const auto& c : batch) memory_[c.edit.input] = c.edit.target;
-    ++applies;
-    batch_sizes.push_back(static_cast<int>(batch.size()));
+    for (const auto& d : descriptors) memory_[d.input] = d.target;
+    applied.push_back(descriptors);
   }
   std::vector<std::string> predict(const std::vector<std::string>& inputs) override {
+    if (memory_.empty()) ++unedited_predicts;
     std::vector<std::string> out;
     for (const auto& x : inputs) {
-      if (memory_.empty()) ++base_calls[x];
       if (auto it = memory_.find(x); it != memory_.end()) out.push_back(it->second);
       else if (!memory_.empty() && x.rfind("fragile", 0) == 0) out.push_back("changed");
-      else out.push_back("base");
+      else out.push_back(base_answer(x));
     }
     return out;
   }
@@ -224,129 +252,204 @@ class MemorisingEditor : public Editor {
     ++resets;
   }
 
-  std::map<std::string, int> base_calls;  // unedited predictions per input
-  std::vector<int> batch_sizes;
-  int applies = 0, resets = 0;
+  // The base model of this fake world: it already knows the new label of "rephrase s<even>"
+  // (so those need no edit), and answers "base" to everything else.
+  static std::string base_answer(const std::string& x) {
+    const std::string known = "rephrase s";
+    if (x.rfind(known, 0) == 0 && std::stoi(x.substr(known.size())) % 2 == 0) return "new " + x.substr(std::string("rephrase ").size());
+    return "base";
+  }
+
+  std::vector<std::vector<Example>> applied;
+  int unedited_predicts = 0, resets = 0;
 
  private:
   std::map<std::string, std::string> memory_;
 };
 
-// Case i (subject s<i>): in-scope = its descriptor (answered) and a rephrasing (not) -> ES 0.5.
+// The harness's base predictor for the fake world, counting what it is asked.
+struct CountingBase {
+  std::map<std::string, int> calls;
+  BasePredictor predictor() {
+    return [this](const std::vector<std::string>& inputs) {
+      std::vector<std::string> out;
+      for (const auto& x : inputs) {
+        ++calls[x];
+        out.push_back(MemorisingEditor::base_answer(x));
+      }
+      return out;
+    };
+  }
+};
+
+// Case i (subject s<i>, changes fact "fact s<i>"): in-scope = its descriptor (needs the edit,
+// answered) and "rephrase s<i>" (known to the base for even i; for odd i needed and missed).
 // Out-scope: "fragile o<i>" (gold "base": the base is right, the edit breaks it), "stable o<i>"
-// (gold "gold": base wrong, unchanged), and "fragile about s<i+1>" — about another case's
-// subject, so dropped whenever case i+1 is in the batch. Hard out-scope: one fragile, one stable.
+// (gold "gold": base wrong, unchanged), "fragile about s<i+1>" (about another case's subject:
+// dropped when case i+1 is in the batch) and "fragile fact s<i+2>" (about subject p<i>, but
+// asking fact s<i+2>: dropped when case i+2 is in the batch). Seen out-scope: one fragile, one
+// stable. Hard out-scope: one fragile, one stable, and "fragile hard2 s<i>" asking fact s<i+1>.
 Benchmark synthetic(int n, bool with_hard) {
   Benchmark b;
   b.name = "synthetic";
   for (int i = 0; i < n; ++i) {
-    const std::string s = numbered("s", i), next = numbered("s", (i + 1) % n);
+    const std::string s = numbered("s", i), next = numbered("s", (i + 1) % n), after = numbered("s", (i + 2) % n);
     Case c;
     c.subject = s;
     c.edit = ex("edit " + s, "new " + s);
+    c.changes = {"fact " + s};
     c.in_scope = {c.edit, ex("rephrase " + s, "new " + s)};
-    c.out_scope = {ex(numbered("fragile o", i), "base", numbered("o", i)),
-                   ex(numbered("stable o", i), "gold", numbered("o", i)),
-                   ex("fragile about " + next, "base", next)};
-    if (with_hard) c.hard_out_scope = {ex("fragile hard " + s, "base", s), ex("stable hard " + s, "base", s)};
+    Example about_fact = ex("fragile fact " + after, "base", numbered("p", i));
+    about_fact.fact = "fact " + after;
+    c.out_scope = {ex(numbered("fragile o", i), "base", numbered("o", i)), ex(numbered("stable o", i), "gold", numbered("o", i)),
+                   ex("fragile about " + next, "base", next), about_fact};
+    c.seen_out_scope = {ex(numbered("fragile seen o", i), "base", numbered("o", i)), ex(numbered("stable seen o", i), "base", numbered("o", i))};
+    if (with_hard) {
+      Example hard2 = ex("fragile hard2 " + s, "base", s);
+      hard2.fact = "fact " + next;
+      c.hard_out_scope = {ex("fragile hard " + s, "base", s), ex("stable hard " + s, "base", s), hard2};
+    }
     b.split(Split::test).push_back(c);
   }
   return b;
 }
 
+EvalOptions exactly(std::vector<int> batch_sizes, int draws, std::uint64_t seed) {
+  EvalOptions o;
+  o.batch_sizes = std::move(batch_sizes);
+  o.min_draws = o.max_draws = draws;
+  o.min_examples = 0;
+  o.seed = seed;
+  return o;
+}
+
 TEST(Evaluate, ExactScoresFromAFakeEditor) {
   const Benchmark bench = synthetic(8, /*with_hard=*/true);
   MemorisingEditor editor;
+  CountingBase base;
   std::ostringstream progress;
-  const auto rows = evaluate(editor, bench, Split::test, {1, 8}, /*draws=*/3, /*seed=*/5, &progress);
+  const auto rows = evaluate(editor, base.predictor(), bench, Split::test, exactly({1, 8}, 3, 5), &progress);
   ASSERT_EQ(rows.size(), 2u);
 
+  // K = 1, by hand from the drawn cases: an even case gives 1 needed hit of 1, an odd one 1 of 2.
+  double hits = 0, trials = 0, base_hits = 0;
+  for (int d = 0; d < 3; ++d) {
+    const int i = std::stoi(draw_cases(bench.split(Split::test), 1, 5, d)[0].subject.substr(1));
+    hits += 1;
+    trials += i % 2 == 0 ? 1 : 2;
+    base_hits += i % 2 == 0 ? 1 : 0;
+  }
   const ResultRow& one = rows[0];
   EXPECT_EQ(one.method, "memo");
   EXPECT_EQ(one.benchmark, "synthetic");
+  EXPECT_EQ(one.split, "test");
   EXPECT_EQ(one.batch_size, 1);
   EXPECT_EQ(one.draws, 3);
-  EXPECT_DOUBLE_EQ(one.es, 0.5);
-  EXPECT_DOUBLE_EQ(one.es_se, 0.0);
-  // K = 1: all three out-scope examples count; the two fragile ones change -> 2/3.
-  EXPECT_DOUBLE_EQ(one.dd, 2.0 / 3.0);
-  EXPECT_DOUBLE_EQ(one.dd_se, 0.0);
-  // Base accuracy 2/3 (both fragile answers "base" are right), edited 0 -> drop 2/3.
-  EXPECT_DOUBLE_EQ(one.acc_drop, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(one.es, hits / trials);
+  EXPECT_DOUBLE_EQ(one.es0, base_hits / 6);                   // two in-scope examples per draw
+  EXPECT_DOUBLE_EQ(one.es_all, (3 + base_hits) / 6);           // descriptors, plus the known rephrasings
+  // K = 1: all four out-scope examples count; the three fragile ones change -> 3/4.
+  EXPECT_DOUBLE_EQ(one.dd, 0.75);
+  // Base accuracy 3/4 (the fragile answers "base" are right), edited 0 -> drop 3/4.
+  EXPECT_DOUBLE_EQ(one.acc_drop, 0.75);
+  ASSERT_TRUE(one.dd_seen.has_value());
+  EXPECT_DOUBLE_EQ(*one.dd_seen, 0.5);
   ASSERT_TRUE(one.hard_dd.has_value());
-  EXPECT_DOUBLE_EQ(*one.hard_dd, 0.5);
-  EXPECT_DOUBLE_EQ(*one.hard_dd_se, 0.0);
+  EXPECT_DOUBLE_EQ(*one.hard_dd, 2.0 / 3.0);
   ASSERT_TRUE(one.edit_ms.has_value());
   EXPECT_GE(*one.edit_ms, 0.0);
 
-  // K = 8: every subject edited, so each "fragile about s<i+1>" is dropped: DD 1/2, drop 1/2.
+  // K = 8, every case: needed = 8 descriptors (hit) + 4 odd rephrasings (missed) -> 2/3; all 16
+  // in-scope: 12 right; ES0 4/16. Every subject is edited, so "about s<i+1>" is dropped, and
+  // every fact s<j> is changed, so "fact s<i+2>" and "hard2" are too: DD 1/2, hard DD 1/2.
   const ResultRow& all = rows[1];
-  EXPECT_DOUBLE_EQ(all.es, 0.5);
+  EXPECT_DOUBLE_EQ(all.es, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(all.es_all, 0.75);
+  EXPECT_DOUBLE_EQ(all.es0, 0.25);
   EXPECT_DOUBLE_EQ(all.dd, 0.5);
   EXPECT_DOUBLE_EQ(all.acc_drop, 0.5);
-  EXPECT_DOUBLE_EQ(*all.hard_dd, 0.5);  // hard out-scope shares the subject and is kept
+  EXPECT_DOUBLE_EQ(*all.hard_dd, 0.5);
+  EXPECT_EQ(all.in_examples, 16);
+  EXPECT_EQ(all.needed_examples, 12);
+  EXPECT_EQ(all.out_examples, 16);  // fragile and stable o<i> for 8 cases
+  // Three identical draws of the whole split: every cluster is the same each time, so the
+  // bootstrap over edits still sees 8 edits, not 24 independent ones.
+  EXPECT_GT(all.es_se, 0.0);
 
-  // The protocol: one apply per draw, batch sizes as asked, reset before base answers and after.
-  EXPECT_EQ(editor.applies, 6);
-  EXPECT_EQ(editor.batch_sizes, (std::vector<int>{1, 1, 1, 8, 8, 8}));
-  EXPECT_EQ(editor.resets, 12);
-  // Base answers are cached: every out-scope / hard input went through the unedited model once.
-  for (const auto& [input, calls] : editor.base_calls) EXPECT_EQ(calls, 1) << input;
-  EXPECT_EQ(editor.base_calls.count("stable o3"), 1u);  // K = 8 touches every case
-  EXPECT_EQ(editor.base_calls.count("edit s3"), 0u);    // in-scope inputs need no base answer
+  // The contract: apply gets exactly each draw's descriptors, nothing else.
+  ASSERT_EQ(editor.applied.size(), 6u);
+  for (std::size_t a = 0; a < editor.applied.size(); ++a) {
+    const int k = a < 3 ? 1 : 8;
+    const auto batch = draw_cases(bench.split(Split::test), k, 5, static_cast<int>(a % 3));
+    ASSERT_EQ(editor.applied[a].size(), batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      EXPECT_EQ(editor.applied[a][i].input, batch[i].edit.input);
+      EXPECT_EQ(editor.applied[a][i].target, batch[i].edit.target);
+    }
+  }
+  // The reference is the harness's own base model, each input asked once; the editor is never
+  // asked for an unedited answer.
+  EXPECT_EQ(editor.unedited_predicts, 0);
+  for (const auto& [input, calls] : base.calls) EXPECT_EQ(calls, 1) << input;
+  EXPECT_EQ(base.calls.count("stable o3"), 1u);
+  EXPECT_EQ(base.calls.count("rephrase s3"), 1u);  // in-scope inputs too: ES0
 
   // Progress: one line per batch size.
   const std::string p = progress.str();
-  EXPECT_NE(p.find("memo synthetic/test  K=1  3/3 draws  ES 0.50 ± 0.00  DD 0.67 ± 0.00  hard DD 0.50"),
-            std::string::npos)
-      << p;
-  EXPECT_NE(p.find("K=8  3/3 draws"), std::string::npos) << p;
+  EXPECT_NE(p.find("memo synthetic/test  K=8  3 draws  ES 0.67"), std::string::npos) << p;
+  EXPECT_NE(p.find("(ES0 0.25, all 0.75)  DD 0.50"), std::string::npos) << p;
   EXPECT_EQ(std::count(p.begin(), p.end(), '\n'), 2);
 }
 
-TEST(Evaluate, StandardErrorOverDrawsMatchesTheDrawnBatches) {
-  // ES differs per case: even cases have only their descriptor in scope (ES 1), odd ones only a
-  // rephrasing (ES 0). With K = 1, each draw's ES is 0 or 1 by the parity of the drawn case.
-  Benchmark bench = synthetic(10, /*with_hard=*/false);
-  for (std::size_t i = 0; i < bench.split(Split::test).size(); ++i) {
-    Case& c = bench.split(Split::test)[i];
-    c.in_scope = {i % 2 == 0 ? c.edit : ex("rephrase " + c.subject, c.edit.target)};
-  }
+TEST(Evaluate, DrawsUntilTheCellRestsOnEnoughExamples) {
+  const Benchmark bench = synthetic(200, false);
   MemorisingEditor editor;
-  const int draws = 6;
-  const auto rows = evaluate(editor, bench, Split::test, {1}, draws, /*seed=*/3, nullptr);
-  ASSERT_EQ(rows.size(), 1u);
-  std::vector<double> expected;
-  for (int d = 0; d < draws; ++d) {
-    const auto batch = draw_cases(bench.split(Split::test), 1, 3, d);
-    const int index = std::stoi(batch[0].subject.substr(1));
-    expected.push_back(index % 2 == 0 ? 1.0 : 0.0);
+  CountingBase base;
+  EvalOptions options;
+  options.batch_sizes = {1, 4};
+  options.min_draws = 3;
+  options.min_examples = 30;
+  const auto rows = evaluate(editor, base.predictor(), bench, Split::test, options, nullptr);
+  for (const auto& row : rows) {
+    // Replay the draws: the first count at which both distinct sets reach 30.
+    std::set<std::string> needed, out;
+    int expected = 0;
+    while (expected < options.min_draws || needed.size() < 30 || out.size() < 30) {
+      const auto batch = draw_cases(bench.split(Split::test), row.batch_size, options.seed, expected++);
+      for (const auto& c : batch)
+        for (const auto& e : c.in_scope)
+          if (MemorisingEditor::base_answer(e.input) != e.target) needed.insert(c.subject + e.input);
+      for (const auto& e : out_scope_of(batch)) out.insert(e.input);
+    }
+    EXPECT_EQ(row.draws, expected) << "K = " << row.batch_size;
+    EXPECT_GE(row.needed_examples, 30);
+    EXPECT_GE(row.out_examples, 30);
   }
-  int ones = 0;
-  for (double v : expected) ones += v == 1.0;
-  ASSERT_GT(ones, 0) << "pick another seed: every draw has the same ES";
-  ASSERT_LT(ones, draws) << "pick another seed: every draw has the same ES";
-  // By hand: p = ones / n; sample variance = n p (1 - p) / (n - 1); se = sqrt(that / n).
-  const double p = static_cast<double>(ones) / draws;
-  EXPECT_NEAR(rows[0].es, p, 1e-12);
-  EXPECT_NEAR(rows[0].es_se, std::sqrt(draws * p * (1 - p) / (draws - 1) / draws), 1e-12);
-  EXPECT_FALSE(rows[0].hard_dd.has_value());  // no hard out-scope in this benchmark
+  // A split too small for the target stops once each case has been drawn about four times.
+  const Benchmark small = synthetic(5, false);
+  options.batch_sizes = {5, 2};
+  options.min_examples = 1000;
+  const auto few = evaluate(editor, base.predictor(), small, Split::test, options, nullptr);
+  EXPECT_EQ(few[0].draws, 4);   // ceil(4 * 5 / 5) = 4
+  EXPECT_EQ(few[1].draws, 10);  // ceil(4 * 5 / 2) = 10
+  EXPECT_EQ(draw_limit(1000, 1, options), 400);  // max_draws
 }
 
 TEST(Evaluate, BadArgumentsFailBeforeAnyWork) {
   const Benchmark bench = synthetic(4, false);
   MemorisingEditor editor;
+  CountingBase base;
   try {
-    evaluate(editor, bench, Split::test, {1, 5}, 2, 1, nullptr);
+    evaluate(editor, base.predictor(), bench, Split::test, exactly({1, 5}, 2, 1), nullptr);
     FAIL() << "expected an error";
   } catch (const tensortape::Error& e) {
     EXPECT_NE(std::string(e.what()).find("edit batch size 5 does not fit the 4 cases of synthetic/test"),
               std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(editor.applies, 0);
-  EXPECT_THROW(evaluate(editor, bench, Split::test, {1}, 0, 1, nullptr), tensortape::Error);
-  EXPECT_THROW(evaluate(editor, bench, Split::validation, {1}, 1, 1, nullptr), tensortape::Error);  // empty split
+  EXPECT_TRUE(editor.applied.empty());
+  EXPECT_THROW(evaluate(editor, base.predictor(), bench, Split::test, exactly({1}, 0, 1), nullptr), tensortape::Error);
+  EXPECT_THROW(evaluate(editor, base.predictor(), bench, Split::validation, exactly({1}, 1, 1), nullptr), tensortape::Error);  // empty split
 }
 
 class WrongCountEditor : public MemorisingEditor {
@@ -354,10 +457,42 @@ class WrongCountEditor : public MemorisingEditor {
   std::vector<std::string> predict(const std::vector<std::string>&) override { return {"only one"}; }
 };
 
-TEST(Evaluate, AnEditorReturningTheWrongNumberOfAnswersIsAnError) {
+TEST(Evaluate, AnEditorOrBaseReturningTheWrongNumberOfAnswersIsAnError) {
   const Benchmark bench = synthetic(4, false);
   WrongCountEditor editor;
-  EXPECT_THROW(evaluate(editor, bench, Split::test, {2}, 1, 1, nullptr), tensortape::Error);
+  CountingBase base;
+  EXPECT_THROW(evaluate(editor, base.predictor(), bench, Split::test, exactly({2}, 1, 1), nullptr), tensortape::Error);
+  MemorisingEditor good;
+  const BasePredictor broken = [](const std::vector<std::string>&) { return std::vector<std::string>{"x"}; };
+  EXPECT_THROW(evaluate(good, broken, bench, Split::test, exactly({2}, 1, 1), nullptr), tensortape::Error);
+}
+
+// ---- Cluster bootstrap -----------------------------------------------------------------------
+
+TEST(Bootstrap, PooledRateAndAStandardErrorOverClusters) {
+  // One cluster: every resample is the same: SE 0.
+  const MeanSe single = cluster_bootstrap({{3, 4}});
+  EXPECT_DOUBLE_EQ(single.mean, 0.75);
+  EXPECT_DOUBLE_EQ(single.se, 0.0);
+  // Equal-sized clusters: the pooled rate is the mean of cluster rates, and the bootstrap SE
+  // approaches the population SD of the cluster rates / sqrt(n).
+  std::vector<Cluster> clusters;
+  for (int i = 0; i < 40; ++i) clusters.push_back({static_cast<double>(i % 5), 4});
+  const MeanSe b = cluster_bootstrap(clusters, 4000, 7);
+  double mean = 0, squares = 0;
+  for (const auto& c : clusters) mean += c.hits / c.trials / 40;
+  for (const auto& c : clusters) squares += (c.hits / c.trials - mean) * (c.hits / c.trials - mean) / 40;
+  EXPECT_DOUBLE_EQ(b.mean, mean);
+  EXPECT_NEAR(b.se, std::sqrt(squares / 40), 0.1 * std::sqrt(squares / 40));
+  EXPECT_EQ(b.n, 40);
+  // Repeated draws of the same edits (each cluster's outcomes counted three times) are no new
+  // evidence: the SE stays, where treating outcomes as independent would shrink it by sqrt(3).
+  auto tripled = clusters;
+  for (auto& c : tripled) c.hits *= 3, c.trials *= 3;
+  EXPECT_NEAR(cluster_bootstrap(tripled, 4000, 7).se, b.se, 1e-12);
+  // Nothing measured: NaN.
+  EXPECT_TRUE(std::isnan(cluster_bootstrap({}).mean));
+  EXPECT_TRUE(std::isnan(cluster_bootstrap({{0, 0}}).mean));
 }
 
 // ---- Results file and tables -----------------------------------------------------------------
@@ -373,6 +508,8 @@ ResultRow row(const std::string& method, const std::string& benchmark, int k, do
   r.es_se = es_se;
   r.dd = dd;
   r.dd_se = dd_se;
+  r.es_all = es;
+  r.es0 = 0.05;
   r.acc_drop = dd / 2;
   return r;
 }
@@ -392,6 +529,13 @@ TEST(Report, JsonLinesRoundTrip) {
   b.hard_dd = 0.12;
   b.hard_dd_se = 0.015;
   ResultRow c = row("serac", "qa", 1, 1.0, 0.0, std::nan(""), std::nan(""));  // DD not measured
+  a.seed = 3;
+  a.split = "validation";
+  a.dd_seen = 0.01;
+  a.dd_seen_se = 0.002;
+  a.in_examples = 410;
+  a.needed_examples = 400;
+  a.out_examples = 380;
   const fs::path path = scratch("round_trip.jsonl");
   append_jsonl(path, {a});
   append_jsonl(path, {b, c});  // appends, keeps a
@@ -418,6 +562,17 @@ TEST(Report, JsonLinesRoundTrip) {
   EXPECT_DOUBLE_EQ(back[0].dd_se, 0.004);
   EXPECT_DOUBLE_EQ(back[0].acc_drop, 0.01);
   EXPECT_DOUBLE_EQ(*back[0].edit_ms, 812.5);
+  EXPECT_EQ(back[0].seed, std::optional<std::uint64_t>(3));
+  EXPECT_EQ(back[0].split, "validation");
+  EXPECT_DOUBLE_EQ(back[0].es0, 0.05);
+  EXPECT_DOUBLE_EQ(back[0].es_all, 0.93);
+  EXPECT_DOUBLE_EQ(*back[0].dd_seen, 0.01);
+  EXPECT_DOUBLE_EQ(*back[0].dd_seen_se, 0.002);
+  EXPECT_EQ(back[0].in_examples, 410);
+  EXPECT_EQ(back[0].needed_examples, 400);
+  EXPECT_EQ(back[0].out_examples, 380);
+  EXPECT_FALSE(back[1].seed.has_value());
+  EXPECT_EQ(back[1].split, "test");
   EXPECT_FALSE(back[0].hard_dd.has_value());
   EXPECT_DOUBLE_EQ(*back[1].hard_dd, 0.12);
   EXPECT_DOUBLE_EQ(*back[1].hard_dd_se, 0.015);
@@ -468,16 +623,16 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   std::getline(lines, rule);
   std::getline(lines, seprog);
   std::getline(lines, noselect);
-  EXPECT_EQ(header, "| Method | Avg. ES | Avg. DD | qa ES | qa DD | entail ES | entail DD |");
-  EXPECT_EQ(rule, "|---|---|---|---|---|---|---|");
+  EXPECT_EQ(header, "| Method | Avg. ES | Avg. DD | qa ES | ES0 | DD | entail ES | ES0 | DD |");
+  EXPECT_EQ(rule, "|---|---|---|---|---|---|---|---|---|");
   // qa: ES (0.90 + 0.96) / 2 = 0.93, se sqrt(0.03^2 + 0.04^2) / 2 = 0.025 -> "0.03" (round half
   // up in %.2f of 0.025 is binary-dependent, so the test uses values away from .5 elsewhere);
   // DD 0.02. entail: ES 0.75, DD 0.08. Avg.: ES (0.93 + 0.75) / 2 = 0.84, DD 0.05.
   EXPECT_EQ(seprog.rfind("| seprog | 0.84 ± 0.01 | 0.05 ± 0.00 | ", 0), 0u) << seprog;
-  EXPECT_NE(seprog.find("| 0.02 ± 0.00 | 0.75 ± 0.00 | 0.08 ± 0.00 |"), std::string::npos) << seprog;
+  EXPECT_NE(seprog.find("| 0.05 | 0.02 ± 0.00 | 0.75 ± 0.00 | 0.05 | 0.08 ± 0.00 |"), std::string::npos) << seprog;
   EXPECT_NE(seprog.find("| 0.93 ± 0.0"), std::string::npos) << seprog;
   // No entail results: no Avg. (it would average a different set of benchmarks).
-  EXPECT_EQ(noselect, "| sp-noselect | – | – | 0.60 ± 0.00 | 0.40 ± 0.00 | – | – |");
+  EXPECT_EQ(noselect, "| sp-noselect | – | – | 0.60 ± 0.00 | 0.05 | 0.40 ± 0.00 | – | – | – |");
   EXPECT_NE(table.find("mean over edit batch sizes {1, 64}"), std::string::npos) << table;
   EXPECT_EQ(table.find('*'), std::string::npos) << table;
 
@@ -485,7 +640,7 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   auto partial = rows;
   partial.push_back(row("sp-noselect", "entail", 1, 0.40, 0.0, 0.2, 0.0));
   const std::string marked = table2_markdown(partial);
-  EXPECT_NE(marked.find("| 0.40 ± 0.00* | 0.20 ± 0.00* |"), std::string::npos) << marked;
+  EXPECT_NE(marked.find("| 0.40 ± 0.00* | 0.05 | 0.20 ± 0.00* |"), std::string::npos) << marked;
   EXPECT_NE(marked.find("* mean over fewer batch sizes"), std::string::npos) << marked;
   // Now complete: Avg. over qa and entail, ES (0.60 + 0.40) / 2.
   EXPECT_NE(marked.find("| sp-noselect | 0.50 ± 0.00 | 0.30 ± 0.00 |"), std::string::npos) << marked;
@@ -496,7 +651,21 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   unmeasured[1].dd_se = std::nan("");
   const std::string nan_table = table2_markdown(unmeasured);
   EXPECT_NE(nan_table.find("| seprog | 0.84 ± 0.01 | 0.04 ± 0.00 | 0.93 ± 0.0"), std::string::npos) << nan_table;
-  EXPECT_NE(nan_table.find(" | 0.00 ± 0.00* | 0.75 ± 0.00 |"), std::string::npos) << nan_table;
+  EXPECT_NE(nan_table.find(" | 0.05 | 0.00 ± 0.00* | 0.75 ± 0.00 |"), std::string::npos) << nan_table;
+
+  // Several editor training seeds of one cell: the tables average them (SEs combined as
+  // independent estimates) and the per-K table shows their spread.
+  auto seeded = rows;
+  for (auto& r : seeded) r.seed = 1;
+  ResultRow second = row("seprog", "qa", 1, 0.70, 0.04, 0.10, 0.00);
+  second.seed = 2;
+  seeded.push_back(second);
+  const std::string seed_table = table2_markdown(seeded);
+  // qa K = 1: (0.90 + 0.70) / 2 = 0.80, se sqrt(0.03^2 + 0.04^2) / 2 = 0.025; qa: (0.80 + 0.96) / 2.
+  EXPECT_NE(seed_table.find("| 0.88 ± 0.0"), std::string::npos) << seed_table;
+  EXPECT_NE(seed_table.find("several editor training seeds"), std::string::npos) << seed_table;
+  const std::string per_k = batch_size_markdown(seeded);
+  EXPECT_NE(per_k.find("| qa | seprog | 1 | 2 | 5 | 0 / 0 | 0.80 ± 0.03 (spread 0.20) |"), std::string::npos) << per_k;
 }
 
 TEST(Report, BatchSizeTableListsEveryRow) {
@@ -510,12 +679,16 @@ TEST(Report, BatchSizeTableListsEveryRow) {
   std::istringstream lines(table);
   std::vector<std::string> all;
   for (std::string line; std::getline(lines, line);) all.push_back(line);
-  ASSERT_EQ(all.size(), 5u) << table;
-  EXPECT_EQ(all[0], "| Benchmark | Method | K | Draws | ES | DD | Acc. drop | Hard DD | ms per draw |");
+  ASSERT_EQ(all.size(), 7u) << table;
+  EXPECT_EQ(all[0], "| Benchmark | Method | K | Seeds | Draws | In / out examples | ES | ES all | ES0 | DD | Acc. drop | Hard DD | ms per draw |");
   // Sorted by benchmark (first appearance), method, then K.
-  EXPECT_EQ(all[2], "| relations | seprog | 1 | 5 | 0.90 ± 0.10 | 0.00 ± 0.00 | 0.00 | – | – |");
-  EXPECT_EQ(all[3], "| relations | seprog | 64 | 5 | 0.81 ± 0.01 | 0.02 ± 0.00 | 0.01 | 0.12 ± 0.02 | 812.5 |");
-  EXPECT_EQ(all[4].rfind("| qa | seprog | 4 | 5 | 0.95 ± 0.01 |", 0), 0u) << all[4];
+  EXPECT_EQ(all[2], "| relations | seprog | 1 | 1 | 5 | 0 / 0 | 0.90 ± 0.10 | 0.90 | 0.05 | 0.00 ± 0.00 | 0.00 | – | – |");
+  EXPECT_EQ(all[3], "| relations | seprog | 64 | 1 | 5 | 0 / 0 | 0.81 ± 0.01 | 0.81 | 0.05 | 0.02 ± 0.00 | 0.01 | 0.12 ± 0.02 | 812.5 |");
+  EXPECT_EQ(all[4].rfind("| qa | seprog | 4 | 1 | 5 | 0 / 0 | 0.95 ± 0.01 |", 0), 0u) << all[4];
+  // A validation-split row is told apart from the test split's.
+  ResultRow v = c;
+  v.split = "validation";
+  EXPECT_NE(batch_size_markdown({c, v}).find("| qa (validation) | seprog | 4 |"), std::string::npos);
 
   const std::string both = results_markdown({a, b, c});
   EXPECT_NE(both.find(table2_markdown({a, b, c})), std::string::npos);

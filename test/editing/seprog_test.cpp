@@ -11,6 +11,7 @@
 
 #include "editors/seprog.hpp"
 #include "eval/cost.hpp"
+#include "eval/harness.hpp"
 #include "pretrain/pretrain.hpp"
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
@@ -111,7 +112,7 @@ TEST(Seprog, EmptyMemoryOrOutOfScopeMeansTheBaseModelUntouched) {
     tensortape::NoGradGuard no_grad;
     editor.modules().classifier_out.bias.fill_(-100.0f);
   }
-  editor.apply({cases.begin(), cases.begin() + 2});
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 2}));
   for (float p : editor.scope_probabilities(inputs)) EXPECT_LT(p, 1e-6f);
   EXPECT_EQ(editor.predict(inputs), base_answers);
   // Force e(x) ~ 1 and a large prompt: the prefix changes what the frozen decoder says.
@@ -128,7 +129,7 @@ TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
   auto& t = tiny();
   Seprog editor(t.base, {}, small());
   const auto& cases = t.qa.split(editlab::world::Split::test);
-  editor.apply({cases.begin(), cases.begin() + 3});
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
   ASSERT_EQ(editor.memory().size(), 3u);
   const auto before = editor.memory().encodings().to_vector();
   // Adding encodes only the new descriptor: the old rows are unchanged.
@@ -172,7 +173,7 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   EXPECT_EQ(editor.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model + 1);
 
   const auto& cases = t.qa.split(editlab::world::Split::test);
-  editor.apply({cases.begin(), cases.begin() + 3});
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
   EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{3, 32}));  // a key and a value of d_h = 16 each
   const fs::path file = scratch_path("editlab_seprog_kv_memory.safetensors");
   editor.memory().save(file);
@@ -189,7 +190,7 @@ TEST(Seprog, KeyValueMemoryAndMatchFeatureTrainEveryModuleAndPersist) {
   // The paper's form: one vector per edit, and NN_e over [h(x); b(x)] only.
   options.key_value = options.match_feature = options.token_match = options.answer_match = options.exact_match = false;
   Seprog paper(t.base, {}, options);
-  paper.apply({cases.begin(), cases.begin() + 3});
+  paper.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
   EXPECT_EQ(paper.memory().encodings().shape(), (tensortape::Shape{3, 16}));
   EXPECT_EQ(paper.modules().classifier_hidden.weight.shape()[1], 16 + t.base.model.config().d_model);
 }
@@ -374,7 +375,7 @@ TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
       if (exact_match)
         editor.modules().log_exact_scale.copy_(tensortape::from_vector<float, editlab::model::Cpu>({2}, {std::log(20.0f), std::log(0.5f)}));
     }
-    editor.apply(batch);
+    editor.apply(editlab::eval::descriptors_of(batch));
     EXPECT_EQ(editor.memory().encodings().shape(), (tensortape::Shape{4, 16 + key_tokens * 18 + (exact_match ? key_tokens : 0) + (answer_match ? 16 : 0)}));
     const auto weights = editor.selection_weights(queries);
     const auto best = editor.best_match(queries);
@@ -413,7 +414,7 @@ TEST(Seprog, TokenMatchTrainsItsSalienceAndScaleAndPersists) {
   EXPECT_TRUE(editor.modules().log_exact_scale.grad().defined());
 
   const auto& cases = t.qa.split(editlab::world::Split::test);
-  editor.apply({cases.begin(), cases.begin() + 3});
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
   const fs::path dir = scratch_path("editlab_seprog_token_run");
   const fs::path file = scratch_path("editlab_seprog_token_memory.safetensors");
   editor.save(dir);
@@ -583,8 +584,8 @@ TEST(Seprog, TrainingLowersTheValidationLossAndSavesAndLoads) {
   Seprog loaded(t.base, {}, loaded_options);
   loaded.load_weights(dir);
   const auto& cases = t.qa.split(editlab::world::Split::test);
-  editor.apply({cases.begin(), cases.begin() + 3});
-  loaded.apply({cases.begin(), cases.begin() + 3});
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
+  loaded.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 3}));
   const auto inputs = inputs_of({cases.begin(), cases.begin() + 3});
   EXPECT_EQ(loaded.scope_probabilities(inputs), editor.scope_probabilities(inputs));
   EXPECT_EQ(loaded.predict(inputs), editor.predict(inputs));
@@ -657,7 +658,7 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
   EXPECT_NE(editlab::eval::cost_markdown(rows).find("| seprog | qa | inference | 3 | 3 |"), std::string::npos);
 }
 
-TEST(Seprog, FinetuneMeasuresDrawdownAgainstTheOriginalBase) {
+TEST(Seprog, FinetuneIsMeasuredAgainstTheOriginalBase) {
   auto& t = tiny();  // also writes the tiny base model's folder
   const fs::path dir = scratch_path("editlab_seprog_test_base");
   auto base = editlab::model::Seq2Seq::load(dir);  // this test's own copy: sp-finetune trains it
@@ -667,15 +668,25 @@ TEST(Seprog, FinetuneMeasuresDrawdownAgainstTheOriginalBase) {
     tensortape::NoGradGuard no_grad;
     for (auto& p : base.model.parameters()) p.mul_(0.5f);
   }
-  const auto first = base.model.parameters().front();  // a handle on the changed weights
-  ASSERT_NE(first.to_vector(), pristine.model.parameters().front().to_vector());
-
   const auto& cases = t.qa.split(editlab::world::Split::test);
-  const auto inputs = inputs_of({cases.begin(), cases.begin() + 4});
-  const auto own = editor.predict(inputs);
-  EXPECT_EQ(editor.reference_predict(inputs), pristine.answer(inputs));
-  EXPECT_EQ(editor.predict(inputs), own) << "reference_predict must put the fine-tuned weights back";
-  EXPECT_EQ(first.to_vector(), base.model.parameters().front().to_vector());
+  std::vector<std::string> in_inputs;
+  std::vector<editlab::world::Example> in_scope;
+  for (const auto& c : cases)
+    for (const auto& e : c.in_scope) {
+      in_scope.push_back(e);
+      in_inputs.push_back(e.input);
+    }
+  ASSERT_NE(editor.predict(in_inputs), pristine.answer(in_inputs)) << "halving the weights must change some answer";
+
+  // ES0 is the untouched base's score on every in-scope example of the split (K = all, one draw).
+  editlab::eval::EvalOptions options;
+  options.batch_sizes = {static_cast<int>(cases.size())};
+  options.min_draws = options.max_draws = 1;
+  options.min_examples = 0;
+  const editlab::eval::BasePredictor untouched = [&](const std::vector<std::string>& inputs) { return pristine.predict(inputs, {}); };
+  const auto rows = editlab::eval::evaluate(editor, untouched, t.qa, editlab::world::Split::test, options, nullptr);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(rows[0].es0, editlab::eval::accuracy(pristine.answer(in_inputs), in_scope));
 }
 
 }  // namespace

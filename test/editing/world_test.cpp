@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "eval/harness.hpp"
+#include "eval/metrics.hpp"
 #include "world/benchmarks.hpp"
 #include "world/corpus.hpp"
 #include "world/world.hpp"
@@ -292,6 +294,35 @@ TEST_P(BenchmarkSplits, TestSubjectsAndEditsNeverAppearInTrainOrValidation) {
   // Out-scope examples are about subjects no test batch edits, so DD stays measurable at any K.
   for (const auto& c : b.split(Split::test))
     for (const auto& e : c.out_scope) EXPECT_EQ(test.count(e.subject), 0u) << e.input;
+}
+
+// Validation and test out-scope come from reserved subjects: never a case's subject in any split,
+// never in the train split's out-scope (what editors train on), one half for validation and the
+// other for test. seen_out_scope is what editors train on: train-split subjects.
+TEST_P(BenchmarkSplits, ValidationAndTestOutScopeIsUnseenByEditors) {
+  const Benchmark b = benchmark(GetParam());
+  std::set<std::string> case_subjects, trained;
+  for (Split s : kSplits)
+    for (const auto& c : b.split(s)) case_subjects.insert(c.subject);
+  for (const auto& c : b.split(Split::train)) {
+    trained.insert(c.subject);
+    for (const auto& e : c.out_scope) trained.insert(e.subject);
+    EXPECT_TRUE(c.seen_out_scope.empty());
+  }
+  std::map<Split, std::set<std::string>> reserve;
+  for (Split s : {Split::validation, Split::test})
+    for (const auto& c : b.split(s)) {
+      ASSERT_FALSE(c.out_scope.empty()) << c.edit.input;
+      ASSERT_FALSE(c.seen_out_scope.empty()) << c.edit.input;
+      for (const auto& e : c.out_scope) {
+        EXPECT_EQ(case_subjects.count(e.subject), 0u) << e.input << " is about a subject that has edits";
+        EXPECT_EQ(trained.count(e.subject), 0u) << e.input << " is about a subject editors train on";
+        reserve[s].insert(e.subject);
+      }
+      for (const auto& e : c.seen_out_scope) EXPECT_EQ(subjects(b, Split::train).count(e.subject), 1u) << e.input;
+    }
+  for (const auto& name : reserve[Split::validation]) EXPECT_EQ(reserve[Split::test].count(name), 0u) << name;
+  EXPECT_GE(reserve[Split::test].size(), 4u);
   // Batches of 128 test edits need at least 128 of them.
   EXPECT_GE(b.split(Split::test).size(), 128u);
 }
@@ -325,6 +356,87 @@ TEST(Benchmarks, HeldOutPhrasingsOnlyInValidationAndTestInScope) {
         }
       }
   }
+}
+
+TEST(Benchmarks, UnseenOutScopeUsesHeldOutPhrasings) {
+  const auto heldout = heldout_texts(default_world());
+  for (const std::string name : {"qa", "relations", "factcheck"}) {
+    const Benchmark b = benchmark(name);
+    for (Split s : {Split::validation, Split::test})
+      for (const auto& c : b.split(s)) {
+        for (const auto& e : c.out_scope) EXPECT_EQ(heldout.count(e.input), 1u) << name << ": " << e.input;
+        for (const auto& e : c.hard_out_scope) EXPECT_EQ(heldout.count(e.input), 1u) << name << ": " << e.input;
+        for (const auto& e : c.seen_out_scope) EXPECT_EQ(heldout.count(e.input), 0u) << name << ": " << e.input;
+      }
+  }
+}
+
+// Every question, relation prompt and claim of the world (any phrasing, any object), mapped to
+// "subject|relation": which fact a text asks about, found from the text alone.
+std::map<std::string, std::string> fact_of_text(const World& w) {
+  std::map<std::string, std::string> out;
+  const Forms forms(w);
+  for (const auto& f : w.facts) {
+    const auto& r = w.relations[f.relation];
+    const std::string key = w.name(f.subject) + "|" + r.id;
+    for (int q = 0; q < static_cast<int>(r.questions.size()); ++q) out[forms.question(f, q).input] = key;
+    for (int n = 0; n < static_cast<int>(r.names.size()); ++n) out[forms.relation_prompt(f, n)] = key;
+    for (int o : w.entities_of(r.object_kind))
+      for (int s = 0; s < static_cast<int>(r.statements.size()); ++s) out[forms.fact_claim(f, s, o).input] = key;
+  }
+  return out;
+}
+
+// At the largest batch the harness draws (K = 128, many edits per subject), no out-scope, seen
+// or hard example asks a fact that an edit of the batch changes, checked from the texts alone.
+TEST(Benchmarks, NoOutScopeExampleAtK128AsksAFactTheBatchChanges) {
+  const World& w = default_world();
+  const auto facts = fact_of_text(w);
+  for (const std::string name : {"qa", "factcheck", "relations"}) {
+    const Benchmark b = benchmark(name);
+    std::size_t checked = 0, hard_dropped = 0;
+    for (int draw = 0; draw < 5; ++draw) {
+      const auto batch = editlab::eval::draw_cases(b.split(Split::test), 128, 1, draw);
+      std::set<std::string> changed;
+      for (const auto& c : batch) changed.insert(facts.at(c.edit.input));
+      std::size_t hard_total = 0;
+      for (const auto& c : batch) hard_total += c.hard_out_scope.size();
+      const auto hard = editlab::eval::hard_out_scope_of(batch);
+      hard_dropped += hard_total - hard.size();
+      const auto out = editlab::eval::out_scope_of(batch), seen = editlab::eval::seen_out_scope_of(batch);
+      for (const auto* set : {&hard, &out, &seen})
+        for (const auto& e : *set) {
+          ++checked;
+          EXPECT_EQ(changed.count(facts.at(e.input)), 0u) << name << ": " << e.input << " asks a fact the batch edits";
+        }
+    }
+    EXPECT_GT(checked, 500u) << name;
+    if (name == "relations") EXPECT_GT(hard_dropped, 0u) << "K = 128 edits several relations of a subject";
+  }
+  // entail: every kept claim's label is still true of the world after all of the batch's edits
+  // (each "A X is a Y." adds Y's lineage to X's classes).
+  const Benchmark entail = benchmark("entail");
+  std::size_t checked = 0;
+  for (int draw = 0; draw < 5; ++draw) {
+    const auto batch = editlab::eval::draw_cases(entail.split(Split::test), 128, 1, draw);
+    std::map<std::string, std::vector<int>> classes;  // species -> its classes after the edits
+    for (const auto& s : w.species) classes[s.name] = {s.class_id};
+    for (const auto& c : batch)
+      for (std::size_t y = 0; y < w.classes.size(); ++y)
+        if (c.edit.input == "claim: " + World::is_a(c.subject, w.classes[y].name)) classes[c.subject].push_back(static_cast<int>(y));
+    for (const auto& set : {editlab::eval::hard_out_scope_of(batch), editlab::eval::out_scope_of(batch), editlab::eval::seen_out_scope_of(batch)})
+      for (const auto& e : set)
+        for (const auto& [species, member_of] : classes)
+          for (int p = 0; p < static_cast<int>(w.properties.size()); ++p)
+            for (bool negated : {false, true})
+              if ("claim: " + w.property_claim(species, p, negated) == e.input) {
+                bool has = false;
+                for (int k : member_of) has = has || w.class_has(k, p);
+                EXPECT_EQ(e.target, truth(has != negated)) << e.input << " is changed by the batch";
+                ++checked;
+              }
+  }
+  EXPECT_GT(checked, 500u);
 }
 
 TEST(Benchmarks, QaInScopeAsksTheSameFactWithTheNewAnswer) {

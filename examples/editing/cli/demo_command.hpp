@@ -94,12 +94,12 @@ inline int run_demo(const DemoCommand& d) {
                 nlohmann::json(d.batch_sizes).dump().c_str(), d.draws, minutes());
     EvalCommand e;
     e.run = run;
-    e.batch_sizes = d.batch_sizes;
-    e.draws = d.draws;
+    e.options.batch_sizes = d.batch_sizes;
+    e.options.min_draws = d.draws;
     e.json = results;
     run_eval(e);
   }
-  const std::string table = eval::results_markdown(eval::latest_rows(eval::read_jsonl(results)));
+  const std::string table = eval::results_markdown(eval::read_jsonl(results));
   train::write_text(d.out / "results.md", table);
   std::printf("\n%s\n", table.c_str());
 

@@ -179,6 +179,14 @@ struct LoadedRun {
   model::Seq2Seq base;
   world::Benchmark bench;
   std::unique_ptr<editors::Seprog> editor;
+
+  // The harness's own copy of the base model, loaded anew from the run's model folder: an
+  // editor that trains its base (sp-finetune) never touches it.
+  eval::BasePredictor untouched_base() const {
+    auto reference = std::make_shared<model::Seq2Seq>(model::Seq2Seq::load(source.model));
+    reference->model.eval();
+    return [reference, labels = bench.labels](const std::vector<std::string>& inputs) { return reference->predict(inputs, labels); };
+  }
 };
 
 inline std::unique_ptr<LoadedRun> load_run(const fs::path& dir) {
@@ -199,25 +207,30 @@ inline std::unique_ptr<LoadedRun> load_run(const fs::path& dir) {
 
 struct EvalCommand {
   fs::path run;
-  std::vector<int> batch_sizes = {1, 4, 10, 20, 64, 128};
-  int draws = 5;
+  eval::EvalOptions options;
   std::string split = "test";
   fs::path json = "results.jsonl";
-  std::uint64_t seed = 1;
 };
 
 inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
   cmd.add_option("--run", e.run, "the run folder (from editlab train)")->required();
-  cmd.add_option("--batch-sizes", e.batch_sizes, "edit batch sizes K")->delimiter(',')->capture_default_str();
-  cmd.add_option("--draws", e.draws, "random edit batches per K")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--batch-sizes", e.options.batch_sizes, "edit batch sizes K")->delimiter(',')->capture_default_str();
+  cmd.add_option("--draws", e.options.min_draws, "at least this many random edit batches per K")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--max-draws", e.options.max_draws, "at most this many edit batches per K")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--min-examples", e.options.min_examples,
+                 "draw batches until each K rests on this many distinct edit-needed in-scope and out-scope examples")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--split", e.split, "train, validation or test")->check(CLI::IsMember({"train", "validation", "test"}))->capture_default_str();
   cmd.add_option("--json", e.json, "results file; rows are appended")->capture_default_str();
-  cmd.add_option("--seed", e.seed, "seed of the edit batch draws")->capture_default_str();
+  cmd.add_option("--seed", e.options.seed, "seed of the edit batch draws")->capture_default_str();
 }
 
 inline int run_eval(const EvalCommand& e) {
+  tensortape::check(e.options.max_draws >= e.options.min_draws, "editlab eval", "--max-draws ", e.options.max_draws,
+                    " is below --draws ", e.options.min_draws);
   auto run = load_run(e.run);
-  const auto rows = eval::evaluate(*run->editor, run->bench, world::parse_split(e.split), e.batch_sizes, e.draws, e.seed);
+  auto rows = eval::evaluate(*run->editor, run->untouched_base(), run->bench, world::parse_split(e.split), e.options);
+  for (auto& row : rows) row.seed = run->editor->options().seed;
   eval::append_jsonl(e.json, rows);
   std::printf("%s\nappended %zu rows to %s\n", eval::batch_size_markdown(rows).c_str(), rows.size(), e.json.string().c_str());
   return 0;

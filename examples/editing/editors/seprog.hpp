@@ -4,7 +4,7 @@
 //
 //   Seprog editor(base, benchmark.labels, SeprogOptions{});
 //   editor.train(benchmark);                  // Adam, warm-up, clip 5.0, early stopping
-//   editor.apply(batch);                      // encode the edit descriptors once: memory H (K, 2 d_h)
+//   editor.apply(descriptors);                // encode the edit descriptors once: memory H (K, 2 d_h)
 //   auto answers = editor.predict(inputs);    // prefix only where e(x) > 0.5
 //   editor.memory().add({"question: ...", "new answer"});  editor.memory().remove("question: ...");
 //   editor.memory().save("memory.safetensors");
@@ -390,8 +390,6 @@ class Seprog : public eval::Editor {
     modules_ = SeprogModules(base.model, options_, init);
     base_->model.freeze();
     base_->model.eval();
-    // sp-finetune changes the base model: keep the original for reference_predict (DD).
-    if (options_.variant == SeprogVariant::finetune) original_base_ = std::make_unique<model::T5>(tt::nn::deep_copy(base.model));
   }
 
   std::string name() const override { return variant_name(options_.variant); }
@@ -400,24 +398,8 @@ class Seprog : public eval::Editor {
   EditMemory& memory() { return memory_; }
 
   // ---- Editor ----
-  void apply(const std::vector<Case>& batch) override {
-    std::vector<Example> descriptors;
-    for (const auto& c : batch) descriptors.push_back(c.edit);
-    add_edits(descriptors);
-  }
+  void apply(const std::vector<Example>& descriptors) override { add_edits(descriptors); }
   void reset() override { memory_.clear(); }
-
-  std::vector<std::string> reference_predict(const std::vector<std::string>& inputs) override {
-    if (!original_base_) return predict(inputs);
-    struct Swap {  // the original weights in the base model for this call, even if it throws
-      model::T5& a;
-      model::T5& b;
-      Swap(model::T5& x, model::T5& y) : a(x), b(y) { std::swap(a, b); }
-      ~Swap() { std::swap(a, b); }
-    } swap(base_->model, *original_base_);
-    tt::NoGradGuard no_grad;
-    return base_predict(inputs, Tensor());
-  }
 
   // One training step (Adam, clipping, sharded as in train()) on the edit set `edits`, with
   // in-scope and out-scope examples drawn from them: what the cost table times. It changes the
@@ -988,11 +970,7 @@ class Seprog : public eval::Editor {
   }
 
   std::vector<std::string> base_predict(const std::vector<std::string>& inputs, const Tensor& prefix) {
-    if (labels_.empty()) return base_->answer(inputs, 12, 256, prefix);
-    const auto picks = base_->classify(inputs, labels_, 256, prefix);
-    std::vector<std::string> out;
-    for (int p : picks) out.push_back(labels_[static_cast<std::size_t>(p)]);
-    return out;
+    return base_->predict(inputs, labels_, prefix);
   }
 
   std::vector<Tensor> trainable_parameters() {
@@ -1103,7 +1081,6 @@ class Seprog : public eval::Editor {
   SeprogOptions options_;
   SeprogModules modules_;
   std::unique_ptr<tt::optim::Adam<float, Cpu>> step_optimizer_;  // train_step()'s, made on first use
-  std::unique_ptr<model::T5> original_base_;  // sp-finetune only: the base model before training
   EditMemory memory_;
 };
 

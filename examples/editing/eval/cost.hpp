@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/editor.hpp"
+#include "eval/metrics.hpp"
 #include "tensortape/core/counters.hpp"
 
 namespace editlab::eval {
@@ -97,7 +98,7 @@ inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench,
   editor.reset();
   detail::time_runs(*row("apply edits", k), repeats, [&] {
     editor.reset();
-    editor.apply(test_edits);
+    editor.apply(descriptors_of(test_edits));
   });
   detail::time_runs(*row("inference", static_cast<int>(inputs.size())), repeats, [&] { editor.predict(inputs); });
   editor.reset();

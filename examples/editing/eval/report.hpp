@@ -6,11 +6,15 @@
 //   std::cout << batch_size_markdown(all);                // every (method, benchmark, K) row
 //   std::cout << results_markdown(all);                   // both, under headings
 //
-// A line: {"method":"seprog","benchmark":"qa","batch_size":64,"draws":5,"es":0.93,"es_se":0.01,
-//          "dd":0.02,"dd_se":0.004,"acc_drop":0.01,"hard_dd":0.05,"hard_dd_se":0.01,"edit_ms":812.5}
-// hard_dd, hard_dd_se and edit_ms are optional; a metric nothing was measured on is null.
-// A results file is a log: when a (method, benchmark, batch_size) appears more than once, the
-// tables use its last line (a rerun replaces the earlier result).
+// A line: {"method":"seprog","benchmark":"qa","split":"test","batch_size":64,"draws":5,"seed":1,
+//          "es":0.93,"es_se":0.01,"es_all":0.94,"es0":0.02,"dd":0.02,"dd_se":0.004,"acc_drop":0.01,
+//          "dd_seen":0.01,"dd_seen_se":0.003,"hard_dd":0.05,"hard_dd_se":0.01,
+//          "in_examples":412,"needed_examples":405,"out_examples":380,"edit_ms":812.5}
+// Everything after acc_drop is optional (older files lack it); a metric nothing was measured on
+// is null; split defaults to test.
+// A results file is a log: when a (method, benchmark, split, batch_size, seed) appears more than
+// once, the tables use its last line (a rerun replaces the earlier result). Rows of several
+// editor training seeds are averaged in the tables, which show their spread.
 #pragma once
 
 #include <algorithm>
@@ -78,15 +82,24 @@ inline nlohmann::json to_json(const ResultRow& r) {
   nlohmann::json j;
   j["method"] = r.method;
   j["benchmark"] = r.benchmark;
+  j["split"] = r.split;
   j["batch_size"] = r.batch_size;
   j["draws"] = r.draws;
+  if (r.seed) j["seed"] = *r.seed;
   j["es"] = detail::number_or_null(r.es);
   j["es_se"] = detail::number_or_null(r.es_se);
+  j["es_all"] = detail::number_or_null(r.es_all);
+  j["es0"] = detail::number_or_null(r.es0);
   j["dd"] = detail::number_or_null(r.dd);
   j["dd_se"] = detail::number_or_null(r.dd_se);
   j["acc_drop"] = detail::number_or_null(r.acc_drop);
+  if (r.dd_seen) j["dd_seen"] = detail::number_or_null(*r.dd_seen);
+  if (r.dd_seen_se) j["dd_seen_se"] = detail::number_or_null(*r.dd_seen_se);
   if (r.hard_dd) j["hard_dd"] = detail::number_or_null(*r.hard_dd);
   if (r.hard_dd_se) j["hard_dd_se"] = detail::number_or_null(*r.hard_dd_se);
+  j["in_examples"] = r.in_examples;
+  j["needed_examples"] = r.needed_examples;
+  j["out_examples"] = r.out_examples;
   if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
   return j;
 }
@@ -98,13 +111,29 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   ResultRow r;
   r.method = detail::read_text(j, "method");
   r.benchmark = detail::read_text(j, "benchmark");
+  if (j.contains("split")) r.split = detail::read_text(j, "split");
   r.batch_size = detail::read_count(j, "batch_size");
   r.draws = detail::read_count(j, "draws");
+  if (j.contains("seed")) {
+    tt::check(j.at("seed").is_number_unsigned(), detail::name("seed"), "must be a non-negative integer, got ", j.at("seed").dump());
+    r.seed = j.at("seed").get<std::uint64_t>();
+  }
   r.es = detail::read_number(j, "es");
   r.es_se = detail::read_number(j, "es_se");
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  r.es_all = detail::read_optional(j, "es_all").value_or(nan);
+  r.es0 = detail::read_optional(j, "es0").value_or(nan);
   r.dd = detail::read_number(j, "dd");
   r.dd_se = detail::read_number(j, "dd_se");
   r.acc_drop = detail::read_number(j, "acc_drop");
+  r.dd_seen = detail::read_optional(j, "dd_seen");
+  r.dd_seen_se = detail::read_optional(j, "dd_seen_se");
+  for (auto [field, count] : {std::pair{"in_examples", &r.in_examples}, {"needed_examples", &r.needed_examples}, {"out_examples", &r.out_examples}})
+    if (j.contains(field)) {
+      tt::check(j.at(field).is_number_integer() && j.at(field).get<long long>() >= 0, detail::name(field),
+                "must be a non-negative integer, got ", j.at(field).dump());
+      *count = j.at(field).get<int>();
+    }
   r.hard_dd = detail::read_optional(j, "hard_dd");
   r.hard_dd_se = detail::read_optional(j, "hard_dd_se");
   r.edit_ms = detail::read_optional(j, "edit_ms");
@@ -161,17 +190,92 @@ inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
 
 // ---- Markdown tables -----------------------------------------------------------------------
 
-// The last row of each (method, benchmark, batch_size), in order of first appearance.
+// The last row of each (method, benchmark, split, batch_size, seed), in order of first appearance.
 inline std::vector<ResultRow> latest_rows(const std::vector<ResultRow>& rows) {
   std::vector<ResultRow> out;
-  std::map<std::tuple<std::string, std::string, int>, std::size_t> where;
+  std::map<std::tuple<std::string, std::string, std::string, int, std::uint64_t, bool>, std::size_t> where;
   for (const auto& r : rows) {
-    const auto key = std::make_tuple(r.method, r.benchmark, r.batch_size);
+    const auto key = std::make_tuple(r.method, r.benchmark, r.split, r.batch_size, r.seed.value_or(0), r.seed.has_value());
     if (auto it = where.find(key); it != where.end()) out[it->second] = r;
     else {
       where.emplace(key, out.size());
       out.push_back(r);
     }
+  }
+  return out;
+}
+
+// One row per (method, benchmark, split, batch size), averaged over the editor training seeds
+// present: the mean of each rate, standard errors combined as independent estimates
+// (sqrt(sum se^2) / n), and the seeds' spread (largest minus smallest ES and DD).
+struct SeedMerged {
+  ResultRow row;
+  int seeds = 1;
+  double es_spread = 0, dd_spread = 0;
+};
+
+namespace detail {
+inline std::pair<double, double> average(const std::vector<std::pair<double, double>>& estimates);
+inline double mean_of(const std::vector<double>& values) {
+  double sum = 0;
+  int n = 0;
+  for (double v : values)
+    if (!std::isnan(v)) sum += v, ++n;
+  return n ? sum / n : std::numeric_limits<double>::quiet_NaN();
+}
+inline double spread_of(const std::vector<double>& values) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (double v : values)
+    if (!std::isnan(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  return hi >= lo ? hi - lo : std::numeric_limits<double>::quiet_NaN();
+}
+}  // namespace detail
+
+inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_rows) {
+  const auto rows = latest_rows(all_rows);
+  std::vector<SeedMerged> out;
+  std::map<std::tuple<std::string, std::string, std::string, int>, std::vector<const ResultRow*>> groups;
+  std::vector<std::tuple<std::string, std::string, std::string, int>> order;
+  for (const auto& r : rows) {
+    const auto key = std::make_tuple(r.method, r.benchmark, r.split, r.batch_size);
+    if (!groups.count(key)) order.push_back(key);
+    groups[key].push_back(&r);
+  }
+  for (const auto& key : order) {
+    const auto& group = groups[key];
+    SeedMerged m{*group.front(), static_cast<int>(group.size())};
+    auto combine = [&](auto mean, auto se, double& out_mean, double& out_se) {
+      std::vector<std::pair<double, double>> estimates;
+      for (const auto* r : group) estimates.emplace_back(mean(*r), se(*r));
+      std::tie(out_mean, out_se) = detail::average(estimates);
+    };
+    auto values = [&](auto get) {
+      std::vector<double> v;
+      for (const auto* r : group) v.push_back(get(*r));
+      return v;
+    };
+    combine([](const ResultRow& r) { return r.es; }, [](const ResultRow& r) { return r.es_se; }, m.row.es, m.row.es_se);
+    combine([](const ResultRow& r) { return r.dd; }, [](const ResultRow& r) { return r.dd_se; }, m.row.dd, m.row.dd_se);
+    if (m.row.hard_dd) {
+      double h = 0, h_se = 0;
+      combine([](const ResultRow& r) { return r.hard_dd.value_or(std::nan("")); },
+              [](const ResultRow& r) { return r.hard_dd_se.value_or(0.0); }, h, h_se);
+      m.row.hard_dd = h;
+      m.row.hard_dd_se = h_se;
+    }
+    if (m.row.dd_seen) {
+      double v = 0, v_se = 0;
+      combine([](const ResultRow& r) { return r.dd_seen.value_or(std::nan("")); },
+              [](const ResultRow& r) { return r.dd_seen_se.value_or(0.0); }, v, v_se);
+      m.row.dd_seen = v;
+      m.row.dd_seen_se = v_se;
+    }
+    m.row.es_all = detail::mean_of(values([](const ResultRow& r) { return r.es_all; }));
+    m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
+    m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
+    m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
+    m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));
+    out.push_back(m);
   }
   return out;
 }
@@ -223,51 +327,63 @@ inline std::string join_sizes(const std::set<int>& sizes) {
 
 }  // namespace detail
 
+namespace detail {
+// "qa", or "qa (validation)" for rows not measured on the test split.
+inline std::string benchmark_label(const ResultRow& r) { return r.split == "test" ? r.benchmark : r.benchmark + " (" + r.split + ")"; }
+}  // namespace detail
+
 // The paper's Table 2: a row per method; an "Avg." column group, then one per benchmark, each
-// with ES and DD; every cell the mean over the batch sizes present, ± its standard error.
-// Avg. is the mean over benchmarks, shown only for a method measured on every benchmark of
+// with ES (edit-needed examples), ES0 (the unedited base model's ES on all the in-scope examples)
+// and DD (unseen out-scope); every cell the mean over the batch sizes present, ± its standard
+// error. Avg. is the mean over benchmarks, shown only for a method measured on every benchmark of
 // the table. A cell missing some of the table's batch sizes (not run, or NaN) is marked with *.
 inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
-  const auto rows = latest_rows(all_rows);
-  if (rows.empty()) return "(no results)\n";
+  const auto merged = merge_seeds(all_rows);
+  if (merged.empty()) return "(no results)\n";
+  std::vector<ResultRow> rows;
+  for (const auto& m : merged) rows.push_back(m.row);
   const auto methods = detail::ordered(rows, [](const ResultRow& r) { return r.method; });
-  const auto benchmarks = detail::ordered(rows, [](const ResultRow& r) { return r.benchmark; });
+  const auto benchmarks = detail::ordered(rows, detail::benchmark_label);
   std::set<int> all_sizes;
   for (const auto& r : rows) all_sizes.insert(r.batch_size);
 
   std::ostringstream out;
   out << "| Method | Avg. ES | Avg. DD |";
-  for (const auto& b : benchmarks) out << ' ' << b << " ES | " << b << " DD |";
+  for (const auto& b : benchmarks) out << ' ' << b << " ES | ES0 | DD |";
   out << "\n|---|---|---|";
-  for (std::size_t i = 0; i < benchmarks.size(); ++i) out << "---|---|";
+  for (std::size_t i = 0; i < benchmarks.size(); ++i) out << "---|---|---|";
   out << '\n';
   bool marked = false;
+  std::set<int> seed_counts;
+  for (const auto& m : merged) seed_counts.insert(m.seeds);
   for (const auto& m : methods) {
     std::vector<std::pair<double, double>> es_per_benchmark, dd_per_benchmark;
     std::ostringstream cells;
     bool complete = true;
     for (const auto& b : benchmarks) {
       std::vector<std::pair<double, double>> es, dd;
+      std::vector<double> es0;
       std::set<int> sizes, es_sizes, dd_sizes;  // run, and measured (not NaN) per metric
       for (const auto& r : rows)
-        if (r.method == m && r.benchmark == b) {
+        if (r.method == m && detail::benchmark_label(r) == b) {
           es.emplace_back(r.es, r.es_se);
           dd.emplace_back(r.dd, r.dd_se);
+          es0.push_back(r.es0);
           sizes.insert(r.batch_size);
           if (!std::isnan(r.es)) es_sizes.insert(r.batch_size);
           if (!std::isnan(r.dd)) dd_sizes.insert(r.batch_size);
         }
       if (sizes.empty()) {
         complete = false;
-        cells << " – | – |";
+        cells << " – | – | – |";
         continue;
       }
       const auto e = detail::average(es), d = detail::average(dd);
       const std::string es_mark = es_sizes.empty() || es_sizes == all_sizes ? "" : "*";
       const std::string dd_mark = dd_sizes.empty() || dd_sizes == all_sizes ? "" : "*";
       marked = marked || !es_mark.empty() || !dd_mark.empty();
-      cells << ' ' << detail::mean_pm(e.first, e.second) << es_mark << " | " << detail::mean_pm(d.first, d.second)
-            << dd_mark << " |";
+      cells << ' ' << detail::mean_pm(e.first, e.second) << es_mark << " | " << detail::fixed(detail::mean_of(es0), 2) << " | "
+            << detail::mean_pm(d.first, d.second) << dd_mark << " |";
       es_per_benchmark.push_back(e);
       dd_per_benchmark.push_back(d);
     }
@@ -280,40 +396,58 @@ inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
     }
     out << cells.str() << '\n';
   }
-  out << "\nES ↑, DD ↓ (DD against the base model's own predictions). Each cell: mean over edit batch sizes "
-      << detail::join_sizes(all_sizes) << " ± standard error.";
+  out << "\nES ↑ on the in-scope examples whose new label the unedited base model does not already give; ES0: the"
+         " unedited base model's ES on all the in-scope examples. DD ↓ on out-scope inputs no editor trained on,"
+         " against the base model's own predictions. Each cell: mean over edit batch sizes "
+      << detail::join_sizes(all_sizes) << " ± standard error (bootstrap over edits and out-scope subjects)";
+  if (*seed_counts.rbegin() > 1) out << "; rows with several editor training seeds average them (per-K table: their spread)";
+  out << '.';
   if (marked)
-    out << " * mean over fewer batch sizes than the table (not run, or nothing to measure at some: DD needs"
-           " out-scope examples left after dropping those about edited subjects).";
+    out << " * mean over fewer batch sizes than the table (not run, or nothing to measure at some).";
   out << '\n';
   return out.str();
 }
 
-// One row per (benchmark, method, batch size): ES, DD, accuracy drop, hard DD, edit time.
+// One row per (benchmark, method, batch size): ES, ES over all in-scope examples, ES0, DD
+// (unseen and seen), accuracy drop, hard DD, the examples behind the cell, edit time.
 inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
-  auto rows = latest_rows(all_rows);
-  if (rows.empty()) return "(no results)\n";
-  const auto methods = detail::ordered(rows, [](const ResultRow& r) { return r.method; });
-  const auto benchmarks = detail::ordered(rows, [](const ResultRow& r) { return r.benchmark; });
+  auto merged = merge_seeds(all_rows);
+  if (merged.empty()) return "(no results)\n";
+  std::vector<ResultRow> plain;
+  for (const auto& m : merged) plain.push_back(m.row);
+  const auto methods = detail::ordered(plain, [](const ResultRow& r) { return r.method; });
+  const auto benchmarks = detail::ordered(plain, detail::benchmark_label);
   auto rank = [](const std::vector<std::string>& names, const std::string& name) {
     return std::find(names.begin(), names.end(), name) - names.begin();
   };
-  std::stable_sort(rows.begin(), rows.end(), [&](const ResultRow& a, const ResultRow& b) {
-    return std::make_tuple(rank(benchmarks, a.benchmark), rank(methods, a.method), a.batch_size) <
-           std::make_tuple(rank(benchmarks, b.benchmark), rank(methods, b.method), b.batch_size);
+  std::stable_sort(merged.begin(), merged.end(), [&](const SeedMerged& a, const SeedMerged& b) {
+    return std::make_tuple(rank(benchmarks, detail::benchmark_label(a.row)), rank(methods, a.row.method), a.row.batch_size) <
+           std::make_tuple(rank(benchmarks, detail::benchmark_label(b.row)), rank(methods, b.row.method), b.row.batch_size);
   });
-  const bool any_hard = std::any_of(rows.begin(), rows.end(), [](const ResultRow& r) { return r.hard_dd.has_value(); });
+  const bool any_hard = std::any_of(plain.begin(), plain.end(), [](const ResultRow& r) { return r.hard_dd.has_value(); });
+  const bool any_seen = std::any_of(plain.begin(), plain.end(), [](const ResultRow& r) { return r.dd_seen.has_value(); });
   std::ostringstream out;
-  out << "| Benchmark | Method | K | Draws | ES | DD | Acc. drop |" << (any_hard ? " Hard DD |" : "")
-      << " ms per draw |\n|---|---|---|---|---|---|---|" << (any_hard ? "---|" : "") << "---|\n";
-  for (const auto& r : rows) {
-    out << "| " << r.benchmark << " | " << r.method << " | " << r.batch_size << " | " << r.draws << " | "
-        << detail::mean_pm(r.es, r.es_se) << " | " << detail::mean_pm(r.dd, r.dd_se) << " | "
-        << detail::fixed(r.acc_drop, 2) << " |";
+  out << "| Benchmark | Method | K | Seeds | Draws | In / out examples | ES | ES all | ES0 | DD |" << (any_seen ? " DD seen |" : "")
+      << " Acc. drop |" << (any_hard ? " Hard DD |" : "") << " ms per draw |\n|---|---|---|---|---|---|---|---|---|---|"
+      << (any_seen ? "---|" : "") << "---|" << (any_hard ? "---|" : "") << "---|\n";
+  for (const auto& m : merged) {
+    const ResultRow& r = m.row;
+    auto with_spread = [&](double mean, double se, double spread) {
+      std::string cell = detail::mean_pm(mean, se);
+      if (m.seeds > 1 && !std::isnan(spread)) cell += " (spread " + detail::fixed(spread, 2) + ")";
+      return cell;
+    };
+    out << "| " << detail::benchmark_label(r) << " | " << r.method << " | " << r.batch_size << " | " << m.seeds << " | " << r.draws
+        << " | " << r.needed_examples << " / " << r.out_examples << " | " << with_spread(r.es, r.es_se, m.es_spread) << " | "
+        << detail::fixed(r.es_all, 2) << " | " << detail::fixed(r.es0, 2) << " | " << with_spread(r.dd, r.dd_se, m.dd_spread) << " |";
+    if (any_seen) out << ' ' << (r.dd_seen ? detail::mean_pm(*r.dd_seen, r.dd_seen_se.value_or(0.0)) : std::string("–")) << " |";
+    out << ' ' << detail::fixed(r.acc_drop, 2) << " |";
     if (any_hard)
       out << ' ' << (r.hard_dd ? detail::mean_pm(*r.hard_dd, r.hard_dd_se.value_or(0.0)) : std::string("–")) << " |";
     out << ' ' << (r.edit_ms ? detail::fixed(*r.edit_ms, 1) : std::string("–")) << " |\n";
   }
+  out << "\nIn / out examples: the distinct edit-needed in-scope and unseen out-scope examples behind the row"
+         " (with several seeds, the first seed's).\n";
   return out.str();
 }
 

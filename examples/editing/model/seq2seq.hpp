@@ -163,6 +163,17 @@ class Seq2Seq {
     return out;
   }
 
+  // What an editor and the harness take as the model's prediction: with `labels` (a claim
+  // task), the most likely label; without, the greedy answer (up to 12 tokens). prefix as in
+  // answer().
+  std::vector<std::string> predict(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
+                                   const Tensor& prefix = Tensor()) {
+    if (labels.empty()) return answer(inputs, 12, 256, prefix);
+    std::vector<std::string> out;
+    for (int pick : classify(inputs, labels, 256, prefix)) out.push_back(labels[static_cast<std::size_t>(pick)]);
+    return out;
+  }
+
   T5 model;
   tt::text::SentencePiece tokenizer;
 

@@ -12,15 +12,23 @@
 //   auto qa = editlab::world::make_benchmark(world, "qa");
 //   for (const Case& c : qa.split(Split::test)) use(c.edit, c.in_scope, c.out_scope);
 //
-// Splits (60 / 10 / 30 % of subjects): a subject — entity, species or passage — belongs to one
-// split only, so no test-split edit or subject is seen while training an editor. In-scope
-// examples use training phrasings in the train split and held-out phrasings (never seen in
-// pretraining) in validation and test.
+// Subjects (entities, species, passages' people) are dealt out once per world: 50 % train,
+// 10 % reserved, 10 % validation, 30 % test. A subject belongs to one split only, so no
+// test-split edit or subject is seen while training an editor. In-scope examples use training
+// phrasings in the train split and held-out phrasings (never seen in pretraining) in validation
+// and test.
 //
-// Out-scope examples are always about train-split subjects (other than the case's own): an
-// evaluation batch draws its edits from one split, and a harness drops out-scope examples whose
-// subject the batch edits, so out-scope drawn from the test split itself would run out at the
-// batch sizes we measure (64, 128). Train-split subjects are never edited in a test batch.
+// Out-scope examples (what DD is measured on):
+//   train split         other train-split subjects, training phrasings (what an editor trains on)
+//   validation, test    out_scope: reserved subjects, never edited and never in any training
+//                       case, in held-out phrasings: inputs no editor has seen. The reserve is
+//                       halved, one half for validation and one for test, so choosing defaults
+//                       on validation never reads the test half.
+//                       seen_out_scope: train-split subjects in training phrasings, reported
+//                       beside (DD where the editor trained).
+// Every example carries the fact it asks about, and every case the facts its edit changes
+// (Case::changes): the harness drops an out-scope or hard example whose fact some edit of the
+// batch changes, so a batch never counts a legitimate consequence of one edit as drawdown.
 #pragma once
 
 #include <algorithm>
@@ -54,7 +62,9 @@ struct Case {
   std::string old_target;               // the label before the edit (the world's truth)
   std::vector<Example> in_scope;        // inputs the edit should change, with the new label
   std::vector<Example> out_scope;       // inputs it must not change, with their (gold) label
-  std::vector<Example> hard_out_scope;  // relations: same subject, unrelated relation
+  std::vector<Example> seen_out_scope;  // validation / test: out-scope the editor trained on (header)
+  std::vector<Example> hard_out_scope;  // same subject, a fact the edit does not touch
+  std::vector<std::string> changes;     // the facts (Example::fact) the edit changes
 };
 
 struct Benchmark {
@@ -81,14 +91,44 @@ inline Split split_of_rank(std::size_t rank, std::size_t n) {
   return Split::test;
 }
 
-// Assigns each of `n` subjects a split, shuffled with a seed derived from the world's.
-inline std::vector<Split> assign_splits(std::size_t n, std::uint64_t seed) {
+namespace detail {
+// The ranks 0 .. n-1 in an order shuffled by `seed`: order[i] is the subject of rank i.
+inline std::vector<std::size_t> shuffled_ranks(std::size_t n, std::uint64_t seed) {
   std::vector<std::size_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
   tt::Rng rng(seed);
-  detail::shuffle(order, rng);
+  shuffle(order, rng);
+  return order;
+}
+}  // namespace detail
+
+// Assigns each of `n` subjects a split (60 / 10 / 30 %), shuffled with a seed derived from the
+// world's. The real-data tracks split their records so.
+inline std::vector<Split> assign_splits(std::size_t n, std::uint64_t seed) {
+  const auto order = detail::shuffled_ranks(n, seed);
   std::vector<Split> out(n);
   for (std::size_t rank = 0; rank < n; ++rank) out[order[rank]] = split_of_rank(rank, n);
+  return out;
+}
+
+// A world subject's part in a benchmark (see the header): the split whose cases it gets, or,
+// when reserved, the split whose unseen out-scope examples it supplies.
+struct SubjectRole {
+  Split split = Split::train;
+  bool reserved = false;
+};
+
+// Ranks [0, 50 %) train, [50, 60 %) reserved (alternately for validation and test), [60, 70 %)
+// validation, [70, 100 %) test: validation and test keep the subjects a 60 / 10 / 30 split gave them.
+inline std::vector<SubjectRole> assign_roles(std::size_t n, std::uint64_t seed) {
+  const auto order = detail::shuffled_ranks(n, seed);
+  std::vector<SubjectRole> out(n);
+  for (std::size_t rank = 0; rank < n; ++rank) {
+    SubjectRole& role = out[order[rank]];
+    if (rank * 10 < n * 5) role = {Split::train, false};
+    else if (rank * 10 < n * 6) role = {rank % 2 ? Split::test : Split::validation, true};
+    else role = {split_of_rank(rank, n), false};
+  }
   return out;
 }
 
@@ -101,16 +141,36 @@ inline std::uint64_t fnv1a(std::string_view text) {
   return h;
 }
 
-// Split per entity id, 60 / 10 / 30 within each kind (so every split has its share of people,
-// cities and organisations). The same for every benchmark.
-inline std::vector<Split> entity_splits(const World& w) {
-  std::vector<Split> out(w.entities.size(), Split::train);
+// Role per entity id, dealt within each kind (so every split has its share of people, cities
+// and organisations). The same for every benchmark.
+inline std::vector<SubjectRole> entity_roles(const World& w) {
+  std::vector<SubjectRole> out(w.entities.size());
   for (Kind kind : {Kind::person, Kind::city, Kind::country, Kind::organisation, Kind::university, Kind::language}) {
     const auto members = w.entities_of(kind);
-    const auto splits = assign_splits(members.size(), w.options.seed * 31 + 1 + static_cast<std::uint64_t>(kind));
-    for (std::size_t i = 0; i < members.size(); ++i) out[members[i]] = splits[i];
+    const auto roles = assign_roles(members.size(), w.options.seed * 31 + 1 + static_cast<std::uint64_t>(kind));
+    for (std::size_t i = 0; i < members.size(); ++i) out[members[i]] = roles[i];
   }
   return out;
+}
+
+// The pools of one benchmark: the subjects (or facts, passages) whose cases each split gets,
+// and those reserved as each split's unseen out-scope.
+template <class T>
+struct Pools {
+  std::array<std::vector<T>, 3> cases, reserve;
+  void add(const SubjectRole& role, T item) {
+    (role.reserved ? reserve : cases)[static_cast<int>(role.split)].push_back(std::move(item));
+  }
+  // Where a split's out-scope examples come from: the train split's own subjects in training,
+  // the reserve in validation and test.
+  const std::vector<T>& out_scope_source(Split split) const {
+    return split == Split::train ? cases[0] : reserve[static_cast<int>(split)];
+  }
+};
+
+inline std::string fact_key(const World& w, const Fact& f) { return w.name(f.subject) + "|" + w.relations[f.relation].id; }
+inline std::string property_key(const std::string& member, const World& w, int property) {
+  return member + "|" + w.properties[static_cast<std::size_t>(property)].positive;
 }
 
 inline int other_object(const World& w, const Fact& f, tt::Rng& rng) {
@@ -119,8 +179,9 @@ inline int other_object(const World& w, const Fact& f, tt::Rng& rng) {
     if (const int o = candidates[rng.below(candidates.size())]; o != f.object) return o;
 }
 
-// Phrasing indices for in-scope examples: the other training ones in train, held-out otherwise.
-inline std::vector<int> scope_phrasings(Split split, int train_count, int total, int edit_phrasing) {
+// Phrasing indices for in-scope and unseen out-scope examples: the training ones (but the
+// edit's own) in train, the held-out ones otherwise.
+inline std::vector<int> scope_phrasings(Split split, int train_count, int total, int edit_phrasing = -1) {
   std::vector<int> out;
   if (split == Split::train) {
     for (int i = 0; i < train_count; ++i)
@@ -131,16 +192,24 @@ inline std::vector<int> scope_phrasings(Split split, int train_count, int total,
   return out;
 }
 
-// `count` facts of the same split about other subjects, each as an out-scope example.
+// A phrasing drawn from those scope_phrasings gives.
+inline int draw_phrasing(Split split, int train_count, int total, tt::Rng& rng) {
+  const auto choices = scope_phrasings(split, train_count, total);
+  return choices[rng.below(choices.size())];
+}
+
+// `count` facts of `pool` about subjects other than self's, each as an out-scope example
+// (subject and fact set).
 template <class MakeExample>
 std::vector<Example> other_facts(const World& w, const std::vector<const Fact*>& pool, const Fact& self, int count,
                                  tt::Rng& rng, MakeExample make) {
   std::vector<Example> out;
-  for (int attempt = 0; static_cast<int>(out.size()) < count && attempt < 100; ++attempt) {
+  for (int attempt = 0; static_cast<int>(out.size()) < count && attempt < 100 && !pool.empty(); ++attempt) {
     const Fact& other = *pool[rng.below(pool.size())];
     if (other.subject == self.subject) continue;
     Example e = make(other);
     e.subject = w.name(other.subject);
+    e.fact = fact_key(w, other);
     out.push_back(std::move(e));
   }
   return out;
@@ -152,21 +221,35 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
   Benchmark bench{std::string(name), {}, {}};
   const Forms forms(w);
   tt::Rng rng(w.options.seed * 977 + detail::fnv1a(name));
-  constexpr int kOutScope = 2;
+  constexpr int kSeenOutScope = 2;    // per case: train-split subjects, as editors train on
+  constexpr int kUnseenOutScope = 4;  // per validation / test case: reserved subjects
   constexpr std::size_t kEditsPerSpecies = 5;
+  auto out_count = [&](Split split) { return split == Split::train ? kSeenOutScope : kUnseenOutScope; };
 
   if (name == "qa" || name == "factcheck" || name == "relations") {
-    const auto splits = detail::entity_splits(w);
-    std::array<std::vector<const Fact*>, 3> pools;
-    for (const Fact& f : w.facts) pools[static_cast<int>(splits[f.subject])].push_back(&f);
+    const auto roles = detail::entity_roles(w);
+    detail::Pools<const Fact*> pools;
+    for (const Fact& f : w.facts) pools.add(roles[f.subject], &f);
     if (name == "factcheck") bench.labels = {"true", "false"};
+    // An out-scope question, claim or relation prompt about fact o, worded as `split` words its
+    // examples (training phrasings in train, held-out ones otherwise).
+    auto out_example = [&](const Fact& o, Split split) -> Example {
+      const Relation& r = w.relations[o.relation];
+      if (name == "qa")
+        return forms.question(o, detail::draw_phrasing(split, Relation::num_train_questions, static_cast<int>(r.questions.size()), rng));
+      if (name == "factcheck") {
+        const int object = rng.below(2) ? o.object : detail::other_object(w, o, rng);
+        return forms.fact_claim(o, detail::draw_phrasing(split, Relation::num_train_statements, static_cast<int>(r.statements.size()), rng), object);
+      }
+      return forms.relation(o, detail::draw_phrasing(split, Relation::num_train_names, static_cast<int>(r.names.size()), rng));
+    };
     for (Split split : kSplits)
-      for (const Fact* fp : pools[static_cast<int>(split)]) {
+      for (const Fact* fp : pools.cases[static_cast<int>(split)]) {
         const Fact& f = *fp;
         const Relation& r = w.relations[f.relation];
-        const auto& pool = pools[static_cast<int>(Split::train)];  // out-scope: see the header
         Case c;
         c.subject = w.name(f.subject);
+        c.changes = {detail::fact_key(w, f)};
         if (name == "qa") {
           const int phrasing = static_cast<int>(rng.below(Relation::num_train_questions));
           const int new_answer = detail::other_object(w, f, rng);
@@ -174,9 +257,6 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           c.old_target = w.answer(f);
           for (int p : detail::scope_phrasings(split, Relation::num_train_questions, static_cast<int>(r.questions.size()), phrasing))
             c.in_scope.push_back(forms.question_with_answer(f, p, new_answer));
-          c.out_scope = detail::other_facts(w, pool, f, kOutScope, rng, [&](const Fact& o) {
-            return forms.question(o, static_cast<int>(rng.below(Relation::num_train_questions)));
-          });
         } else if (name == "factcheck") {
           const int phrasing = static_cast<int>(rng.below(Relation::num_train_statements));
           const int object = rng.below(2) ? f.object : detail::other_object(w, f, rng);
@@ -186,10 +266,6 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           c.old_target = claim.target;
           for (int p : detail::scope_phrasings(split, Relation::num_train_statements, static_cast<int>(r.statements.size()), phrasing))
             c.in_scope.push_back({forms.fact_claim(f, p, object).input, flipped});
-          c.out_scope = detail::other_facts(w, pool, f, kOutScope, rng, [&](const Fact& o) {
-            const int o_object = rng.below(2) ? o.object : detail::other_object(w, o, rng);
-            return forms.fact_claim(o, static_cast<int>(rng.below(Relation::num_train_statements)), o_object);
-          });
         } else {  // relations
           const int relation_name = static_cast<int>(rng.below(Relation::num_train_names));
           const int new_object = detail::other_object(w, f, rng);
@@ -197,13 +273,19 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           c.old_target = w.answer(f);
           for (int n : detail::scope_phrasings(split, Relation::num_train_names, static_cast<int>(r.names.size()), relation_name))
             c.in_scope.push_back({forms.relation_prompt(f, n), w.name(new_object)});
-          c.out_scope = detail::other_facts(w, pool, f, kOutScope, rng, [&](const Fact& o) {
-            return forms.relation(o, static_cast<int>(rng.below(Relation::num_train_names)));
-          });
           for (const Fact& same : w.facts)
-            if (same.subject == f.subject && same.relation != f.relation)
-              c.hard_out_scope.push_back(forms.relation(same, static_cast<int>(rng.below(Relation::num_train_names))));
+            if (same.subject == f.subject && same.relation != f.relation) {
+              const Relation& sr = w.relations[same.relation];
+              c.hard_out_scope.push_back(forms.relation(same, detail::draw_phrasing(split, Relation::num_train_names, static_cast<int>(sr.names.size()), rng)));
+              c.hard_out_scope.back().subject = c.subject;
+              c.hard_out_scope.back().fact = detail::fact_key(w, same);
+            }
         }
+        c.out_scope = detail::other_facts(w, pools.out_scope_source(split), f, out_count(split), rng,
+                                          [&](const Fact& o) { return out_example(o, split); });
+        if (split != Split::train)
+          c.seen_out_scope = detail::other_facts(w, pools.cases[static_cast<int>(Split::train)], f, kSeenOutScope, rng,
+                                                 [&](const Fact& o) { return out_example(o, Split::train); });
         bench.split(split).push_back(std::move(c));
       }
     return bench;
@@ -211,12 +293,26 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
 
   if (name == "entail") {
     bench.labels = {"true", "false"};
-    const auto splits = assign_splits(w.species.size(), w.options.seed * 31 + 2);
-    std::array<std::vector<int>, 3> pools;
-    for (std::size_t s = 0; s < w.species.size(); ++s) pools[static_cast<int>(splits[s])].push_back(static_cast<int>(s));
-    const auto& out_pool = pools[static_cast<int>(Split::train)];  // out-scope: see the header
+    const auto roles = assign_roles(w.species.size(), w.options.seed * 31 + 2);
+    detail::Pools<int> pools;
+    for (std::size_t s = 0; s < w.species.size(); ++s) pools.add(roles[s], static_cast<int>(s));
+    // A claim about another species' own property, its fact set: untouched by any edit of s.
+    auto other_species = [&](const std::vector<int>& pool, int s, int count) {
+      std::vector<Example> out;
+      for (int k = 0; k < count && !pool.empty() && (pool.size() > 1 || pool[0] != s); ++k) {
+        int o;
+        do o = pool[rng.below(pool.size())];
+        while (o == s);
+        const Species& other = w.species[o];
+        const int property = static_cast<int>(rng.below(w.properties.size()));
+        out.push_back(forms.member_property(other.name, {other.class_id}, property, rng.below(4) == 0));
+        out.back().subject = other.name;
+        out.back().fact = detail::property_key(other.name, w, property);
+      }
+      return out;
+    };
     for (Split split : kSplits) {
-      for (int s : pools[static_cast<int>(split)]) {
+      for (int s : pools.cases[static_cast<int>(split)]) {
         const Species& x = w.species[s];
         const auto lineage = w.lineage(x.class_id);
         // kEditsPerSpecies new memberships per species, each a different class outside its lineage.
@@ -232,6 +328,7 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           c.old_target = "false";
           for (int p : w.properties_of_class(y)) {
             if (w.class_has(x.class_id, p)) continue;  // already true: the edit does not change it
+            c.changes.push_back(detail::property_key(x.name, w, p));
             c.in_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, false));
             if (c.in_scope.size() % 3 == 0) c.in_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, true));
           }
@@ -243,17 +340,12 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
             const int p = (s * 7 + y * 13 + i) % property_count;
             if (w.class_has(x.class_id, p) || w.class_has(y, p)) continue;
             c.hard_out_scope.push_back(forms.member_property(x.name, {x.class_id, y}, p, found == 1));
+            c.hard_out_scope.back().subject = x.name;
+            c.hard_out_scope.back().fact = detail::property_key(x.name, w, p);
             ++found;
           }
-          for (int k = 0; k < 3 && out_pool.size() > 1; ++k) {
-            int o;
-            do o = out_pool[rng.below(out_pool.size())];
-            while (o == s);
-            const Species& other = w.species[o];
-            c.out_scope.push_back(forms.member_property(other.name, {other.class_id},
-                                                        static_cast<int>(rng.below(w.properties.size())), rng.below(4) == 0));
-            c.out_scope.back().subject = other.name;
-          }
+          c.out_scope = other_species(pools.out_scope_source(split), s, split == Split::train ? 3 : kUnseenOutScope);
+          if (split != Split::train) c.seen_out_scope = other_species(pools.cases[static_cast<int>(Split::train)], s, kSeenOutScope);
           bench.split(split).push_back(std::move(c));
         }
       }
@@ -264,32 +356,39 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
   if (name == "textgen") {
     tt::check(static_cast<bool>(sampler), "editlab::world::make_benchmark",
               "textgen samples its new continuations from the base model: pass a sampler");
-    const auto splits = detail::entity_splits(w);
-    std::array<std::vector<const Passage*>, 3> pools;
-    for (const Passage& p : w.passages) pools[static_cast<int>(splits[p.subject])].push_back(&p);
-    const auto& out_pool = pools[static_cast<int>(Split::train)];  // out-scope: see the header
+    const auto roles = detail::entity_roles(w);
+    detail::Pools<const Passage*> pools;
+    for (const Passage& p : w.passages) pools.add(roles[p.subject], &p);
+    auto other_passages = [&](const std::vector<const Passage*>& pool, const Passage* self, int count) {
+      std::vector<Example> out;
+      for (int k = 0; k < count && !pool.empty() && (pool.size() > 1 || pool[0] != self); ++k) {
+        const Passage* other;
+        do other = pool[rng.below(pool.size())];
+        while (other == self);
+        const int cut = 1 + static_cast<int>(rng.below(other->sentences.size() - 1));
+        out.push_back(forms.continuation(*other, cut));
+        out.back().subject = w.name(other->subject);
+        out.back().fact = out.back().input;
+      }
+      return out;
+    };
     for (Split split : kSplits) {
-      const auto& pool = pools[static_cast<int>(split)];
       // One edit per cut of each passage: after its first sentence, after its second, ...
-      for (const Passage* p : pool)
+      for (const Passage* p : pools.cases[static_cast<int>(split)])
         for (int cut = 1; cut < static_cast<int>(p->sentences.size()); ++cut) {
-        const Example original = forms.continuation(*p, cut);
-        std::string alternate;
-        for (int attempt = 0; attempt < 8 && (alternate.empty() || alternate == original.target); ++attempt)
-          alternate = sampler(original.input, rng);
-        Case c;
-        c.subject = w.name(p->subject);
-        c.edit = {original.input, alternate};
-        c.old_target = original.target;
-        c.in_scope = {c.edit};
-        for (int k = 0; k < kOutScope && out_pool.size() > 1; ++k) {
-          const Passage* other;
-          do other = out_pool[rng.below(out_pool.size())];
-          while (other == p);
-          c.out_scope.push_back(forms.continuation(*other, 1 + static_cast<int>(rng.below(other->sentences.size() - 1))));
-          c.out_scope.back().subject = w.name(other->subject);
-        }
-        bench.split(split).push_back(std::move(c));
+          const Example original = forms.continuation(*p, cut);
+          std::string alternate;
+          for (int attempt = 0; attempt < 8 && (alternate.empty() || alternate == original.target); ++attempt)
+            alternate = sampler(original.input, rng);
+          Case c;
+          c.subject = w.name(p->subject);
+          c.edit = {original.input, alternate};
+          c.old_target = original.target;
+          c.in_scope = {c.edit};
+          c.changes = {original.input};
+          c.out_scope = other_passages(pools.out_scope_source(split), p, out_count(split));
+          if (split != Split::train) c.seen_out_scope = other_passages(pools.cases[static_cast<int>(Split::train)], p, kSeenOutScope);
+          bench.split(split).push_back(std::move(c));
         }
     }
     return bench;

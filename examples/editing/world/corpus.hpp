@@ -35,6 +35,9 @@ struct Example {
   std::string input;
   std::string target;
   std::string subject = {};  // who or what it is about, where a benchmark needs to know (out-scope)
+  // The piece of knowledge it asks about ("Talimo|born_in", "futhouro|has fur"), where a
+  // benchmark knows it: an edit that changes that fact makes the example no longer out-scope.
+  std::string fact = {};
 };
 
 inline const char* truth(bool value) { return value ? "true" : "false"; }

@@ -1,22 +1,35 @@
 // editlab::data — the two real-data tracks, built from the shared files (never copied in):
 //
 //   zsre1k  zsre/zsre_mend_train-1k.json: the base model learns each src question's gold answer
-//           and each loc question's answer; the edits are src -> alt, in-scope rephrase -> alt,
-//           out-scope loc -> loc_ans. Records with an empty alt are left out.
+//           and each loc question's answer, and every piece of the file's text through span
+//           corruption (track.texts: questions, rephrasings, answers and new answers, each on its
+//           own, so that it can emit every label, without ever seeing an edit's question paired
+//           with its new answer). The edits are src -> alt, in-scope rephrase -> alt, out-scope
+//           loc -> loc_ans. Records with an empty alt, or an alt equal to the answer, are left out.
 //   lot     leapofthought/taxonomic_reasonings_training_mix_dev.jsonl: the edits are the records
 //           with an implicit rule ("A sake is a alcohol." -> true); in-scope is the record's
-//           statement with its label (entailed through the rule); out-scope are other records'
-//           statements. The base model learns every rule sentence of the file except the edits'
-//           implicit rules, and the statements of the records that are not edits.
+//           statement with its label (entailed through the rule); out-scope are statements of the
+//           records that are not edits. The base model learns every rule sentence of the file and
+//           the statements of the records that are not edits, except the edits' implicit rules and
+//           any sentence that is an in-scope statement (the file repeats 225 of them as other
+//           records' rules): no in-scope statement is pretraining knowledge.
 //
 //   auto track = editlab::data::load_track("zsre1k", "../shared/data");
 //   track.knowledge      // pretraining examples (input -> target)
+//   track.texts          // pretraining text for span corruption (zsre1k)
 //   track.benchmark      // splits of edit cases, as the world's benchmarks
 //
-// Splits: 60 / 10 / 30 % of the edit records, shuffled with a fixed seed.
+// Splits: 60 / 10 / 30 % of the edits' subjects, shuffled with a fixed seed, so no test subject,
+// descriptor or (lot) implicit rule occurs among train or validation edits. Out-scope of train
+// cases: the train split's own out-scope inputs (what an editor trains on). Of validation and test
+// cases: out-scope inputs of their own split (zsre1k: its records' loc questions; lot: statements
+// about its subjects and about subjects no record edits, halved between validation and test), so
+// no editor has trained on them; seen_out_scope holds train-split ones, reported beside.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -34,6 +47,7 @@ using world::Split;
 struct Track {
   std::string name;
   std::vector<Example> knowledge;  // what the base model is pretrained on
+  std::vector<std::string> texts;  // text it also learns by span corruption (every label's pieces)
   Benchmark benchmark;
 };
 
@@ -50,37 +64,72 @@ inline std::filesystem::path track_file(const std::string& name, const std::file
 
 namespace detail {
 
-// `count` examples drawn from `pool`, skipping the case's own index.
-inline std::vector<Example> others(const std::vector<Example>& pool, std::size_t self, int count, tensortape::Rng& rng) {
+constexpr int kSeenOutScope = 2;    // per validation / test case: train-split out-scope
+constexpr int kOutScope = 4;        // per case: its split's out-scope
+
+// Split of each subject: the distinct names, sorted (the file's order does not matter), dealt
+// 60 / 10 / 30 by a fixed seed.
+inline std::map<std::string, Split> split_subjects(const std::set<std::string>& subjects, std::uint64_t seed) {
+  const std::vector<std::string> names(subjects.begin(), subjects.end());
+  const auto splits = world::assign_splits(names.size(), seed);
+  std::map<std::string, Split> out;
+  for (std::size_t i = 0; i < names.size(); ++i) out[names[i]] = splits[i];
+  return out;
+}
+
+// Up to `count` examples drawn from `pool`, none about `subject` (an empty subject excludes
+// nothing) and none repeated.
+inline std::vector<Example> others(const std::vector<Example>& pool, const std::string& subject, int count, tensortape::Rng& rng) {
   std::vector<Example> out;
-  for (int attempt = 0; static_cast<int>(out.size()) < count && attempt < 100 && pool.size() > 1; ++attempt) {
-    const std::size_t i = rng.below(pool.size());
-    if (i != self) out.push_back(pool[i]);
+  for (int attempt = 0; static_cast<int>(out.size()) < count && attempt < 100 && !pool.empty(); ++attempt) {
+    const Example& e = pool[rng.below(pool.size())];
+    if (!subject.empty() && e.subject == subject) continue;
+    if (std::none_of(out.begin(), out.end(), [&](const Example& o) { return o.input == e.input; })) out.push_back(e);
   }
   return out;
 }
 
+// Fills the out-scope sets of every case from per-split pools (see the header).
+inline void add_out_scope(Benchmark& bench, const std::array<std::vector<Example>, 3>& pools, tensortape::Rng& rng) {
+  for (Split s : world::kSplits)
+    for (Case& c : bench.split(s)) {
+      c.out_scope = others(pools[static_cast<int>(s)], c.subject, s == Split::train ? kSeenOutScope : kOutScope, rng);
+      if (s != Split::train) c.seen_out_scope = others(pools[static_cast<int>(Split::train)], c.subject, kSeenOutScope, rng);
+    }
+}
+
 inline Track zsre1k(const std::filesystem::path& file) {
   const auto records = read_zsre(file).records;
-  Track track{"zsre1k", {}, {"zsre1k", {}, {}}};
+  Track track{"zsre1k", {}, {}, {"zsre1k", {}, {}}};
   std::vector<const ZsreRecord*> edits;
-  std::vector<Example> loc_examples;
+  std::set<std::string> subjects;
   for (const auto& r : records) {
     track.knowledge.push_back({"question: " + r.src, r.answers.front(), r.subject});
     track.knowledge.push_back({"question: " + r.loc_question(), r.loc_ans});
-    if (!r.alt.empty() && r.alt != r.answers.front()) edits.push_back(&r);
+    for (const std::string* text : {&r.src, &r.rephrase, &r.alt, &r.loc_ans})
+      if (!text->empty()) track.texts.push_back(*text);
+    track.texts.push_back(r.loc_question());
+    track.texts.insert(track.texts.end(), r.answers.begin(), r.answers.end());
+    if (!r.alt.empty() && r.alt != r.answers.front()) {
+      edits.push_back(&r);
+      subjects.insert(r.subject);
+    }
   }
-  const auto splits = world::assign_splits(edits.size(), 0x2d5e);
-  for (std::size_t i = 0; i < edits.size(); ++i) {
-    const ZsreRecord& r = *edits[i];
+  const auto split_of = split_subjects(subjects, 0x2d5e);
+  std::array<std::vector<Example>, 3> out_pools;  // each split's records' loc questions
+  for (const ZsreRecord* r : edits) {
+    const Split split = split_of.at(r->subject);
     Case c;
-    c.subject = r.subject;
-    c.edit = {"question: " + r.src, r.alt};
-    c.old_target = r.answers.front();
-    c.in_scope = {{"question: " + r.rephrase, r.alt}};
-    c.out_scope = {{"question: " + r.loc_question(), r.loc_ans}};
-    track.benchmark.split(splits[i]).push_back(std::move(c));
+    c.subject = r->subject;
+    c.edit = {"question: " + r->src, r->alt};
+    c.old_target = r->answers.front();
+    c.in_scope = {{"question: " + r->rephrase, r->alt}};
+    c.changes = {c.edit.input};
+    out_pools[static_cast<int>(split)].push_back({"question: " + r->loc_question(), r->loc_ans, r->subject});
+    track.benchmark.split(split).push_back(std::move(c));
   }
+  tensortape::Rng rng(0x2d5f);
+  add_out_scope(track.benchmark, out_pools, rng);
   return track;
 }
 
@@ -88,38 +137,54 @@ inline std::string truth_of(bool value) { return value ? "true" : "false"; }
 
 inline Track lot(const std::filesystem::path& file) {
   const auto records = read_leapofthought(file).records;
-  Track track{"lot", {}, {"lot", {"true", "false"}, {}}};
+  Track track{"lot", {}, {}, {"lot", {"true", "false"}, {}}};
   auto rule_text = [](const LotTriple& t) { return "A " + t.subject + " is a " + t.object + "."; };
-  std::set<std::string> edit_rules;
   std::vector<const LotRecord*> edits;
-  std::vector<Example> statements;  // of the records that are not edits: out-scope pool
-  for (const auto& r : records) {
+  std::set<std::string> edit_subjects, unseen;  // what no pretraining example may say
+  for (const auto& r : records)
     if (r.implicit_rule) {
-      edit_rules.insert(rule_text(*r.implicit_rule));
       edits.push_back(&r);
-    } else {
-      statements.push_back({"claim: " + r.phrase, truth_of(r.answer), r.statement.subject});
+      edit_subjects.insert(r.implicit_rule->subject);
+      unseen.insert(rule_text(*r.implicit_rule));
+      unseen.insert(r.phrase);
     }
-  }
   std::set<std::string> known;
   for (const auto& r : records)
     for (const auto& rule : r.rules)
-      if (!edit_rules.count(rule) && known.insert(rule).second) track.knowledge.push_back({"claim: " + rule, "true"});
-  track.knowledge.insert(track.knowledge.end(), statements.begin(), statements.end());
+      if (!unseen.count(rule) && known.insert(rule).second) track.knowledge.push_back({"claim: " + rule, "true"});
 
-  tensortape::Rng rng(0x107);
-  const auto splits = world::assign_splits(edits.size(), 0x1e7);
-  for (std::size_t i = 0; i < edits.size(); ++i) {
-    const LotRecord& r = *edits[i];
-    Case c;
-    c.subject = r.implicit_rule->subject;
-    c.edit = {"claim: " + rule_text(*r.implicit_rule), "true"};
-    c.old_target = "false";
-    c.in_scope = {{"claim: " + r.phrase, truth_of(r.answer)}};
-    for (const auto& e : others(statements, statements.size(), 2, rng))
-      if (e.subject != c.subject) c.out_scope.push_back(e);
-    track.benchmark.split(splits[i]).push_back(std::move(c));
+  // Splits: the edits' subjects 60 / 10 / 30; subjects only non-edit records are about are
+  // reserved, halved between validation and test.
+  const auto split_of = split_subjects(edit_subjects, 0x1e7);
+  std::set<std::string> reserved;
+  for (const auto& r : records)
+    if (!r.implicit_rule && !edit_subjects.count(r.statement.subject)) reserved.insert(r.statement.subject);
+  std::map<std::string, Split> reserve_split;
+  {
+    const std::vector<std::string> names(reserved.begin(), reserved.end());
+    const auto order = world::detail::shuffled_ranks(names.size(), 0x1e8);
+    for (std::size_t rank = 0; rank < names.size(); ++rank) reserve_split[names[order[rank]]] = rank % 2 ? Split::test : Split::validation;
   }
+  std::array<std::vector<Example>, 3> out_pools;
+  std::set<std::string> pooled;
+  for (const auto& r : records) {
+    if (r.implicit_rule || unseen.count(r.phrase)) continue;
+    const Example statement{"claim: " + r.phrase, truth_of(r.answer), r.statement.subject};
+    if (known.insert(r.phrase).second) track.knowledge.push_back(statement);
+    const auto edited = split_of.find(r.statement.subject);
+    const Split split = edited != split_of.end() ? edited->second : reserve_split.at(r.statement.subject);
+    if (pooled.insert(statement.input).second) out_pools[static_cast<int>(split)].push_back(statement);
+  }
+  for (const LotRecord* r : edits) {
+    Case c;
+    c.subject = r->implicit_rule->subject;
+    c.edit = {"claim: " + rule_text(*r->implicit_rule), "true"};
+    c.old_target = "false";
+    c.in_scope = {{"claim: " + r->phrase, truth_of(r->answer)}};
+    track.benchmark.split(split_of.at(c.subject)).push_back(std::move(c));
+  }
+  tensortape::Rng rng(0x107);
+  add_out_scope(track.benchmark, out_pools, rng);
   return track;
 }
 

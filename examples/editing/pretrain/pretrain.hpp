@@ -24,6 +24,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,7 @@ inline tt::io::T5Config base_config(const PretrainOptions& o, int vocab_size) {
 struct PretrainSource {
   std::string description;                     // written to <out>/world.txt
   std::vector<std::string> tokenizer_lines;
+  std::vector<std::string> label_texts;        // every label an editor may be asked for: blanking spares their pieces
   std::function<void(std::uint64_t seed, std::vector<world::Example>& batch)> draw;  // fills the batch
   std::function<nlohmann::json(model::Seq2Seq&)> measure;
 };
@@ -119,7 +121,8 @@ struct PretrainSource {
 inline PretrainSource world_source(const world::WorldOptions& options, const world::MixOptions& mix_options) {
   auto w = std::make_shared<const world::World>(world::generate(options));
   auto mix = std::make_shared<world::PretrainingMix>(*w, 0, mix_options);
-  return {w->serialize(), world::tokenizer_corpus(*w),
+  // Every world label (a name, a class, true / false, a sentence) is pretraining text itself.
+  return {w->serialize(), world::tokenizer_corpus(*w), {},
           [w, mix](std::uint64_t seed, std::vector<world::Example>& batch) {
             mix->reseed(seed);
             for (auto& e : batch) e = mix->sample();
@@ -127,24 +130,42 @@ inline PretrainSource world_source(const world::WorldOptions& options, const wor
           [w](model::Seq2Seq& base) { return measure_quality(base, *w); }};
 }
 
-// A track's knowledge, drawn uniformly; quality is how much of it the model has learned.
+// Share of a track's pretraining examples that are span-corruption examples of its texts (when
+// it has any).
+inline constexpr int kSpanCorruptionPercent = 25;
+
+// A track's knowledge, drawn uniformly, and span corruption over its texts (data/tracks.hpp);
+// quality is how much of the knowledge the model has learned.
 inline PretrainSource track_source(const std::string& name, const fs::path& data_dir) {
   auto track = std::make_shared<const data::Track>(data::load_track(name, data_dir));
-  std::string description = "# editlab track " + name + ": " + std::to_string(track->knowledge.size()) + " facts\n";
-  std::vector<std::string> lines;
+  std::string description = "# editlab track " + name + ": " + std::to_string(track->knowledge.size()) + " facts, " +
+                            std::to_string(track->texts.size()) + " texts for span corruption\n";
+  std::vector<std::string> lines, labels;
   for (const auto& e : track->knowledge) {
     description += e.input + "\t" + e.target + "\n";
     lines.push_back(e.input + " " + e.target);
   }
+  for (const auto& text : track->texts) {
+    description += "text\t" + text + "\n";
+    lines.push_back(text);
+  }
+  if (!track->texts.empty()) lines.push_back(world::span_corruption(track->texts.front(), 0).input);  // the marker's pieces
   for (world::Split s : world::kSplits)
     for (const auto& c : track->benchmark.split(s)) {
       lines.push_back(c.edit.input + " " + c.edit.target);
       for (const auto& e : c.in_scope) lines.push_back(e.input);
+      labels.push_back(c.edit.target);
+      for (const auto* set : {&c.in_scope, &c.out_scope, &c.seen_out_scope, &c.hard_out_scope})
+        for (const auto& e : *set) labels.push_back(e.target);
     }
-  return {description, lines,
+  return {description, lines, labels,
           [track](std::uint64_t seed, std::vector<world::Example>& batch) {
             tt::Rng rng(seed);
-            for (auto& e : batch) e = track->knowledge[rng.below(track->knowledge.size())];
+            for (auto& e : batch)
+              if (!track->texts.empty() && static_cast<int>(rng.below(100)) < kSpanCorruptionPercent)
+                e = world::span_corruption(track->texts[rng.below(track->texts.size())], rng.next_u64());
+              else
+                e = track->knowledge[rng.below(track->knowledge.size())];
           },
           [track](model::Seq2Seq& base) {
             const bool claims = !track->benchmark.labels.empty();
@@ -192,8 +213,10 @@ inline void use_fan_in_init(model::T5& model) {
 // held-out phrasing's new words ("Name the city where X was born.") carry into the encoder.
 // Zeroed, such a token is read past much like a dropped word (docs/editing.md, run 14). Those
 // are the rows of the embedding whose Adam second moment is still exactly zero: no step ever
-// gave them a gradient. Returns how many rows were zeroed.
-inline int blank_untrained_embeddings(model::T5& model, const tt::optim::AdamW<float, model::Cpu>& adam) {
+// gave them a gradient. A token in `spared` (the pieces of every label an editor may be asked
+// to produce) is never zeroed. Returns how many rows were zeroed.
+inline int blank_untrained_embeddings(model::T5& model, const tt::optim::AdamW<float, model::Cpu>& adam,
+                                      const std::set<std::int64_t>& spared = {}) {
   const auto named = model.named_parameters();
   std::size_t index = named.size();
   for (std::size_t i = 0; i < named.size(); ++i)
@@ -210,7 +233,7 @@ inline int blank_untrained_embeddings(model::T5& model, const tt::optim::AdamW<f
   int blanked = 0;
   for (std::int64_t token = 0; token < vocab; ++token) {
     const auto row = moments.begin() + token * width;
-    if (std::any_of(row, row + width, [](float m) { return m != 0.0f; })) continue;
+    if (spared.count(token) || std::any_of(row, row + width, [](float m) { return m != 0.0f; })) continue;
     std::fill(table.begin() + token * width, table.begin() + (token + 1) * width, 0.0f);
     ++blanked;
   }
@@ -301,7 +324,10 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   progress.finish();
   const double train_s = std::chrono::duration<double>(Clock::now() - start).count();
 
-  const int blanked = options.blank_untrained_tokens ? blank_untrained_embeddings(base.model, adam) : 0;
+  std::set<std::int64_t> label_pieces;
+  for (const auto& label : source.label_texts)
+    for (auto id : base.encode(label)) label_pieces.insert(id);
+  const int blanked = options.blank_untrained_tokens ? blank_untrained_embeddings(base.model, adam, label_pieces) : 0;
   base.model.eval();
   base.save(options.out, spiece);
   if (!options.quiet && options.measure_quality) std::fprintf(stderr, "editlab pretrain: measuring the quality bars...\n");

@@ -179,6 +179,24 @@ inline std::string drop_a_word(const std::string& text, const std::string& keep,
   return detail::join_words(words);
 }
 
+// T5-style span corruption, the denoising task that lets a track's base model emit every piece
+// of its text: one span of one to three consecutive words replaced by a blank, the span the
+// target: "What is the product made by UniFirst?" -> {"fill: What is the _ made by UniFirst?",
+// "product"}. A text of one word gives {"fill: _", the word}. Deterministic in `seed`; over
+// seeds, every word of a text is a target.
+inline Example span_corruption(const std::string& text, std::uint64_t seed) {
+  tt::Rng rng(seed);
+  auto words = detail::split_words(text);
+  if (words.empty()) return {"fill: _", text};
+  const std::size_t length = 1 + rng.below(std::min<std::size_t>(3, words.size()));
+  const std::size_t start = rng.below(words.size() - length + 1);
+  const std::vector<std::string> span(words.begin() + static_cast<std::ptrdiff_t>(start),
+                                      words.begin() + static_cast<std::ptrdiff_t>(start + length));
+  words.erase(words.begin() + static_cast<std::ptrdiff_t>(start), words.begin() + static_cast<std::ptrdiff_t>(start + length));
+  words.insert(words.begin() + static_cast<std::ptrdiff_t>(start), "_");
+  return {"fill: " + detail::join_words(words), detail::join_words(span)};
+}
+
 // Replaces one such word by `stranger` (keeping its trailing punctuation): a held-out phrasing
 // holds words no training phrasing has ("Name the ...", "graduated"), and a model that met
 // unknown words in its training questions learns to read past them.

@@ -1,0 +1,163 @@
+// The real-data tracks (data/tracks.hpp) on the shared zsRE and LeapOfThought files: their
+// splits never share a subject, a descriptor or (lot) an implicit rule; no lot in-scope
+// statement is pretraining knowledge; zsre1k's pretraining never pairs an edit's question with
+// its new answer, yet holds every piece of every label as text; validation and test out-scope
+// inputs are ones no editor trains on. Skipped when ../shared/data is absent.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "data/tracks.hpp"
+#include "world/corpus.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using editlab::data::Track;
+using editlab::world::Case;
+using editlab::world::Example;
+using editlab::world::Split;
+using editlab::world::kSplits;
+
+const fs::path kShared = EDITLAB_SHARED_DATA_DIR;
+
+#define LOAD_TRACK(track, name)                                                                        \
+  if (!fs::exists(editlab::data::track_file(name, kShared)))                                            \
+    GTEST_SKIP() << "real data not found under " << kShared.string() << " (expected ../shared/data beside the repository)"; \
+  const Track track = editlab::data::load_track(name, kShared)
+
+// What the train and validation edits hold: subjects, descriptors, and lot's implicit rules.
+std::set<std::string> edited_in(const Track& t, std::initializer_list<Split> splits, bool subjects) {
+  std::set<std::string> out;
+  for (Split s : splits)
+    for (const Case& c : t.benchmark.split(s)) out.insert(subjects ? c.subject : c.edit.input);
+  return out;
+}
+
+void expect_disjoint_splits(const Track& t) {
+  for (Split s : kSplits) EXPECT_FALSE(t.benchmark.split(s).empty()) << editlab::world::split_name(s);
+  const auto subjects = edited_in(t, {Split::train, Split::validation}, true);
+  const auto descriptors = edited_in(t, {Split::train, Split::validation}, false);
+  const auto train_subjects = edited_in(t, {Split::train}, true);
+  for (const Case& c : t.benchmark.split(Split::test)) {
+    EXPECT_EQ(subjects.count(c.subject), 0u) << t.name << ": test subject " << c.subject << " is edited in train or validation";
+    EXPECT_EQ(descriptors.count(c.edit.input), 0u) << t.name << ": " << c.edit.input;
+  }
+  for (const Case& c : t.benchmark.split(Split::validation)) EXPECT_EQ(train_subjects.count(c.subject), 0u) << c.subject;
+  // Out-scope: train cases' is what editors train on; validation and test cases' never is.
+  std::set<std::string> trained;
+  for (const Case& c : t.benchmark.split(Split::train))
+    for (const auto& e : c.out_scope) trained.insert(e.input);
+  std::size_t unseen = 0;
+  for (Split s : {Split::validation, Split::test})
+    for (const Case& c : t.benchmark.split(s)) {
+      for (const auto& e : c.out_scope) {
+        EXPECT_EQ(trained.count(e.input), 0u) << t.name << ": " << e.input << " is out-scope in training";
+        EXPECT_EQ(train_subjects.count(e.subject), 0u) << e.input;
+        EXPECT_NE(e.subject, c.subject) << e.input;
+        ++unseen;
+      }
+      for (const auto& e : c.seen_out_scope) EXPECT_EQ(train_subjects.count(e.subject), 1u) << e.input;
+    }
+  EXPECT_GT(unseen, t.benchmark.split(Split::test).size());
+}
+
+TEST(Tracks, LotSplitsByImplicitRuleAndSubject) {
+  LOAD_TRACK(lot, "lot");
+  expect_disjoint_splits(lot);
+  // Each implicit rule (the descriptor) belongs to one split: it has one subject.
+  std::map<std::string, Split> split_of_rule;
+  for (Split s : kSplits)
+    for (const Case& c : lot.benchmark.split(s)) {
+      const auto [it, fresh] = split_of_rule.emplace(c.edit.input, s);
+      EXPECT_EQ(it->second, s) << c.edit.input << " is an edit in two splits";
+    }
+  EXPECT_GT(split_of_rule.size(), 200u);
+}
+
+TEST(Tracks, NoLotInScopeStatementIsPretrainingKnowledge) {
+  LOAD_TRACK(lot, "lot");
+  std::set<std::string> known;
+  for (const auto& e : lot.knowledge) known.insert(e.input);
+  std::size_t in_scope = 0;
+  for (Split s : kSplits)
+    for (const Case& c : lot.benchmark.split(s)) {
+      EXPECT_EQ(known.count(c.edit.input), 0u) << "descriptor " << c.edit.input << " is pretrained";
+      for (const auto& e : c.in_scope) {
+        EXPECT_EQ(known.count(e.input), 0u) << "in-scope " << e.input << " is pretrained";
+        ++in_scope;
+      }
+    }
+  EXPECT_EQ(in_scope, 645u);  // every record with an implicit rule is an edit
+  EXPECT_GT(lot.knowledge.size(), 1000u);
+  EXPECT_TRUE(lot.texts.empty());
+}
+
+TEST(Tracks, Zsre1kSplitsBySubjectAndNeverPretrainsANewAnswer) {
+  LOAD_TRACK(zsre, "zsre1k");
+  expect_disjoint_splits(zsre);
+  // No pretraining example pairs an edited question (or its rephrasing) with its new answer.
+  std::set<std::pair<std::string, std::string>> pretrained;
+  for (const auto& e : zsre.knowledge) pretrained.insert({e.input, e.target});
+  std::size_t edits = 0;
+  for (Split s : kSplits)
+    for (const Case& c : zsre.benchmark.split(s)) {
+      ++edits;
+      EXPECT_EQ(pretrained.count({c.edit.input, c.edit.target}), 0u) << c.edit.input;
+      for (const auto& e : c.in_scope) EXPECT_EQ(pretrained.count({e.input, e.target}), 0u) << e.input;
+    }
+  EXPECT_GT(edits, 900u);
+}
+
+// Every word of every label (new answers, out-scope answers) is a word of some text the base
+// model learns by span corruption, and span corruption makes each word of a text a target.
+TEST(Tracks, Zsre1kPretrainingTextHoldsEveryPieceOfEveryLabel) {
+  LOAD_TRACK(zsre, "zsre1k");
+  std::set<std::string> words;
+  for (const auto& text : zsre.texts)
+    for (const auto& w : editlab::world::detail::split_words(text)) words.insert(w);
+  std::size_t labels = 0;
+  for (Split s : kSplits)
+    for (const Case& c : zsre.benchmark.split(s)) {
+      std::vector<std::string> targets = {c.edit.target};
+      for (const auto* set : {&c.in_scope, &c.out_scope, &c.seen_out_scope})
+        for (const auto& e : *set) targets.push_back(e.target);
+      for (const auto& target : targets) {
+        ++labels;
+        for (const auto& w : editlab::world::detail::split_words(target)) EXPECT_EQ(words.count(w), 1u) << w << " of " << target;
+      }
+    }
+  EXPECT_GT(labels, 3000u);
+  // A new answer stands alone in the texts, never inside its question.
+  const auto& c = zsre.benchmark.split(Split::test).front();
+  EXPECT_NE(std::find(zsre.texts.begin(), zsre.texts.end(), c.edit.target), zsre.texts.end());
+}
+
+TEST(Tracks, SpanCorruptionBlanksOneToThreeWordsAndCoversEveryWord) {
+  const std::string text = "What is the product made by UniFirst?";
+  const auto words = editlab::world::detail::split_words(text);
+  std::set<std::string> targets_seen;
+  for (std::uint64_t seed = 0; seed < 400; ++seed) {
+    const Example e = editlab::world::span_corruption(text, seed);
+    ASSERT_EQ(e.input.rfind("fill: ", 0), 0u) << e.input;
+    const auto span = editlab::world::detail::split_words(e.target);
+    ASSERT_GE(span.size(), 1u);
+    ASSERT_LE(span.size(), 3u);
+    // Putting the span back where the blank is gives the text.
+    std::string restored = e.input.substr(6);
+    const auto blank = restored.find('_');
+    ASSERT_NE(blank, std::string::npos) << e.input;
+    restored.replace(blank, 1, e.target);
+    EXPECT_EQ(restored, text);
+    for (const auto& w : span) targets_seen.insert(w);
+    EXPECT_EQ(editlab::world::span_corruption(text, seed).input, e.input) << "deterministic in the seed";
+  }
+  EXPECT_EQ(targets_seen, std::set<std::string>(words.begin(), words.end()));
+  EXPECT_EQ(editlab::world::span_corruption("aircraft", 3).target, "aircraft");
+}
+
+}  // namespace

@@ -10,6 +10,7 @@
 //   editlab plot results.jsonl --out docs/results              # PNGs (needs python3-matplotlib)
 //   editlab edit --run runs/seprog-qa --add "question: ... => answer" --ask "question: ..."
 //   editlab cost --run runs/seprog-qa --k 64                   # time and memory, like Table 3
+//   editlab oracle --run runs/seprog-zsre1k --split train      # ES with selection and gate forced right
 //
 // Run `editlab --help` or `editlab <command> --help` for every option.
 #include <malloc.h>
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
   editlab::cli::DemoCommand demo;
   auto* demo_cmd = app.add_subcommand("demo", "the main job: base model, SEPROG on qa and entail, evaluation, results table");
   editlab::cli::add_demo_options(*demo_cmd, demo);
+  editlab::cli::OracleCommand oracle;
+  auto* oracle_cmd = app.add_subcommand("oracle", "ES with each in-scope input given its own edit's prompt, the gate open (SEPROG)");
+  editlab::cli::add_oracle_options(*oracle_cmd, oracle);
   editlab::cli::CostCommand cost;
   auto* cost_cmd = app.add_subcommand("cost", "time one training step, applying K edits and one inference batch (Table 3)");
   editlab::cli::add_cost_options(*cost_cmd, cost);
@@ -132,6 +136,7 @@ int main(int argc, char** argv) {
     if (plot_cmd->parsed()) return editlab::cli::run_plot(results, plot_out);
     if (edit_cmd->parsed()) return editlab::cli::run_edit(edit);
     if (cost_cmd->parsed()) return editlab::cli::run_cost(cost);
+    if (oracle_cmd->parsed()) return editlab::cli::run_oracle(oracle);
     if (demo_cmd->parsed()) return editlab::cli::run_demo(demo);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "editlab: error: %s\n", e.what());

@@ -658,6 +658,125 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
   EXPECT_NE(editlab::eval::cost_markdown(rows).find("| seprog | qa | inference | 3 | 3 |"), std::string::npos);
 }
 
+// y = W x + b in double, plain loops; W (out, in) row-major.
+std::vector<double> affine(const tensortape::nn::Linear<float, editlab::model::Cpu>& layer, const std::vector<double>& x) {
+  const auto w = layer.weight.to_vector();
+  const auto out = static_cast<std::size_t>(layer.weight.shape()[0]), in = static_cast<std::size_t>(layer.weight.shape()[1]);
+  EXPECT_EQ(in, x.size());
+  std::vector<double> y(out, 0.0);
+  const auto b = layer.bias.defined() ? layer.bias.to_vector() : std::vector<float>(out, 0.0f);
+  for (std::size_t o = 0; o < out; ++o) {
+    y[o] = b[o];
+    for (std::size_t i = 0; i < in; ++i) y[o] += w[o * in + i] * x[i];
+  }
+  return y;
+}
+
+// Mean over the unmasked rows of hidden (B, L, D), plain loops: one vector per row of the batch.
+std::vector<std::vector<double>> pooled(const editlab::model::Tensor& hidden, const editlab::model::Ids& mask) {
+  const auto h = hidden.contiguous_copy().to_vector();
+  const auto m = mask.to_vector();
+  const auto b = static_cast<std::size_t>(hidden.shape()[0]), l = static_cast<std::size_t>(hidden.shape()[1]),
+             d = static_cast<std::size_t>(hidden.shape()[2]);
+  std::vector<std::vector<double>> out(b, std::vector<double>(d, 0.0));
+  for (std::size_t r = 0; r < b; ++r) {
+    double count = 0;
+    for (std::size_t t = 0; t < l; ++t)
+      if (m[r * l + t]) {
+        count += 1;
+        for (std::size_t k = 0; k < d; ++k) out[r][k] += h[(r * l + t) * d + k];
+      }
+    for (auto& v : out[r]) v /= count;
+  }
+  return out;
+}
+
+// --paper-form: the loss of one training step is the paper's, section 3, computed here in plain
+// loops from the modules' weights (the T5 stacks themselves run through the library):
+//   h_i = W_p mean(E_edit("x_i => y_i")) + b_p          b(x) = mean(E_base(x))
+//   h(x) = sum_i softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i
+//   e(x) = sigmoid(NN_e([h(x); b(x)]))                   prefix = NN_prompt(h(x))  (P, D)
+//   L = lambda * (BCE(e, 1 | in-scope) + BCE(e, 0 | out-scope)) / 2 + (1 - lambda) * NLL(y | x, prefix)
+TEST(Seprog, PaperFormLossIsThePapersEquations) {
+  auto& t = tiny();
+  const SeprogOptions options = small().paper_form();
+  EXPECT_EQ(options.edit_sets_per_step, 1);
+  EXPECT_FALSE(options.key_value || options.match_feature || options.token_match || options.answer_match || options.exact_match ||
+               options.hard_selection || options.scope_from_match_only);
+  EXPECT_EQ(options.relabel + options.selection_weight + options.sibling_share + options.swap_negatives + options.word_dropout, 0.0);
+  Seprog editor(t.base, {}, options);
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  Seprog::StepData data;
+  for (int i = 0; i < 2; ++i) {
+    data.edits.push_back(cases[i].edit);
+    data.edit_set.push_back(0);
+    for (const auto& e : {cases[i].edit, cases[i].in_scope.front()}) {
+      data.in_scope.push_back(e);
+      data.in_edit.push_back(cases[i].edit.input);
+      data.in_set.push_back(0);
+    }
+    data.out_scope.push_back(cases[i].out_scope.front());
+    data.out_set.push_back(0);
+  }
+  const double loss = editor.step_loss(data).item();
+
+  tensortape::NoGradGuard no_grad;
+  auto& m = editor.modules();
+  std::vector<std::string> texts;
+  for (const auto& d : data.edits) texts.push_back(editlab::editors::descriptor_text(d));
+  const auto [edit_ids, edit_mask] = t.base.encode_inputs(texts);
+  const auto edit_hidden = m.edit_encoder(t.base.model.shared(edit_ids), tensortape::nn::key_mask_bias<float, editlab::model::Cpu>(edit_mask),
+                                          editlab::model::Tensor(), editlab::model::Tensor(), nullptr);
+  std::vector<std::vector<double>> h;  // h_i (d_h)
+  for (const auto& v : pooled(edit_hidden, edit_mask)) h.push_back(affine(m.edit_projection, v));
+  const double d_h = static_cast<double>(options.memory_dim);
+
+  // e(x) logits and prefixes for a list of examples.
+  auto forward = [&](const std::vector<Example>& examples, std::vector<double>& logits, std::vector<float>& prefix) {
+    std::vector<std::string> inputs;
+    for (const auto& e : examples) inputs.push_back(e.input);
+    const auto [ids, mask] = t.base.encode_inputs(inputs);
+    for (const auto& b : pooled(t.base.model.encode(ids, mask), mask)) {
+      const auto q = affine(m.attention_projection, b);
+      std::vector<double> scores;
+      for (const auto& hi : h) scores.push_back(std::inner_product(q.begin(), q.end(), hi.begin(), 0.0) / std::sqrt(d_h));
+      const double top = *std::max_element(scores.begin(), scores.end());
+      double total = 0;
+      for (auto& s : scores) total += s = std::exp(s - top);
+      std::vector<double> selected(h[0].size(), 0.0);
+      for (std::size_t i = 0; i < h.size(); ++i)
+        for (std::size_t k = 0; k < selected.size(); ++k) selected[k] += scores[i] / total * h[i][k];
+      std::vector<double> features = selected;
+      features.insert(features.end(), b.begin(), b.end());
+      auto hidden = affine(m.classifier_hidden, features);
+      for (auto& v : hidden) v = std::max(0.0, v);
+      logits.push_back(affine(m.classifier_out, hidden)[0]);
+      auto prompt = affine(m.prompt_hidden, selected);
+      for (auto& v : prompt) v = std::max(0.0, v);
+      for (double v : affine(m.prompt_out, prompt)) prefix.push_back(static_cast<float>(v));
+    }
+  };
+  std::vector<double> in_logits, out_logits;
+  std::vector<float> in_prefix, out_prefix;
+  forward(data.in_scope, in_logits, in_prefix);
+  forward(data.out_scope, out_logits, out_prefix);
+  auto bce = [](const std::vector<double>& logits, bool positive) {
+    double sum = 0;
+    for (double l : logits) {
+      const double p = 1.0 / (1.0 + std::exp(-l));
+      sum -= positive ? std::log(p) : std::log(1.0 - p);
+    }
+    return sum / static_cast<double>(logits.size());
+  };
+  const double scope_loss = 0.5 * (bce(in_logits, true) + bce(out_logits, false));
+  const auto d = t.base.model.config().d_model;
+  const auto prefix = tensortape::from_vector<float, editlab::model::Cpu>(
+      {static_cast<std::int64_t>(data.in_scope.size()), options.prefix_length, d}, in_prefix);
+  const double prompt_loss = t.base.loss(t.base.batch(data.in_scope), prefix).item();
+  const double expected = options.lambda * scope_loss + (1 - options.lambda) * prompt_loss;
+  EXPECT_NEAR(loss, expected, 1e-4 * std::max(1.0, std::abs(expected)));
+}
+
 TEST(Seprog, FinetuneIsMeasuredAgainstTheOriginalBase) {
   auto& t = tiny();  // also writes the tiny base model's folder
   const fs::path dir = scratch_path("editlab_seprog_test_base");

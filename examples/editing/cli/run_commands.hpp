@@ -83,6 +83,7 @@ inline void add_source_options(CLI::App& cmd, RunSource& s) {
 
 struct TrainCommand {
   std::string method = "seprog";
+  bool paper_form = false;
   RunSource source;
   fs::path out;
   editors::SeprogOptions seprog;
@@ -95,6 +96,9 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
       ->capture_default_str();
   add_source_options(cmd, t.source);
   cmd.add_option("--out", t.out, "the run folder to write")->required();
+  cmd.add_flag("--paper-form", t.paper_form,
+               "SEPROG exactly as the paper writes it: every option marked 'beyond the paper' off, one edit set per step"
+               " (overrides those options)");
   cmd.add_option("--steps", t.seprog.steps, "training steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--lr", t.seprog.lr, "Adam learning rate (linear warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--lambda", t.seprog.lambda, "weight of the scope loss: L = lambda L_sc + (1 - lambda) L_pg")
@@ -146,6 +150,7 @@ inline int run_train(TrainCommand t) {
                  t.source.benchmark.c_str(), state.at("step").get<int>());
   } else {
     t.seprog.variant = editors::parse_variant(t.method);
+    if (t.paper_form) t.seprog = t.seprog.paper_form();
     tensortape::check(checkpoint.empty(), "editlab train", "'", t.out.string(), "' holds an interrupted run (",
                       checkpoint.string(), "); pass --resume to continue it or remove it");
   }
@@ -247,6 +252,70 @@ inline int run_plot(const fs::path& results, const fs::path& out) {
   const std::string command = "/usr/bin/python3 '" + script.string() + "' '" + results.string() + "' --out '" + out.string() + "'";
   const int status = std::system(command.c_str());
   tensortape::check(status == 0, "editlab plot", "'", command, "' failed (it needs Debian's python3-matplotlib)");
+  return 0;
+}
+
+struct OracleCommand {
+  fs::path run;
+  std::string split = "test";
+  int k = 64;
+  int draws = 5;
+  std::uint64_t seed = 1;
+};
+
+inline void add_oracle_options(CLI::App& cmd, OracleCommand& o) {
+  cmd.add_option("--run", o.run, "the run folder (from editlab train)")->required();
+  cmd.add_option("--split", o.split, "train, validation or test")->check(CLI::IsMember({"train", "validation", "test"}))->capture_default_str();
+  cmd.add_option("--k", o.k, "edits per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--draws", o.draws, "edit batches")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--seed", o.seed, "seed of the batch draws")->capture_default_str();
+}
+
+// The prompt route alone: K edits applied, each in-scope input answered with its own edit's
+// prompt and the gate open (Seprog::predict_with_edit), beside the editor's own answers and
+// the untouched base model's (ES0). Edit-needed ES as in the harness.
+inline int run_oracle(const OracleCommand& o) {
+  auto run = load_run(o.run);
+  const auto split = world::parse_split(o.split);
+  const auto& pool = run->bench.split(split);
+  tensortape::check(o.k <= static_cast<int>(pool.size()), "editlab oracle", "--k ", o.k, " is more than the ", pool.size(),
+                    " cases of the split");
+  const auto untouched = run->untouched_base();
+  auto& editor = *run->editor;
+  double needed = 0, oracle_needed = 0, own_needed = 0, total = 0, oracle_all = 0, base_all = 0;
+  for (int d = 0; d < o.draws; ++d) {
+    const auto batch = eval::draw_cases(pool, o.k, o.seed, d);
+    std::vector<std::string> inputs;
+    std::vector<std::size_t> edit_of;
+    std::vector<std::string> targets;
+    for (std::size_t b = 0; b < batch.size(); ++b)
+      for (const auto& e : batch[b].in_scope) {
+        inputs.push_back(e.input);
+        edit_of.push_back(b);
+        targets.push_back(e.target);
+      }
+    const auto base = untouched(inputs);
+    editor.reset();
+    editor.apply(eval::descriptors_of(batch));
+    const auto forced = editor.predict_with_edit(inputs, edit_of);
+    const auto own = editor.predict(inputs);
+    editor.reset();
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      total += 1;
+      oracle_all += forced[i] == targets[i];
+      base_all += base[i] == targets[i];
+      if (base[i] == targets[i]) continue;
+      needed += 1;
+      oracle_needed += forced[i] == targets[i];
+      own_needed += own[i] == targets[i];
+    }
+    std::fprintf(stderr, "\roracle %s/%s K=%d: draw %d/%d", run->bench.name.c_str(), o.split.c_str(), o.k, d + 1, o.draws);
+  }
+  std::fprintf(stderr, "\n");
+  std::printf("%s on %s/%s, K = %d, %d draws, %.0f in-scope examples (%.0f need the edit):\n"
+              "  oracle ES %.3f (all %.3f)   the editor's own ES %.3f   ES0 %.3f\n",
+              editor.name().c_str(), run->bench.name.c_str(), o.split.c_str(), o.k, o.draws, total, needed,
+              oracle_needed / needed, oracle_all / total, own_needed / needed, base_all / total);
   return 0;
 }
 

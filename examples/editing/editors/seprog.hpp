@@ -30,8 +30,10 @@
 //   sibling_share, swap_negatives: training edit sets with several edits of one subject, and
 //                  out-scope inputs that are in-scope wordings about another subject.
 //   hard_selection: at inference h(x) is the best-scoring edit's value.
-// key_value = match_feature = token_match = exact_match = answer_match = hard_selection = false, sibling_share =
-// swap_negatives = 0 give the paper's form.
+//   edit_sets_per_step > 1: several edit sets per training step, each input masked to its own set's edits.
+//   relabel, selection_weight: training cases given another case's new label, and a selection loss.
+// SeprogOptions::paper_form() turns every one of these off: the paper's equations (tested in
+// seprog_test, Seprog.PaperFormLossIsThePapersEquations).
 // Losses: L_sc = balanced BCE of e(x) (in-scope 1, out-scope 0); L_pg = token NLL of the new
 // label through the frozen decoder with the prefix, in-scope only; L = lambda L_sc + (1 - lambda) L_pg.
 // Variants (the paper's ablations): finetune (the base trains too), noclassifier (no NN_e, no
@@ -176,6 +178,25 @@ struct SeprogOptions {
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
+
+  // The paper's form (section 3): every departure above off. One edit set per training step, so
+  // no input is masked to a set; the paper's objective L = lambda L_sc + (1 - lambda) L_pg, with
+  // no relabelled cases and no selection loss; one vector h_i per edit, selected by
+  // softmax((W_att b(x)) . h_i / sqrt(d_h)) and mixed softly at inference too; NN_e over
+  // [h(x); b(x)]; edit sets drawn uniformly; out-scope inputs only the benchmark's own. The
+  // sizes (P, d_h, the hidden widths), lambda, the learning rate and the schedule stay: they are
+  // scaled to our models, not departures in form.
+  SeprogOptions paper_form() const {
+    SeprogOptions o = *this;
+    o.edit_sets_per_step = 1;
+    o.relabel = 0.0;
+    o.selection_weight = 0.0;
+    o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
+    o.scope_from_match_only = false;
+    o.word_dropout = o.sibling_share = o.swap_negatives = 0.0;
+    o.hard_selection = false;
+    return o;
+  }
 
   // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
   // the value, key_tokens rows of [scope salience, selection salience | key token (d_h)], with
@@ -465,6 +486,25 @@ class Seprog : public eval::Editor {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0) return std::vector<float>(inputs.size(), 0.0f);
     return tt::sigmoid(forward(inputs, memory_.encodings()).in_scope_logit).to_vector();
+  }
+
+  // Answers with the oracle's routing: input i gets the prompt of memory entry edit_of_input[i]
+  // (the edit it belongs to), the gate open. What the prompt decoder and the frozen base can do
+  // when selection and scope are perfect (editlab oracle).
+  std::vector<std::string> predict_with_edit(const std::vector<std::string>& inputs, const std::vector<std::size_t>& edit_of_input) {
+    tt::NoGradGuard no_grad;
+    tt::check(edit_of_input.size() == inputs.size(), "Seprog::predict_with_edit", inputs.size(), " inputs but ",
+              edit_of_input.size(), " edit indices");
+    if (inputs.empty()) return {};
+    const auto k = static_cast<std::int64_t>(memory_.size());
+    std::vector<float> bias(inputs.size() * static_cast<std::size_t>(k), -1e9f);  // (B, K): only the given edit
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      tt::check(edit_of_input[i] < memory_.size(), "Seprog::predict_with_edit", "edit index ", edit_of_input[i],
+                " is not in the memory of ", memory_.size(), " edits");
+      bias[i * static_cast<std::size_t>(k) + edit_of_input[i]] = 0.0f;
+    }
+    const auto set_bias = tt::from_vector<float, Cpu>({static_cast<std::int64_t>(inputs.size()), k}, bias);
+    return base_predict(inputs, forward(inputs, memory_.encodings(), set_bias, /*hard=*/true).prefix);
   }
 
   // The selection's attention over the memory for each input, (B, K) row-major (for inspection).

@@ -20,8 +20,10 @@
 //
 // Out-scope examples (what DD is measured on):
 //   train split         other train-split subjects, training phrasings (what an editor trains on)
-//   validation, test    out_scope: reserved subjects, never edited and never in any training
-//                       case, in held-out phrasings: inputs no editor has seen. The reserve is
+//   validation, test    out_scope: held-out phrasings about subjects no editor trains on: half
+//                       about other subjects of the case's own split (the harness drops those a
+//                       batch edits, so at K = 64-128 few are left), half about reserved subjects,
+//                       which no split edits and which stay whatever the batch. The reserve is
 //                       halved, one half for validation and one for test, so choosing defaults
 //                       on validation never reads the test half.
 //                       seen_out_scope: train-split subjects in training phrasings, reported
@@ -161,11 +163,9 @@ struct Pools {
   void add(const SubjectRole& role, T item) {
     (role.reserved ? reserve : cases)[static_cast<int>(role.split)].push_back(std::move(item));
   }
-  // Where a split's out-scope examples come from: the train split's own subjects in training,
-  // the reserve in validation and test.
-  const std::vector<T>& out_scope_source(Split split) const {
-    return split == Split::train ? cases[0] : reserve[static_cast<int>(split)];
-  }
+  // Where a split's unseen out-scope examples come from besides its own cases: the reserve.
+  const std::vector<T>& reserved_for(Split split) const { return reserve[static_cast<int>(split)]; }
+  const std::vector<T>& cases_of(Split split) const { return cases[static_cast<int>(split)]; }
 };
 
 inline std::string fact_key(const World& w, const Fact& f) { return w.name(f.subject) + "|" + w.relations[f.relation].id; }
@@ -221,10 +221,17 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
   Benchmark bench{std::string(name), {}, {}};
   const Forms forms(w);
   tt::Rng rng(w.options.seed * 977 + detail::fnv1a(name));
-  constexpr int kSeenOutScope = 2;    // per case: train-split subjects, as editors train on
-  constexpr int kUnseenOutScope = 4;  // per validation / test case: reserved subjects
+  constexpr int kSeenOutScope = 2;   // per case: train-split subjects, as editors train on
+  constexpr int kUnseenHalf = 2;     // per validation / test case: its split's subjects, and as many reserved ones
   constexpr std::size_t kEditsPerSpecies = 5;
-  auto out_count = [&](Split split) { return split == Split::train ? kSeenOutScope : kUnseenOutScope; };
+  // The out-scope set of a case of `split` (see the header): `draw(pool, count)` draws `count`
+  // examples about subjects of `pool` other than the case's own.
+  auto out_scope = [&](Split split, const auto& pools, auto draw) {
+    if (split == Split::train) return draw(pools.cases_of(Split::train), kSeenOutScope);
+    auto out = draw(pools.cases_of(split), kUnseenHalf);
+    for (auto& e : draw(pools.reserved_for(split), kUnseenHalf)) out.push_back(std::move(e));
+    return out;
+  };
 
   if (name == "qa" || name == "factcheck" || name == "relations") {
     const auto roles = detail::entity_roles(w);
@@ -281,11 +288,13 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
               c.hard_out_scope.back().fact = detail::fact_key(w, same);
             }
         }
-        c.out_scope = detail::other_facts(w, pools.out_scope_source(split), f, out_count(split), rng,
-                                          [&](const Fact& o) { return out_example(o, split); });
-        if (split != Split::train)
-          c.seen_out_scope = detail::other_facts(w, pools.cases[static_cast<int>(Split::train)], f, kSeenOutScope, rng,
-                                                 [&](const Fact& o) { return out_example(o, Split::train); });
+        auto facts_of = [&](Split wording) {
+          return [&, wording](const std::vector<const Fact*>& pool, int count) {
+            return detail::other_facts(w, pool, f, count, rng, [&](const Fact& o) { return out_example(o, wording); });
+          };
+        };
+        c.out_scope = out_scope(split, pools, facts_of(split));
+        if (split != Split::train) c.seen_out_scope = facts_of(Split::train)(pools.cases_of(Split::train), kSeenOutScope);
         bench.split(split).push_back(std::move(c));
       }
     return bench;
@@ -344,8 +353,9 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
             c.hard_out_scope.back().fact = detail::property_key(x.name, w, p);
             ++found;
           }
-          c.out_scope = other_species(pools.out_scope_source(split), s, split == Split::train ? 3 : kUnseenOutScope);
-          if (split != Split::train) c.seen_out_scope = other_species(pools.cases[static_cast<int>(Split::train)], s, kSeenOutScope);
+          auto species_of = [&](const std::vector<int>& pool, int count) { return other_species(pool, s, count); };
+          c.out_scope = split == Split::train ? other_species(pools.cases_of(Split::train), s, 3) : out_scope(split, pools, species_of);
+          if (split != Split::train) c.seen_out_scope = other_species(pools.cases_of(Split::train), s, kSeenOutScope);
           bench.split(split).push_back(std::move(c));
         }
       }
@@ -386,8 +396,8 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           c.old_target = original.target;
           c.in_scope = {c.edit};
           c.changes = {original.input};
-          c.out_scope = other_passages(pools.out_scope_source(split), p, out_count(split));
-          if (split != Split::train) c.seen_out_scope = other_passages(pools.cases[static_cast<int>(Split::train)], p, kSeenOutScope);
+          c.out_scope = out_scope(split, pools, [&](const std::vector<const Passage*>& pool, int count) { return other_passages(pool, p, count); });
+          if (split != Split::train) c.seen_out_scope = other_passages(pools.cases_of(Split::train), p, kSeenOutScope);
           bench.split(split).push_back(std::move(c));
         }
     }

@@ -777,6 +777,41 @@ TEST(Seprog, PaperFormLossIsThePapersEquations) {
   EXPECT_NEAR(loss, expected, 1e-4 * std::max(1.0, std::abs(expected)));
 }
 
+// sp-finetune moves the base model at base_lr and SEPROG's modules at lr: one step with
+// base_lr = lr / 10 moves every base weight by a tenth of what base_lr = lr moves it, and the
+// modules alike.
+TEST(Seprog, FinetuneMovesTheBaseAtItsOwnLearningRate) {
+  auto& t = tiny();  // also writes the tiny base model's folder
+  const fs::path dir = scratch_path("editlab_seprog_test_base");
+  const auto& cases = t.qa.split(editlab::world::Split::train);
+  const std::vector<editlab::world::Case> edits(cases.begin(), cases.begin() + 3);
+  auto step = [&](double base_lr, std::vector<float>& base_delta, std::vector<float>& module_delta) {
+    auto base = editlab::model::Seq2Seq::load(dir);
+    auto options = small(SeprogVariant::finetune);
+    options.base_lr = base_lr;
+    Seprog editor(base, {}, options);
+    base.model.unfreeze();
+    const auto base_before = base.model.parameters().front().to_vector();
+    const auto module_before = editor.modules().prompt_hidden.weight.to_vector();
+    editor.train_step(edits);
+    const auto base_after = base.model.parameters().front().to_vector();
+    const auto module_after = editor.modules().prompt_hidden.weight.to_vector();
+    for (std::size_t i = 0; i < base_after.size(); ++i) base_delta.push_back(base_after[i] - base_before[i]);
+    for (std::size_t i = 0; i < module_after.size(); ++i) module_delta.push_back(module_after[i] - module_before[i]);
+  };
+  const double lr = small().lr;
+  std::vector<float> full_base, full_module, tenth_base, tenth_module;
+  step(lr, full_base, full_module);
+  step(lr / 10, tenth_base, tenth_module);
+  double moved = 0;
+  for (std::size_t i = 0; i < full_base.size(); ++i) {
+    moved += std::abs(full_base[i]);
+    EXPECT_NEAR(tenth_base[i], full_base[i] / 10, 1e-6 + 1e-3 * std::abs(full_base[i])) << i;
+  }
+  EXPECT_GT(moved, 0.0) << "the base model must train in sp-finetune";
+  for (std::size_t i = 0; i < full_module.size(); ++i) EXPECT_NEAR(tenth_module[i], full_module[i], 1e-6) << i;
+}
+
 TEST(Seprog, FinetuneIsMeasuredAgainstTheOriginalBase) {
   auto& t = tiny();  // also writes the tiny base model's folder
   const fs::path dir = scratch_path("editlab_seprog_test_base");

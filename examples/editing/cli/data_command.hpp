@@ -71,14 +71,16 @@ inline int run_data(const DataOptions& o) {
   const bool is_track = std::find(data::track_names().begin(), data::track_names().end(), o.benchmark) != data::track_names().end();
   const auto bench = is_track ? data::load_track(o.benchmark, o.data_dir).benchmark : load_benchmark(w, o.benchmark, o.model);
   const auto& cases = bench.split(world::parse_split(o.split));
-  std::size_t in_scope = 0, out_scope = 0, hard = 0;
+  std::size_t in_scope = 0, out_scope = 0, seen = 0, hard = 0;
   for (const auto& c : cases) {
     in_scope += c.in_scope.size();
     out_scope += c.out_scope.size();
+    seen += c.seen_out_scope.size();
     hard += c.hard_out_scope.size();
   }
   std::printf("%s / %s: %zu edits, %zu in-scope, %zu out-scope", bench.name.c_str(), o.split.c_str(), cases.size(),
               in_scope, out_scope);
+  if (seen) std::printf(", %zu seen out-scope", seen);
   if (hard) std::printf(", %zu hard out-scope", hard);
   const std::string source = is_track ? data::track_file(o.benchmark, o.data_dir).string()
                                       : "world seed " + std::to_string(o.world_seed);
@@ -91,6 +93,7 @@ inline int run_data(const DataOptions& o) {
                 c.old_target.c_str());
     print_examples("in-scope", c.in_scope);
     print_examples("out-scope", c.out_scope);
+    print_examples("seen-out", c.seen_out_scope);
     print_examples("hard-out", c.hard_out_scope);
     std::printf("\n");
   }

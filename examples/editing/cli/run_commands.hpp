@@ -101,6 +101,7 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
                " (overrides those options)");
   cmd.add_option("--steps", t.seprog.steps, "training steps")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--lr", t.seprog.lr, "Adam learning rate (linear warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--base-lr", t.seprog.base_lr, "sp-finetune: the base model's learning rate")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--lambda", t.seprog.lambda, "weight of the scope loss: L = lambda L_sc + (1 - lambda) L_pg")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();

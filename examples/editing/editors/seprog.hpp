@@ -101,6 +101,9 @@ struct SeprogOptions {
   int hidden = 256;         // width of NN_e's and NN_prompt's hidden layers
   double lambda = 0.3;      // L = lambda L_sc + (1 - lambda) L_pg
   double lr = 1e-3;
+  // sp-finetune: the base model's learning rate (the modules keep lr). The paper fine-tunes the
+  // base at 1e-5 to 1e-4; this was chosen among those on the validation split (docs/editing.md).
+  double base_lr = 1e-4;
   int warmup_steps = 100;
   double clip_norm = 5.0;
   int steps = 2000;
@@ -209,7 +212,7 @@ struct SeprogOptions {
 
   nlohmann::json to_json() const {
     return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
-            {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"warmup_steps", warmup_steps},
+            {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
             {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
@@ -224,6 +227,7 @@ struct SeprogOptions {
     o.hidden = j.at("hidden");
     o.lambda = j.at("lambda");
     o.lr = j.at("lr");
+    o.base_lr = j.value("base_lr", o.lr);  // runs from before the option trained the base at lr
     o.warmup_steps = j.at("warmup_steps");
     o.clip_norm = j.at("clip_norm");
     o.steps = j.at("steps");
@@ -435,7 +439,7 @@ class Seprog : public eval::Editor {
     const double loss = train::backward_sharded(params, split(data, train::shard_count(0)),
                                                 [&](const StepData& d) { return step_loss(d); });
     tt::optim::clip_grad_norm_(params, options_.clip_norm);
-    step_optimizer_->step();
+    step_with_base_lr(*step_optimizer_);
     return loss;
   }
 
@@ -569,7 +573,7 @@ class Seprog : public eval::Editor {
       const StepData data = draw(train_cases, step_rng);
       const double loss = train::backward_sharded(params, split(data, shards), [&](const StepData& d) { return step_loss(d); });
       tt::optim::clip_grad_norm_(params, options_.clip_norm);
-      adam.step();
+      step_with_base_lr(adam);
       progress.update(step + 1, loss, static_cast<double>(data.in_scope.size() + data.out_scope.size()));
       report.steps = step + 1;
       bool stop = false;
@@ -1011,6 +1015,27 @@ class Seprog : public eval::Editor {
 
   std::vector<std::string> base_predict(const std::vector<std::string>& inputs, const Tensor& prefix) {
     return base_->predict(inputs, labels_, prefix);
+  }
+
+  // adam.step(), with sp-finetune's base weights moved at base_lr instead of lr. Adam's step is
+  // lr times a direction that does not depend on lr (no weight decay here), so scaling the base
+  // weights' step by base_lr / lr is exactly Adam at base_lr for them, with one optimizer state.
+  void step_with_base_lr(tt::optim::Adam<float, Cpu>& adam) {
+    if (options_.variant != SeprogVariant::finetune || options_.base_lr == options_.lr) {
+      adam.step();
+      return;
+    }
+    tt::NoGradGuard no_grad;
+    auto base_params = base_->model.parameters();
+    std::vector<Tensor> before;
+    for (const auto& p : base_params) before.push_back(p.contiguous_copy());
+    adam.step();
+    const auto ratio = static_cast<float>(options_.base_lr / options_.lr);
+    for (std::size_t i = 0; i < base_params.size(); ++i) {
+      base_params[i].add_(before[i], -1.0f);  // the step Adam took at lr
+      base_params[i].mul_(ratio);
+      base_params[i].add_(before[i]);
+    }
   }
 
   std::vector<Tensor> trainable_parameters() {

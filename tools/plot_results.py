@@ -15,8 +15,10 @@ Usage:
   python3 tools/plot_results.py results.jsonl --out docs/results/ablations \
       --methods seprog,sp-finetune,sp-noclassifier,sp-noselect          # Figure 3
 
-As with the Markdown tables, when a (method, benchmark, batch_size) appears more than once the
-last line wins. A metric written as null (nothing measured) is left out of its line.
+As with the Markdown tables, when a (method, benchmark, split, batch_size, seed) appears more than
+once the last line wins, and the rows of several editor training seeds are averaged (standard
+errors combined as independent estimates). A metric written as null (nothing measured) is left
+out of its line.
 
 Needs matplotlib (Debian: apt-get install python3-matplotlib; it lands in /usr/bin/python3, so
 run that interpreter if another python3 comes first on PATH). Optional: neither the build nor
@@ -30,8 +32,26 @@ import os
 import sys
 
 
+def average_seeds(rows):
+    """One row per (method, benchmark, split, batch_size): the seeds' mean, SEs combined."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["method"], row["benchmark"], row.get("split", "test"), row["batch_size"]), []).append(row)
+    out = []
+    for group in groups.values():
+        merged = dict(group[0])
+        for metric in ("es", "dd", "hard_dd"):
+            values = [(r.get(metric), r.get(metric + "_se") or 0.0) for r in group if measured(r.get(metric))]
+            if values:
+                merged[metric] = sum(v for v, _ in values) / len(values)
+                merged[metric + "_se"] = math.sqrt(sum(se * se for _, se in values)) / len(values)
+        out.append(merged)
+    return out
+
+
 def read_rows(path):
-    """The rows of a results file, last line per (method, benchmark, batch_size) winning."""
+    """The rows of a results file, last line per (method, benchmark, split, batch_size, seed)
+    winning, seeds averaged."""
     required = ("method", "benchmark", "batch_size", "es", "dd")
     latest = {}
     with open(path, encoding="utf-8") as f:
@@ -47,10 +67,11 @@ def read_rows(path):
             for field in required:
                 if field not in row:
                     sys.exit(f"{path}:{number}: field '{field}' is missing")
-            latest[(row["method"], row["benchmark"], row["batch_size"])] = row
+            key = (row["method"], row["benchmark"], row.get("split", "test"), row["batch_size"], row.get("seed"))
+            latest[key] = row
     if not latest:
         sys.exit(f"{path}: no result rows")
-    return list(latest.values())
+    return average_seeds(latest.values())
 
 
 def ordered(values):

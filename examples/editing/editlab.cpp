@@ -80,6 +80,9 @@ int main(int argc, char** argv) {
                            "'question=14,fact_claim=26,question_shuffle_percent=20' (unnamed ones keep their defaults)");
   pretrain_cmd->add_option("--blank-untrained-tokens", pre.blank_untrained_tokens,
                            "zero the embedding of every token no training input held (its random start is noise)")->capture_default_str();
+  pretrain_cmd->add_option("--span-corruption", pre.span_corruption_percent,
+                           "real-data tracks with texts (zsre1k): percent of examples that are span corruption of the track's text")
+      ->capture_default_str()->check(CLI::Range(0, 100));
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
   pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
       ->check(CLI::PositiveNumber);

@@ -79,6 +79,7 @@ struct PretrainOptions {
   bool resume = false;
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
   bool blank_untrained_tokens = true;  // zero the embeddings no training input reached (blank_untrained_embeddings)
+  int span_corruption_percent = 25;    // tracks with texts: share of examples that are span corruption (track_source)
   bool measure_quality = true;   // run the quality bars at the end
   bool quiet = false;            // no progress bar or messages
 
@@ -86,7 +87,8 @@ struct PretrainOptions {
   nlohmann::json identity() const {
     return {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
             {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"batch_size", batch_size},
-            {"steps", steps}, {"lr", lr}, {"weight_decay", weight_decay}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()}};
+            {"steps", steps}, {"lr", lr}, {"weight_decay", weight_decay}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()},
+            {"span_corruption_percent", span_corruption_percent}};
   }
 };
 
@@ -130,13 +132,9 @@ inline PretrainSource world_source(const world::WorldOptions& options, const wor
           [w](model::Seq2Seq& base) { return measure_quality(base, *w); }};
 }
 
-// Share of a track's pretraining examples that are span-corruption examples of its texts (when
-// it has any).
-inline constexpr int kSpanCorruptionPercent = 25;
-
-// A track's knowledge, drawn uniformly, and span corruption over its texts (data/tracks.hpp);
-// quality is how much of the knowledge the model has learned.
-inline PretrainSource track_source(const std::string& name, const fs::path& data_dir) {
+// A track's knowledge, drawn uniformly, and span corruption over its texts (data/tracks.hpp) for
+// span_percent of the examples; quality is how much of the knowledge the model has learned.
+inline PretrainSource track_source(const std::string& name, const fs::path& data_dir, int span_percent) {
   auto track = std::make_shared<const data::Track>(data::load_track(name, data_dir));
   std::string description = "# editlab track " + name + ": " + std::to_string(track->knowledge.size()) + " facts, " +
                             std::to_string(track->texts.size()) + " texts for span corruption\n";
@@ -159,10 +157,10 @@ inline PretrainSource track_source(const std::string& name, const fs::path& data
         for (const auto& e : *set) labels.push_back(e.target);
     }
   return {description, lines, labels,
-          [track](std::uint64_t seed, std::vector<world::Example>& batch) {
+          [track, span_percent](std::uint64_t seed, std::vector<world::Example>& batch) {
             tt::Rng rng(seed);
             for (auto& e : batch)
-              if (!track->texts.empty() && static_cast<int>(rng.below(100)) < kSpanCorruptionPercent)
+              if (!track->texts.empty() && static_cast<int>(rng.below(100)) < span_percent)
                 e = world::span_corruption(track->texts[rng.below(track->texts.size())], rng.next_u64());
               else
                 e = track->knowledge[rng.below(track->knowledge.size())];
@@ -262,7 +260,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
   }
 
   const PretrainSource source =
-      options.source == "default" ? world_source(options.world, options.mix) : track_source(options.source, options.data_dir);
+      options.source == "default" ? world_source(options.world, options.mix) : track_source(options.source, options.data_dir, options.span_corruption_percent);
   train::write_text(options.out / "world.txt", source.description);
 
   const fs::path spiece = options.out / "spiece.model";

@@ -25,6 +25,7 @@ struct DataOptions {
   int people = world::WorldOptions{}.people;
   std::filesystem::path model = "models/base";
   std::filesystem::path data_dir = "../shared/data";
+  bool es0 = false;  // also measure the unedited base model on the split's in-scope examples
 };
 
 // The world's five benchmarks, then the real-data tracks.
@@ -47,6 +48,7 @@ inline void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--model", o.model, "base model folder (textgen samples its new continuations from it)")
       ->capture_default_str();
   cmd.add_option("--data-dir", o.data_dir, "the shared data folder (for the lot and zsre1k tracks)")->capture_default_str();
+  cmd.add_flag("--es0", o.es0, "also report ES0: how many in-scope examples the unedited --model already answers with the new label");
 }
 
 // The world's benchmark; textgen loads the base model to sample continuations.
@@ -87,6 +89,19 @@ inline int run_data(const DataOptions& o) {
   std::printf("  (%s; splits train/validation/test: %zu/%zu/%zu)\n\n", source.c_str(),
               bench.split(world::Split::train).size(),
               bench.split(world::Split::validation).size(), bench.split(world::Split::test).size());
+  if (o.es0) {
+    auto base = model::Seq2Seq::load(o.model);
+    std::vector<world::Example> in;
+    for (const auto& c : cases) in.insert(in.end(), c.in_scope.begin(), c.in_scope.end());
+    std::vector<std::string> inputs;
+    for (const auto& e : in) inputs.push_back(e.input);
+    const auto answers = base.predict(inputs, bench.labels);
+    std::size_t hits = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) hits += answers[i] == in[i].target;
+    std::printf("ES0 (the unedited base model %s): %.3f, %zu of %zu in-scope examples already give the new label;"
+                " %zu need the edit\n\n", o.model.string().c_str(), in.empty() ? 0.0 : static_cast<double>(hits) / in.size(), hits,
+                in.size(), in.size() - hits);
+  }
   for (int i = 0; i < o.show && i < static_cast<int>(cases.size()); ++i) {
     const auto& c = cases[static_cast<std::size_t>(i)];
     std::printf("[%d] edit       %s  =>  %s   (was: %s)\n", i + 1, c.edit.input.c_str(), c.edit.target.c_str(),

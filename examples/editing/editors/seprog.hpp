@@ -125,7 +125,8 @@ struct SeprogOptions {
   // the prompt decoder reads: h_i), instead of one vector that must serve both; and NN_e also
   // sees how well the best key matched (the largest attention score), so that telling an
   // edited input from an unedited one does not have to be learned from [h(x); b(x)] by an MLP.
-  // false, false gives the paper's form. On the validation split (docs/editing.md, runs 12-20)
+  // false, false gives the paper's single-vector memory (paper_form() turns every departure off).
+  // On the validation split (docs/editing.md, runs 12-20)
   // they lifted qa's ES at K = 1 from 0.00 to 0.50 and cut its DD at K = 60 from 0.48 to 0.41,
   // and on entail raised ES (0.12 -> 0.47 at K = 50) at some cost in DD (0.07 -> 0.21).
   bool key_value = true;

@@ -223,6 +223,11 @@ inline double mean_of(const std::vector<double>& values) {
     if (!std::isnan(v)) sum += v, ++n;
   return n ? sum / n : std::numeric_limits<double>::quiet_NaN();
 }
+// A metric's value: itself, or for an optional one, its value (`missing` when absent).
+inline double value(double v, double = 0.0) { return v; }
+inline double value(const std::optional<double>& v, double missing = std::numeric_limits<double>::quiet_NaN()) {
+  return v.value_or(missing);
+}
 inline double spread_of(const std::vector<double>& values) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (double v : values)
@@ -244,9 +249,10 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
   for (const auto& key : order) {
     const auto& group = groups[key];
     SeedMerged m{*group.front(), static_cast<int>(group.size())};
-    auto combine = [&](auto mean, auto se, double& out_mean, double& out_se) {
+    // A metric's mean over the seeds with its combined SE; members are pointers to ResultRow's.
+    auto combine = [&](auto mean, auto se, auto& out_mean, auto& out_se) {
       std::vector<std::pair<double, double>> estimates;
-      for (const auto* r : group) estimates.emplace_back(mean(*r), se(*r));
+      for (const auto* r : group) estimates.emplace_back(detail::value(r->*mean), detail::value(r->*se, 0.0));
       std::tie(out_mean, out_se) = detail::average(estimates);
     };
     auto values = [&](auto get) {
@@ -254,22 +260,10 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
       for (const auto* r : group) v.push_back(get(*r));
       return v;
     };
-    combine([](const ResultRow& r) { return r.es; }, [](const ResultRow& r) { return r.es_se; }, m.row.es, m.row.es_se);
-    combine([](const ResultRow& r) { return r.dd; }, [](const ResultRow& r) { return r.dd_se; }, m.row.dd, m.row.dd_se);
-    if (m.row.hard_dd) {
-      double h = 0, h_se = 0;
-      combine([](const ResultRow& r) { return r.hard_dd.value_or(std::nan("")); },
-              [](const ResultRow& r) { return r.hard_dd_se.value_or(0.0); }, h, h_se);
-      m.row.hard_dd = h;
-      m.row.hard_dd_se = h_se;
-    }
-    if (m.row.dd_seen) {
-      double v = 0, v_se = 0;
-      combine([](const ResultRow& r) { return r.dd_seen.value_or(std::nan("")); },
-              [](const ResultRow& r) { return r.dd_seen_se.value_or(0.0); }, v, v_se);
-      m.row.dd_seen = v;
-      m.row.dd_seen_se = v_se;
-    }
+    combine(&ResultRow::es, &ResultRow::es_se, m.row.es, m.row.es_se);
+    combine(&ResultRow::dd, &ResultRow::dd_se, m.row.dd, m.row.dd_se);
+    if (m.row.hard_dd) combine(&ResultRow::hard_dd, &ResultRow::hard_dd_se, m.row.hard_dd, m.row.hard_dd_se);
+    if (m.row.dd_seen) combine(&ResultRow::dd_seen, &ResultRow::dd_seen_se, m.row.dd_seen, m.row.dd_seen_se);
     m.row.es_all = detail::mean_of(values([](const ResultRow& r) { return r.es_all; }));
     m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
     m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));

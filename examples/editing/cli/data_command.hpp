@@ -92,15 +92,26 @@ inline int run_data(const DataOptions& o) {
   if (o.es0) {
     auto base = model::Seq2Seq::load(o.model);
     std::vector<world::Example> in;
-    for (const auto& c : cases) in.insert(in.end(), c.in_scope.begin(), c.in_scope.end());
+    std::vector<std::string> old_labels;  // the label before the edit, per in-scope example
+    for (const auto& c : cases)
+      for (const auto& e : c.in_scope) {
+        in.push_back(e);
+        old_labels.push_back(c.old_target);
+      }
     std::vector<std::string> inputs;
     for (const auto& e : in) inputs.push_back(e.input);
     const auto answers = base.predict(inputs, bench.labels);
-    std::size_t hits = 0;
-    for (std::size_t i = 0; i < in.size(); ++i) hits += answers[i] == in[i].target;
-    std::printf("ES0 (the unedited base model %s): %.3f, %zu of %zu in-scope examples already give the new label;"
-                " %zu need the edit\n\n", o.model.string().c_str(), in.empty() ? 0.0 : static_cast<double>(hits) / in.size(), hits,
-                in.size(), in.size() - hits);
+    std::size_t hits = 0, old = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      hits += answers[i] == in[i].target;
+      old += answers[i] == old_labels[i];
+    }
+    const double n = static_cast<double>(std::max<std::size_t>(in.size(), 1));
+    std::printf("the unedited base model %s on the %zu in-scope inputs: ES0 %.3f (%zu already give the new label; %zu need"
+                " the edit)", o.model.string().c_str(), in.size(), hits / n, hits, in.size() - hits);
+    // A claim's label before the edit is the other label; an answer's is the case's old one.
+    if (bench.labels.empty()) std::printf("; the answer before the edit on %.3f", old / n);
+    std::printf("\n\n");
   }
   for (int i = 0; i < o.show && i < static_cast<int>(cases.size()); ++i) {
     const auto& c = cases[static_cast<std::size_t>(i)];

@@ -536,6 +536,7 @@ TEST(Report, JsonLinesRoundTrip) {
   a.in_examples = 410;
   a.needed_examples = 400;
   a.out_examples = 380;
+  a.target_examples = 300;
   const fs::path path = scratch("round_trip.jsonl");
   append_jsonl(path, {a});
   append_jsonl(path, {b, c});  // appends, keeps a
@@ -571,6 +572,7 @@ TEST(Report, JsonLinesRoundTrip) {
   EXPECT_EQ(back[0].in_examples, 410);
   EXPECT_EQ(back[0].needed_examples, 400);
   EXPECT_EQ(back[0].out_examples, 380);
+  EXPECT_EQ(back[0].target_examples, 300);
   EXPECT_FALSE(back[1].seed.has_value());
   EXPECT_EQ(back[1].split, "test");
   EXPECT_FALSE(back[0].hard_dd.has_value());
@@ -685,6 +687,12 @@ TEST(Report, BatchSizeTableListsEveryRow) {
   EXPECT_EQ(all[2], "| relations | seprog | 1 | 1 | 5 | 0 / 0 | 0.90 ± 0.10 | 0.90 | 0.05 | 0.00 ± 0.00 | 0.00 | – | – |");
   EXPECT_EQ(all[3], "| relations | seprog | 64 | 1 | 5 | 0 / 0 | 0.81 ± 0.01 | 0.81 | 0.05 | 0.02 ± 0.00 | 0.01 | 0.12 ± 0.02 | 812.5 |");
   EXPECT_EQ(all[4].rfind("| qa | seprog | 4 | 1 | 5 | 0 / 0 | 0.95 ± 0.01 |", 0), 0u) << all[4];
+  // A cell short of the examples it was to rest on is marked.
+  ResultRow short_of = c;
+  short_of.target_examples = 300;
+  short_of.needed_examples = 120;
+  short_of.out_examples = 400;
+  EXPECT_NE(batch_size_markdown({short_of}).find("| 120 / 400 † |"), std::string::npos) << batch_size_markdown({short_of});
   // A validation-split row is told apart from the test split's.
   ResultRow v = c;
   v.split = "validation";

@@ -67,6 +67,7 @@ struct ResultRow {
   std::optional<double> dd_seen, dd_seen_se;    // validation / test splits only
   std::optional<double> hard_dd, hard_dd_se;    // benchmarks with hard out-scope examples only
   int in_examples = 0, needed_examples = 0, out_examples = 0;  // distinct examples behind the cell
+  int target_examples = 0;            // what the cell was to rest on (EvalOptions::min_examples)
   std::optional<double> edit_ms;      // mean wall time of apply + predict per draw
 };
 
@@ -307,6 +308,7 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
       row.hard_dd = h.mean;
       row.hard_dd_se = h.se;
     }
+    row.target_examples = options.min_examples;
     row.in_examples = static_cast<int>(all_in.distinct.size());
     row.needed_examples = static_cast<int>(needed.distinct.size());
     row.out_examples = static_cast<int>(out.distinct.size());

@@ -100,6 +100,7 @@ inline nlohmann::json to_json(const ResultRow& r) {
   j["in_examples"] = r.in_examples;
   j["needed_examples"] = r.needed_examples;
   j["out_examples"] = r.out_examples;
+  j["target_examples"] = r.target_examples;
   if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
   return j;
 }
@@ -128,7 +129,8 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   r.acc_drop = detail::read_number(j, "acc_drop");
   r.dd_seen = detail::read_optional(j, "dd_seen");
   r.dd_seen_se = detail::read_optional(j, "dd_seen_se");
-  for (auto [field, count] : {std::pair{"in_examples", &r.in_examples}, {"needed_examples", &r.needed_examples}, {"out_examples", &r.out_examples}})
+  for (auto [field, count] : {std::pair{"in_examples", &r.in_examples}, {"needed_examples", &r.needed_examples},
+                              {"out_examples", &r.out_examples}, {"target_examples", &r.target_examples}})
     if (j.contains(field)) {
       tt::check(j.at(field).is_number_integer() && j.at(field).get<long long>() >= 0, detail::name(field),
                 "must be a non-negative integer, got ", j.at(field).dump());
@@ -432,7 +434,9 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
       return cell;
     };
     out << "| " << detail::benchmark_label(r) << " | " << r.method << " | " << r.batch_size << " | " << m.seeds << " | " << r.draws
-        << " | " << r.needed_examples << " / " << r.out_examples << " | " << with_spread(r.es, r.es_se, m.es_spread) << " | "
+        << " | " << r.needed_examples << " / " << r.out_examples
+        << (r.needed_examples < r.target_examples || r.out_examples < r.target_examples ? " †" : "") << " | "
+        << with_spread(r.es, r.es_se, m.es_spread) << " | "
         << detail::fixed(r.es_all, 2) << " | " << detail::fixed(r.es0, 2) << " | " << with_spread(r.dd, r.dd_se, m.dd_spread) << " |";
     if (any_seen) out << ' ' << (r.dd_seen ? detail::mean_pm(*r.dd_seen, r.dd_seen_se.value_or(0.0)) : std::string("–")) << " |";
     out << ' ' << detail::fixed(r.acc_drop, 2) << " |";
@@ -441,7 +445,8 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
     out << ' ' << (r.edit_ms ? detail::fixed(*r.edit_ms, 1) : std::string("–")) << " |\n";
   }
   out << "\nIn / out examples: the distinct edit-needed in-scope and unseen out-scope examples behind the row"
-         " (with several seeds, the first seed's).\n";
+         " (with several seeds, the first seed's); † marks a row whose split holds fewer than the harness's target"
+         " (--min-examples, 300 by default).\n";
   return out.str();
 }
 

@@ -419,7 +419,9 @@ TEST(Benchmarks, NoOutScopeExampleAtK128AsksAFactTheBatchChanges) {
         }
     }
     EXPECT_GT(checked, 500u) << name;
-    if (name == "relations") EXPECT_GT(hard_dropped, 0u) << "K = 128 edits several relations of a subject";
+    if (name == "relations") {
+      EXPECT_GT(hard_dropped, 0u) << "K = 128 edits several relations of a subject";
+    }
   }
   // entail: every kept claim's label is still true of the world after all of the batch's edits
   // (each "A X is a Y." adds Y's lineage to X's classes).

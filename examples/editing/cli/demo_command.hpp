@@ -3,7 +3,7 @@
 // the validation split (the test split is read once, for docs/results; validation holds 61 qa
 // and 50 entail edits, hence K up to 50), and the results table.
 //
-//   editlab demo                     # 3.2 minutes on 2 cores with the shipped base model
+//   editlab demo                     # 5.2 minutes on 2 cores with the shipped base model
 //   editlab demo --out demo --model models/base
 //
 // Everything lands in --out: base/ (only when pretrained here), seprog-qa/, seprog-entail/,
@@ -91,7 +91,7 @@ inline int run_demo(const DemoCommand& d) {
   const fs::path results = d.out / "results.jsonl";
   fs::remove(results);
   for (const auto& run : runs) {
-    std::printf("== 3/3  evaluating %s at K = %s, %d draws each   [%.1f min]\n", run.string().c_str(),
+    std::printf("== 3/3  evaluating %s on validation at K = %s, at least %d draws each   [%.1f min]\n", run.string().c_str(),
                 nlohmann::json(d.batch_sizes).dump().c_str(), d.draws, minutes());
     EvalCommand e;
     e.run = run;

@@ -207,75 +207,6 @@ inline std::vector<ResultRow> latest_rows(const std::vector<ResultRow>& rows) {
   return out;
 }
 
-// One row per (method, benchmark, split, batch size), averaged over the editor training seeds
-// present: the mean of each rate, standard errors combined as independent estimates
-// (sqrt(sum se^2) / n), and the seeds' spread (largest minus smallest ES and DD).
-struct SeedMerged {
-  ResultRow row;
-  int seeds = 1;
-  double es_spread = 0, dd_spread = 0;
-};
-
-namespace detail {
-inline std::pair<double, double> average(const std::vector<std::pair<double, double>>& estimates);
-inline double mean_of(const std::vector<double>& values) {
-  double sum = 0;
-  int n = 0;
-  for (double v : values)
-    if (!std::isnan(v)) sum += v, ++n;
-  return n ? sum / n : std::numeric_limits<double>::quiet_NaN();
-}
-// A metric's value: itself, or for an optional one, its value (`missing` when absent).
-inline double value(double v, double = 0.0) { return v; }
-inline double value(const std::optional<double>& v, double missing = std::numeric_limits<double>::quiet_NaN()) {
-  return v.value_or(missing);
-}
-inline double spread_of(const std::vector<double>& values) {
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (double v : values)
-    if (!std::isnan(v)) lo = std::min(lo, v), hi = std::max(hi, v);
-  return hi >= lo ? hi - lo : std::numeric_limits<double>::quiet_NaN();
-}
-}  // namespace detail
-
-inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_rows) {
-  const auto rows = latest_rows(all_rows);
-  std::vector<SeedMerged> out;
-  std::map<std::tuple<std::string, std::string, std::string, int>, std::vector<const ResultRow*>> groups;
-  std::vector<std::tuple<std::string, std::string, std::string, int>> order;
-  for (const auto& r : rows) {
-    const auto key = std::make_tuple(r.method, r.benchmark, r.split, r.batch_size);
-    if (!groups.count(key)) order.push_back(key);
-    groups[key].push_back(&r);
-  }
-  for (const auto& key : order) {
-    const auto& group = groups[key];
-    SeedMerged m{*group.front(), static_cast<int>(group.size())};
-    // A metric's mean over the seeds with its combined SE; members are pointers to ResultRow's.
-    auto combine = [&](auto mean, auto se, auto& out_mean, auto& out_se) {
-      std::vector<std::pair<double, double>> estimates;
-      for (const auto* r : group) estimates.emplace_back(detail::value(r->*mean), detail::value(r->*se, 0.0));
-      std::tie(out_mean, out_se) = detail::average(estimates);
-    };
-    auto values = [&](auto get) {
-      std::vector<double> v;
-      for (const auto* r : group) v.push_back(get(*r));
-      return v;
-    };
-    combine(&ResultRow::es, &ResultRow::es_se, m.row.es, m.row.es_se);
-    combine(&ResultRow::dd, &ResultRow::dd_se, m.row.dd, m.row.dd_se);
-    if (m.row.hard_dd) combine(&ResultRow::hard_dd, &ResultRow::hard_dd_se, m.row.hard_dd, m.row.hard_dd_se);
-    if (m.row.dd_seen) combine(&ResultRow::dd_seen, &ResultRow::dd_seen_se, m.row.dd_seen, m.row.dd_seen_se);
-    m.row.es_all = detail::mean_of(values([](const ResultRow& r) { return r.es_all; }));
-    m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
-    m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
-    m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
-    m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));
-    out.push_back(m);
-  }
-  return out;
-}
-
 namespace detail {
 
 // Names in order of first appearance.
@@ -321,12 +252,76 @@ inline std::string join_sizes(const std::set<int>& sizes) {
   return "{" + out + "}";
 }
 
-}  // namespace detail
-
-namespace detail {
 // "qa", or "qa (validation)" for rows not measured on the test split.
 inline std::string benchmark_label(const ResultRow& r) { return r.split == "test" ? r.benchmark : r.benchmark + " (" + r.split + ")"; }
+// The mean and the range (largest minus smallest) of values, NaN ones left out.
+inline double mean_of(const std::vector<double>& values) {
+  double sum = 0;
+  int n = 0;
+  for (double v : values)
+    if (!std::isnan(v)) sum += v, ++n;
+  return n ? sum / n : std::numeric_limits<double>::quiet_NaN();
+}
+// A metric's value: itself, or for an optional one, its value (`missing` when absent).
+inline double value(double v, double = 0.0) { return v; }
+inline double value(const std::optional<double>& v, double missing = std::numeric_limits<double>::quiet_NaN()) {
+  return v.value_or(missing);
+}
+inline double spread_of(const std::vector<double>& values) {
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (double v : values)
+    if (!std::isnan(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  return hi >= lo ? hi - lo : std::numeric_limits<double>::quiet_NaN();
+}
 }  // namespace detail
+
+// One row per (method, benchmark, split, batch size), averaged over the editor training seeds
+// present: the mean of each rate, standard errors combined as independent estimates
+// (sqrt(sum se^2) / n), and the seeds' spread (largest minus smallest ES and DD).
+struct SeedMerged {
+  ResultRow row;
+  int seeds = 1;
+  double es_spread = 0, dd_spread = 0;
+};
+
+inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_rows) {
+  const auto rows = latest_rows(all_rows);
+  std::vector<SeedMerged> out;
+  std::map<std::tuple<std::string, std::string, std::string, int>, std::vector<const ResultRow*>> groups;
+  std::vector<std::tuple<std::string, std::string, std::string, int>> order;
+  for (const auto& r : rows) {
+    const auto key = std::make_tuple(r.method, r.benchmark, r.split, r.batch_size);
+    if (!groups.count(key)) order.push_back(key);
+    groups[key].push_back(&r);
+  }
+  for (const auto& key : order) {
+    const auto& group = groups[key];
+    SeedMerged m{*group.front(), static_cast<int>(group.size())};
+    // A metric's mean over the seeds with its combined SE; members are pointers to ResultRow's.
+    auto combine = [&](auto mean, auto se, auto& out_mean, auto& out_se) {
+      std::vector<std::pair<double, double>> estimates;
+      for (const auto* r : group) estimates.emplace_back(detail::value(r->*mean), detail::value(r->*se, 0.0));
+      std::tie(out_mean, out_se) = detail::average(estimates);
+    };
+    auto values = [&](auto get) {
+      std::vector<double> v;
+      for (const auto* r : group) v.push_back(get(*r));
+      return v;
+    };
+    combine(&ResultRow::es, &ResultRow::es_se, m.row.es, m.row.es_se);
+    combine(&ResultRow::dd, &ResultRow::dd_se, m.row.dd, m.row.dd_se);
+    if (m.row.hard_dd) combine(&ResultRow::hard_dd, &ResultRow::hard_dd_se, m.row.hard_dd, m.row.hard_dd_se);
+    if (m.row.dd_seen) combine(&ResultRow::dd_seen, &ResultRow::dd_seen_se, m.row.dd_seen, m.row.dd_seen_se);
+    m.row.es_all = detail::mean_of(values([](const ResultRow& r) { return r.es_all; }));
+    m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
+    m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
+    m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
+    m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));
+    out.push_back(m);
+  }
+  return out;
+}
+
 
 // The paper's Table 2: a row per method; an "Avg." column group, then one per benchmark, each
 // with ES (edit-needed examples), ES0 (the unedited base model's ES on all the in-scope examples)

@@ -254,7 +254,7 @@ inline std::string join_sizes(const std::set<int>& sizes) {
 
 // "qa", or "qa (validation)" for rows not measured on the test split.
 inline std::string benchmark_label(const ResultRow& r) { return r.split == "test" ? r.benchmark : r.benchmark + " (" + r.split + ")"; }
-// The mean and the range (largest minus smallest) of values, NaN ones left out.
+// The mean of values, NaN ones left out.
 inline double mean_of(const std::vector<double>& values) {
   double sum = 0;
   int n = 0;

@@ -47,6 +47,7 @@
 #include "tensortape/autograd/engine.hpp"
 #include "tensortape/nn/layers.hpp"
 #include "tensortape/nn/module.hpp"
+#include "tensortape/nn/state.hpp"
 #include "tensortape/nn/t5.hpp"
 #include "tensortape/nn/t5_decoding.hpp"
 #include "tensortape/io/t5_checkpoint.hpp"

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 
 #include "tensortape/nn/module.hpp"
 #include "tensortape/ops/index.hpp"
@@ -27,7 +28,11 @@ class Linear : public Module<T, B> {
     if (bias) this->bias = zeros<T, B>({out_features}).requires_grad_();
   }
 
-  Tensor<T, B> operator()(const Tensor<T, B>& x) const { return linear(x, weight, bias); }
+  Tensor<T, B> operator()(const Tensor<T, B>& x) const {
+    auto y = linear(x, weight, bias);
+    if (forward_hook) forward_hook(x, y);
+    return y;
+  }
 
   void for_each_own_parameter(const typename Module<T, B>::ParameterVisitor& visit) override {
     visit("weight", weight);
@@ -36,6 +41,10 @@ class Linear : public Module<T, B> {
 
   Tensor<T, B> weight;  // (out, in)
   Tensor<T, B> bias;    // (out) or undefined
+  // Called after each forward with its input (..., in) and output (..., out). With
+  // output.register_hook it also sees the gradient reaching the output in a backward pass: the
+  // two factors of the weight gradient (MEND edits with them). Copies of the layer share it.
+  std::function<void(const Tensor<T, B>& input, const Tensor<T, B>& output)> forward_hook;
 };
 
 template <class T, class B>

@@ -4,7 +4,9 @@
 //   editlab pretrain --world default --out models/base        # tokenizer + base T5, quality report
 //   editlab pretrain --out models/base --resume               # continue an interrupted run
 //   editlab data --benchmark qa --split test --show 5         # look at a benchmark
+//   editlab methods                                            # the editors and their options
 //   editlab train --method seprog --benchmark qa --model models/base --out runs/seprog-qa
+//   editlab train --method mend --benchmark qa --out runs/mend-qa --set edits_per_step=16
 //   editlab eval --run runs/seprog-qa --batch-sizes 1,4,10,20,64,128 --json results.jsonl
 //   editlab table results.jsonl                                # Markdown, laid out like the paper's Table 2
 //   editlab plot results.jsonl --out docs/results              # PNGs (needs python3-matplotlib)
@@ -95,6 +97,9 @@ int main(int argc, char** argv) {
   editlab::cli::TrainCommand train;
   auto* train_cmd = app.add_subcommand("train", "train an editor on a benchmark's train split into a run folder");
   editlab::cli::add_train_options(*train_cmd, train);
+  bool method_names_only = false;
+  auto* methods_cmd = app.add_subcommand("methods", "list the editors --method takes, with their options and defaults");
+  methods_cmd->add_flag("--names", method_names_only, "the names alone, one a line");
   editlab::cli::EvalCommand evaluation;
   auto* eval_cmd = app.add_subcommand("eval", "measure ES and DD of a trained run over edit batch sizes");
   editlab::cli::add_eval_options(*eval_cmd, evaluation);
@@ -134,6 +139,7 @@ int main(int argc, char** argv) {
     }
     if (data_cmd->parsed()) return editlab::cli::run_data(data);
     if (train_cmd->parsed()) return editlab::cli::run_train(train);
+    if (methods_cmd->parsed()) return editlab::cli::run_methods(method_names_only);
     if (eval_cmd->parsed()) return editlab::cli::run_eval(evaluation);
     if (table_cmd->parsed()) return editlab::cli::run_table(results);
     if (plot_cmd->parsed()) return editlab::cli::run_plot(results, plot_out);

@@ -10,7 +10,11 @@
 //                --ask "question: Talimo was born in which city?"     (one command line)
 //
 // A run folder holds run.json (what it was trained on: method, benchmark, base model folder,
-// world), and the editor's own files (seprog.json, seprog.safetensors).
+// world; run_format_version), and the editor's own files (seprog.json and seprog.safetensors,
+// mend.json and mend.safetensors, ...; editors/registry.hpp says which).
+//
+//   editlab train --method mend --benchmark qa --out runs/mend-qa --set edits_per_step=16 --steps 2000
+//   editlab methods                                       (every method and its options, with defaults)
 #pragma once
 
 #include <chrono>
@@ -27,7 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/data_command.hpp"
-#include "editors/seprog.hpp"
+#include "editors/registry.hpp"
 #include "eval/cost.hpp"
 #include "eval/harness.hpp"
 #include "eval/report.hpp"
@@ -81,19 +85,75 @@ inline void add_source_options(CLI::App& cmd, RunSource& s) {
   cmd.add_option("--data-dir", s.data_dir, "the shared data folder (lot, zsre1k)")->capture_default_str();
 }
 
+// The version of run.json and the editors' files that this editlab writes (2: the registry's
+// methods, each editor's options file holding {"editor", "options"}).
+inline constexpr int kRunFormatVersion = 2;
+
 struct TrainCommand {
   std::string method = "seprog";
   bool paper_form = false;
   RunSource source;
   fs::path out;
-  editors::SeprogOptions seprog;
-  editors::TrainControl control;
+  editors::SeprogOptions seprog;  // SEPROG's flags; --steps, --lr and --seed also set other methods' options
+  std::vector<std::string> sets;  // --set key=value, any method
+  train::TrainControl control;
+  const CLI::App* command = nullptr;  // the parsed subcommand, to tell which flags were given
 };
 
+// Flags every method takes; the rest of `editlab train`'s flags are SEPROG's own.
+inline bool is_common_train_flag(const std::string& name) {
+  for (const char* common : {"method", "benchmark", "model", "world-seed", "people", "data-dir", "out", "steps", "lr", "seed",
+                             "set", "checkpoint-every", "resume", "stop-after", "threads", "help"})
+    if (name == common) return true;
+  return false;
+}
+
+inline bool is_seprog_method(const std::string& method) {
+  for (const char* v : {"seprog", "sp-finetune", "sp-noclassifier", "sp-noselect"})
+    if (method == v) return true;
+  return false;
+}
+
+// The options JSON of a new run: SEPROG's from its flags, another method's defaults with
+// --steps, --lr and --seed when given; then every --set key=value.
+inline nlohmann::json train_options(TrainCommand& t) {
+  nlohmann::json options;
+  if (is_seprog_method(t.method)) {
+    t.seprog.variant = editors::parse_variant(t.method);
+    if (t.paper_form) t.seprog = t.seprog.paper_form();
+    options = t.seprog.to_json();
+  } else {
+    options = editors::method(t.method).default_options();
+    tensortape::check(!t.paper_form, "editlab train", "--paper-form is SEPROG's");
+    if (t.command) {
+      for (const auto* option : t.command->get_options()) {
+        if (option->count() == 0 || option->get_lnames().empty()) continue;
+        const auto& flag = option->get_lnames().front();
+        tensortape::check(is_common_train_flag(flag), "editlab train", "--", flag, " is a SEPROG option; ", t.method,
+                          " takes --set key=value (editlab methods lists its keys)");
+        if (flag == "steps" || flag == "lr" || flag == "seed") {
+          const auto value = flag == "steps" ? nlohmann::json(t.seprog.steps)
+                             : flag == "lr"  ? nlohmann::json(t.seprog.lr)
+                                             : nlohmann::json(t.seprog.seed);
+          editors::set_json_option(options, flag, value.dump());
+        }
+      }
+    }
+  }
+  for (const auto& assignment : t.sets) {
+    const auto equals = assignment.find('=');
+    tensortape::check(equals != std::string::npos && equals > 0, "editlab train", "--set '", assignment, "': expected key=value");
+    editors::set_json_option(options, assignment.substr(0, equals), assignment.substr(equals + 1));
+  }
+  return options;
+}
+
 inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
-  cmd.add_option("--method", t.method, "seprog, sp-finetune, sp-noclassifier or sp-noselect")
-      ->check(CLI::IsMember({"seprog", "sp-finetune", "sp-noclassifier", "sp-noselect"}))
+  t.command = &cmd;
+  cmd.add_option("--method", t.method, "the editor (editlab methods lists them and their options)")
+      ->check(CLI::IsMember(editors::method_names()))
       ->capture_default_str();
+  cmd.add_option("--set", t.sets, "key=value: one of the method's options (repeatable; editlab methods lists them)");
   add_source_options(cmd, t.source);
   cmd.add_option("--out", t.out, "the run folder to write")->required();
   cmd.add_flag("--paper-form", t.paper_form,
@@ -142,16 +202,19 @@ inline int run_train(TrainCommand t) {
   tensortape::check(!fs::exists(t.out / "run.json"), "editlab train", "'", t.out.string(),
                     "' already holds a finished run; choose another --out or remove it");
   const fs::path checkpoint = train::find_checkpoint(t.out);
+  nlohmann::json options;
+  std::string method = t.method;
   if (t.control.resume) {
     tensortape::check(!checkpoint.empty(), "editlab train", "--resume: '", t.out.string(), "' has no checkpoint to resume");
     const auto state = train::read_json(checkpoint / "state.json");  // the interrupted run's own settings
-    t.seprog = editors::SeprogOptions::from_json(state.at("options"));
+    options = state.at("options");
+    // Checkpoints from before the registry name no method; they are SEPROG's, whose options say the variant.
+    method = state.contains("method") ? state.at("method").get<std::string>() : options.at("variant").get<std::string>();
     t.source = RunSource::from_json(state.at("identity"));
-    std::fprintf(stderr, "editlab train: resuming %s on %s from step %d\n", editors::variant_name(t.seprog.variant),
-                 t.source.benchmark.c_str(), state.at("step").get<int>());
+    std::fprintf(stderr, "editlab train: resuming %s on %s from step %d\n", method.c_str(), t.source.benchmark.c_str(),
+                 state.at("step").get<int>());
   } else {
-    t.seprog.variant = editors::parse_variant(t.method);
-    if (t.paper_form) t.seprog = t.seprog.paper_form();
+    options = train_options(t);
     tensortape::check(checkpoint.empty(), "editlab train", "'", t.out.string(), "' holds an interrupted run (",
                       checkpoint.string(), "); pass --resume to continue it or remove it");
   }
@@ -159,22 +222,41 @@ inline int run_train(TrainCommand t) {
   t.control.identity = t.source.to_json();
   auto base = model::Seq2Seq::load(t.source.model);
   const auto bench = t.source.load_benchmark(base);
-  editors::Seprog editor(base, bench.labels, t.seprog);
-  const auto report = editor.train(bench, t.control);
-  if (t.control.stop_after > 0 && report.steps == t.control.stop_after && report.steps < t.seprog.steps) {
+  auto editor = editors::method(method).make(base, bench, options);
+  const auto report = editor->train(bench, t.control);
+  if (report.stopped_for_resume) {
     std::printf("stopped at step %d; continue with: editlab train --out %s --resume\n", report.steps, t.out.string().c_str());
     return 0;
   }
-  editor.save(t.out);
-  const nlohmann::json run = {{"method", editor.name()}, {"source", t.source.to_json()},
+  editor->save(t.out);
+  const nlohmann::json run = {{"method", editor->name()}, {"run_format_version", kRunFormatVersion}, {"source", t.source.to_json()},
                               {"training", {{"steps", report.steps}, {"best_step", report.best_step},
                                             {"best_validation_loss", report.best_validation_loss},
                                             {"seconds", report.seconds}, {"resumed", t.control.resume}}}};
   train::write_text(t.out / "run.json", run.dump(2) + "\n");
   fs::remove_all(t.out / "checkpoint");
-  std::printf("trained %s on %s: %d steps, best validation loss %.4f at step %d, %.0f s; wrote %s\n", editor.name().c_str(),
-              bench.name.c_str(), report.steps, report.best_validation_loss, report.best_step, report.seconds,
-              t.out.string().c_str());
+  if (editors::method(method).trains) {
+    std::printf("trained %s on %s: %d steps, best validation loss %.4f at step %d, %.0f s; wrote %s\n", editor->name().c_str(),
+                bench.name.c_str(), report.steps, report.best_validation_loss, report.best_step, report.seconds,
+                t.out.string().c_str());
+  } else {
+    std::printf("%s has no training phase; wrote its options to %s\n", editor->name().c_str(), t.out.string().c_str());
+  }
+  return 0;
+}
+
+// Every method, its options and their defaults; with names_only, the names alone, one a line
+// (scripts/results reads them).
+inline int run_methods(bool names_only) {
+  for (const auto& m : editors::methods()) {
+    if (names_only) {
+      std::printf("%s\n", m.name.c_str());
+      continue;
+    }
+    std::printf("%s%s\n  %s\n  options (editlab train --set key=value%s):\n", m.name.c_str(), m.trains ? "" : "  (no training phase)",
+                m.summary.c_str(), is_seprog_method(m.name) ? "; or the flags of editlab train --help" : "");
+    for (const auto& [key, value] : m.default_options().items()) std::printf("    %s = %s\n", key.c_str(), value.dump().c_str());
+  }
   return 0;
 }
 
@@ -184,7 +266,14 @@ struct LoadedRun {
   RunSource source;
   model::Seq2Seq base;
   world::Benchmark bench;
-  std::unique_ptr<editors::Seprog> editor;
+  std::unique_ptr<editors::RunEditor> editor;
+
+  // The SEPROG editor, for the commands that only SEPROG has (edit, oracle).
+  editors::Seprog& seprog(const char* command) const {
+    auto* s = dynamic_cast<editors::Seprog*>(editor.get());
+    tensortape::check(s != nullptr, command, "works on SEPROG runs; this run is ", method);
+    return *s;
+  }
 
   // The harness's own copy of the base model, loaded anew from the run's model folder: an
   // editor that trains its base (sp-finetune) never touches it.
@@ -206,8 +295,9 @@ inline std::unique_ptr<LoadedRun> load_run(const fs::path& dir) {
   auto base = model::Seq2Seq::load(source.model);
   auto bench = source.load_benchmark(base);
   auto loaded = std::make_unique<LoadedRun>(LoadedRun{run.at("method"), source, std::move(base), std::move(bench), nullptr});
-  loaded->editor = std::make_unique<editors::Seprog>(loaded->base, loaded->bench.labels, editors::Seprog::read_options(dir));
-  loaded->editor->load_weights(dir);
+  tensortape::check(run.value("run_format_version", 1) <= kRunFormatVersion, "editlab", "'", (dir / "run.json").string(),
+                    "' was written by a newer editlab (run format ", run.value("run_format_version", 1), ")");
+  loaded->editor = editors::load_editor(dir, loaded->method, loaded->base, loaded->bench);
   return loaded;
 }
 
@@ -236,7 +326,7 @@ inline int run_eval(const EvalCommand& e) {
                     " is below --draws ", e.options.min_draws);
   auto run = load_run(e.run);
   auto rows = eval::evaluate(*run->editor, run->untouched_base(), run->bench, world::parse_split(e.split), e.options);
-  for (auto& row : rows) row.seed = run->editor->options().seed;
+  for (auto& row : rows) row.seed = run->editor->seed();
   eval::append_jsonl(e.json, rows);
   std::printf("%s\nappended %zu rows to %s\n", eval::batch_size_markdown(rows).c_str(), rows.size(), e.json.string().c_str());
   return 0;
@@ -282,7 +372,7 @@ inline int run_oracle(const OracleCommand& o) {
   tensortape::check(o.k <= static_cast<int>(pool.size()), "editlab oracle", "--k ", o.k, " is more than the ", pool.size(),
                     " cases of the split");
   const auto untouched = run->untouched_base();
-  auto& editor = *run->editor;
+  auto& editor = run->seprog("editlab oracle");
   double needed = 0, oracle_needed = 0, own_needed = 0, total = 0, oracle_all = 0, base_all = 0;
   for (int d = 0; d < o.draws; ++d) {
     const auto batch = eval::draw_cases(pool, o.k, o.seed, d);
@@ -336,7 +426,7 @@ inline void add_cost_options(CLI::App& cmd, CostCommand& c) {
 
 inline int run_cost(const CostCommand& c) {
   auto run = load_run(c.run);  // a copy in memory: the timed training steps never reach the run folder
-  const auto rows = eval::measure_cost(*run->editor, run->bench, c.k, c.repeats);
+  const auto rows = eval::measure_cost(*run->editor, run->bench, c.k, c.repeats, editors::method(run->method).trains);
   std::printf("%s", eval::cost_markdown(rows).c_str());
   if (!c.json.empty()) {
     std::ofstream out(c.json, std::ios::app);
@@ -375,7 +465,7 @@ inline world::Example parse_edit(const std::string& text) {
 
 inline int run_edit(const EditCommand& e) {
   auto run = load_run(e.run);
-  auto& editor = *run->editor;
+  auto& editor = run->seprog("editlab edit");
   const auto before = editor.predict(e.ask);
   if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, editor.options().memory_width());
   std::vector<world::Example> edits;

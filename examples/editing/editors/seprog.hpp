@@ -53,7 +53,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/editor.hpp"
+#include "editors/run_editor.hpp"
 #include "model/seq2seq.hpp"
 #include "tensortape/io/safetensors.hpp"
 #include "tensortape/nn/layers.hpp"
@@ -63,6 +63,7 @@
 #include "tensortape/optim/schedule.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data_parallel.hpp"
+#include "train/loop.hpp"
 #include "world/corpus.hpp"
 #include "train/progress.hpp"
 
@@ -389,19 +390,10 @@ class EditMemory {
 
 inline std::string descriptor_text(const Example& e) { return e.input + " => " + e.target; }
 
-// How a training run is driven; none of it changes what is learned, except `threads`, which
-// changes the order in which shard gradients are summed.
-struct TrainControl {
-  std::filesystem::path checkpoint_dir;  // empty: no checkpoints
-  int checkpoint_every = 200;            // steps between checkpoints
-  bool resume = false;                   // continue from checkpoint_dir/checkpoint
-  int stop_after = 0;                    // > 0: checkpoint and return at this step
-  int threads = 0;                       // step shards in parallel; 0: one per core
-  bool quiet = false;                    // no progress bar
-  nlohmann::json identity;               // what a resumed checkpoint must match (beside the options)
-};
+using train::TrainControl;
+using train::TrainReport;
 
-class Seprog : public eval::Editor {
+class Seprog : public RunEditor {
  public:
   Seprog(Seq2Seq& base, std::vector<std::string> labels, SeprogOptions options)
       : base_(&base), labels_(std::move(labels)), options_(options) {
@@ -421,6 +413,8 @@ class Seprog : public eval::Editor {
 
   std::string name() const override { return variant_name(options_.variant); }
   const SeprogOptions& options() const { return options_; }
+  nlohmann::json options_json() const override { return options_.to_json(); }
+  std::uint64_t seed() const override { return options_.seed; }
   SeprogModules& modules() { return modules_; }
   EditMemory& memory() { return memory_; }
 
@@ -529,17 +523,10 @@ class Seprog : public eval::Editor {
   }
 
   // ---- training ----
-  struct TrainReport {
-    int steps = 0;
-    int best_step = 0;
-    double best_validation_loss = 0;
-    double seconds = 0;  // this call's training time (a resumed run counts from the resume)
-  };
-
   // Trains the modules on the benchmark's train split, early-stopping on validation loss, and
-  // leaves the best validation state in place. Each step's draw is seeded by (seed, step), so a
-  // resumed run draws exactly what the uninterrupted one would have.
-  TrainReport train(const world::Benchmark& bench, const TrainControl& control = {}) {
+  // leaves the best validation state in place (train::run_training). Each step's draw is seeded
+  // by (seed, step), so a resumed run draws exactly what the uninterrupted one would have.
+  TrainReport train(const world::Benchmark& bench, const TrainControl& control = {}) override {
     using world::Split;
     const auto& train_cases = bench.split(Split::train);
     const auto& validation_cases = bench.split(Split::validation);
@@ -549,9 +536,6 @@ class Seprog : public eval::Editor {
       base_->model.unfreeze();
       base_->model.train();
     }
-    auto params = trainable_parameters();
-    tt::optim::Adam<float, Cpu> adam(params, {.lr = options_.lr});
-    const auto schedule = tt::optim::warmup_constant(options_.warmup_steps);
     const int shards = train::shard_count(control.threads);
 
     // Fixed validation draws so that losses are comparable between evaluations.
@@ -559,58 +543,30 @@ class Seprog : public eval::Editor {
     tt::Rng validation_rng(options_.seed + 17);
     for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
 
-    TrainReport report;
-    std::vector<Tensor> best;
-    if (control.resume) {
-      resume_checkpoint(control, adam, params, report, best);
-    } else {
-      best = snapshot();
-      report.best_validation_loss = validation_loss(validation);
+    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
+                                       .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
+                                       .patience = options_.patience, .options = options_.to_json()};
+    const auto report = train::run_training(
+        trainable_parameters(), settings, control,
+        [&](int step) {
+          tt::Rng step_rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
+          const StepData data = draw(train_cases, step_rng);
+          const double loss = train::backward_sharded(trainable_parameters(), split(data, shards),
+                                                      [&](const StepData& d) { return step_loss(d); });
+          return train::StepResult{loss, static_cast<double>(data.in_scope.size() + data.out_scope.size())};
+        },
+        [&] { return validation_loss(validation); }, [&](tt::optim::Adam<float, Cpu>& adam) { step_with_base_lr(adam); });
+    if (!report.stopped_for_resume) {
+      base_->model.freeze();
+      base_->model.eval();
     }
-    train::Progress progress("train " + name(), options_.steps, report.steps, control.quiet ? nullptr : stderr);
-    for (int step = report.steps; step < options_.steps; ++step) {
-      tt::optim::apply_schedule(adam, options_.lr, schedule, step);
-      adam.zero_grad();
-      tt::Rng step_rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
-      const StepData data = draw(train_cases, step_rng);
-      const double loss = train::backward_sharded(params, split(data, shards), [&](const StepData& d) { return step_loss(d); });
-      tt::optim::clip_grad_norm_(params, options_.clip_norm);
-      step_with_base_lr(adam);
-      progress.update(step + 1, loss, static_cast<double>(data.in_scope.size() + data.out_scope.size()));
-      report.steps = step + 1;
-      bool stop = false;
-      if (report.steps % options_.eval_every == 0) {
-        const double v = validation_loss(validation);
-        if (v < report.best_validation_loss) {
-          report.best_validation_loss = v;
-          report.best_step = report.steps;
-          best = snapshot();
-        } else if (report.steps - report.best_step >= options_.patience) {
-          stop = true;  // early stopping
-        }
-      }
-      if (control.stop_after > 0 && report.steps == control.stop_after && !stop && report.steps < options_.steps) {
-        save_checkpoint(control, adam, params, report, best);
-        progress.finish();
-        report.seconds = progress.elapsed_s();
-        return report;  // stopped early on request: the caller resumes later
-      }
-      if (stop) break;
-      if (!control.checkpoint_dir.empty() && report.steps % control.checkpoint_every == 0 && report.steps < options_.steps)
-        save_checkpoint(control, adam, params, report, best);
-    }
-    progress.finish();
-    restore(best);
-    base_->model.freeze();
-    base_->model.eval();
-    report.seconds = progress.elapsed_s();
     return report;
   }
 
   // ---- persistence of the trained editor ----
   // <dir>/seprog.json (options) and <dir>/seprog.safetensors (modules; with sp-finetune also
   // the fine-tuned base under "base.").
-  void save(const std::filesystem::path& dir) {
+  void save(const std::filesystem::path& dir) override {
     std::filesystem::create_directories(dir);
     std::map<std::string, Tensor> tensors;
     for (auto& [n, p] : modules_.named_parameters()) tensors.emplace(n, p.detach());
@@ -631,7 +587,7 @@ class Seprog : public eval::Editor {
   }
 
   // Loads modules written by save() into this editor (its base must be the run's base).
-  void load_weights(const std::filesystem::path& dir) {
+  void load_weights(const std::filesystem::path& dir) override {
     const tt::io::SafetensorsFile st(dir / "seprog.safetensors");
     auto load_into = [&](tt::nn::Module<float, Cpu>& m, const std::string& prefix) {
       m.for_each_parameter([&](const std::string& n, Tensor& p) {
@@ -1019,25 +975,13 @@ class Seprog : public eval::Editor {
     return base_->predict(inputs, labels_, prefix);
   }
 
-  // adam.step(), with sp-finetune's base weights moved at base_lr instead of lr. Adam's step is
-  // lr times a direction that does not depend on lr (no weight decay here), so scaling the base
-  // weights' step by base_lr / lr is exactly Adam at base_lr for them, with one optimizer state.
+  // adam.step(), with sp-finetune's base weights moved at base_lr instead of lr.
   void step_with_base_lr(tt::optim::Adam<float, Cpu>& adam) {
     if (options_.variant != SeprogVariant::finetune || options_.base_lr == options_.lr) {
       adam.step();
       return;
     }
-    tt::NoGradGuard no_grad;
-    auto base_params = base_->model.parameters();
-    std::vector<Tensor> before;
-    for (const auto& p : base_params) before.push_back(p.contiguous_copy());
-    adam.step();
-    const auto ratio = static_cast<float>(options_.base_lr / options_.lr);
-    for (std::size_t i = 0; i < base_params.size(); ++i) {
-      base_params[i].add_(before[i], -1.0f);  // the step Adam took at lr
-      base_params[i].mul_(ratio);
-      base_params[i].add_(before[i]);
-    }
+    train::adam_step_scaled(adam, base_->model.parameters(), options_.base_lr / options_.lr);
   }
 
   std::vector<Tensor> trainable_parameters() {
@@ -1083,64 +1027,6 @@ class Seprog : public eval::Editor {
     const double total = static_cast<double>(data.in_scope.size() + data.out_scope.size());
     for (auto& shard : shards) shard.weight = static_cast<double>(shard.data.in_scope.size() + shard.data.out_scope.size()) / total;
     return shards;
-  }
-
-  // <checkpoint_dir>/checkpoint/: the trainable parameters now and at the best validation
-  // loss, the optimizer state, and the step and early-stopping state.
-  void save_checkpoint(const TrainControl& control, tt::optim::Adam<float, Cpu>& adam, const std::vector<Tensor>& params,
-                       const TrainReport& report, const std::vector<Tensor>& best) {
-    train::save_checkpoint(control.checkpoint_dir, [&](const std::filesystem::path& dir) {
-      std::map<std::string, Tensor> tensors;
-      for (std::size_t i = 0; i < params.size(); ++i) {
-        tensors.emplace("current." + std::to_string(i), params[i].detach());
-        tensors.emplace("best." + std::to_string(i), best[i]);
-      }
-      for (auto& [n, t] : adam.state_dict()) tensors.emplace("optimizer." + n, t);
-      tt::io::save(dir / "training.safetensors", tensors);
-      const nlohmann::json state = {{"step", report.steps}, {"best_step", report.best_step},
-                                    {"best_validation_loss", report.best_validation_loss},
-                                    {"options", options_.to_json()}, {"identity", control.identity}};
-      train::write_text(dir / "state.json", state.dump(2) + "\n");
-    });
-  }
-
-  void resume_checkpoint(const TrainControl& control, tt::optim::Adam<float, Cpu>& adam, const std::vector<Tensor>& params,
-                         TrainReport& report, std::vector<Tensor>& best) {
-    const auto dir = train::find_checkpoint(control.checkpoint_dir);
-    tt::check(!dir.empty(), "Seprog::train", "--resume: '", control.checkpoint_dir.string(), "' has no checkpoint");
-    const auto state = train::read_json(dir / "state.json");
-    tt::check(state.at("options") == options_.to_json() && state.at("identity") == control.identity, "Seprog::train",
-              "--resume: the checkpoint in '", dir.string(), "' was made with ", state.at("options").dump(), " on ",
-              state.at("identity").dump(), ", not ", options_.to_json().dump(), " on ", control.identity.dump());
-    const tt::io::SafetensorsFile st(dir / "training.safetensors");
-    std::map<std::string, Tensor> optimizer_state;
-    for (const auto& n : st.names())
-      if (n.rfind("optimizer.", 0) == 0) optimizer_state.emplace(n.substr(10), tt::io::load<float, Cpu>(st, n));
-    best.clear();
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      auto current = tt::io::load<float, Cpu>(st, "current." + std::to_string(i));
-      tt::check(current.shape() == params[i].shape(), "Seprog::train", "--resume: parameter ", i, " has shape ",
-                current.shape(), " in the checkpoint, ", params[i].shape(), " here");
-      tt::NoGradGuard no_grad;
-      Tensor param = params[i];
-      param.copy_(current);  // in place: the optimizer holds these tensors
-      best.push_back(tt::io::load<float, Cpu>(st, "best." + std::to_string(i)));
-    }
-    adam.load_state_dict({optimizer_state.begin(), optimizer_state.end()});
-    report.steps = state.at("step");
-    report.best_step = state.at("best_step");
-    report.best_validation_loss = state.at("best_validation_loss");
-  }
-
-  std::vector<Tensor> snapshot() {
-    std::vector<Tensor> copies;
-    for (auto& p : trainable_parameters()) copies.push_back(p.detach().contiguous_copy());
-    return copies;
-  }
-  void restore(const std::vector<Tensor>& copies) {
-    tt::NoGradGuard no_grad;
-    auto params = trainable_parameters();
-    for (std::size_t i = 0; i < params.size(); ++i) params[i].copy_(copies[i]);
   }
 
   Seq2Seq* base_;

@@ -74,10 +74,11 @@ void time_runs(CostRow& row, int repeats, F&& f) {
 
 }  // namespace detail
 
-// Training step on k train-split edits; applying k test-split edits; predicting one input per
-// edit (its first in-scope example) under them. The training step changes the editor's
-// weights: measure on a loaded copy, never on a run about to be evaluated.
-inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench, int k, int repeats) {
+// Training step on k train-split edits (for an editor that trains); applying k test-split
+// edits; predicting one input per edit (its first in-scope example) under them. The training
+// step changes the editor's weights: measure on a loaded copy, never on a run about to be
+// evaluated.
+inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench, int k, int repeats, bool trains = true) {
   const auto& train_cases = bench.split(world::Split::train);
   const auto& test_cases = bench.split(world::Split::test);
   tensortape::check(k > 0 && repeats > 0, "editlab cost", "k and repeats must be positive");
@@ -93,9 +94,10 @@ inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench,
     rows.push_back({editor.name(), bench.name, phase, k, count});
     return &rows.back();
   };
-  CostRow* training = row("training step", 0);
-  detail::time_runs(*training, repeats, [&] { editor.train_step(train_edits); });
-  editor.reset();
+  if (trains) {
+    detail::time_runs(*row("training step", 0), repeats, [&] { editor.train_step(train_edits); });
+    editor.reset();
+  }
   detail::time_runs(*row("apply edits", k), repeats, [&] {
     editor.reset();
     editor.apply(descriptors_of(test_edits));

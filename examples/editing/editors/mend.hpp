@@ -1,0 +1,458 @@
+// editlab::editors::Mend — model editor networks with gradient decomposition (Mitchell et al.,
+// 2022; ../shared/design/EDITORS.md). For each edited matrix W (out, in) the edit loss's
+// gradient is a sum of rank-one terms delta_n u_n^T over the tokens n of the edit batch: u the
+// layer's input, delta the gradient reaching its output (captured by Linear::forward_hook).
+// MEND maps each pair through a small network and applies the mapped sum:
+//
+//   x_n = [norm_u(u_n); norm_delta(delta_n)]                 (in + out), running mean/std
+//   [u~_n; delta~_n] = g_shape(x_n, layer)                   one network per weight shape,
+//                                                            a scale and shift per layer
+//   G = sum_n delta~_n u~_n^T                                (out, in)
+//   W' = W + lr_layer * G                                    lr_layer learned (sign as in the
+//                                                            official code: it learns to descend)
+//
+// g is a stack of residual layers h + U relu(V (h * s_l + t_l)) + b with U = 0 at the start, so
+// MEND starts as the identity and G as the true gradient (without normalisation). Training
+// (meta-learning on the train split) minimises c_edit * NLL of the in-scope examples under W'
+// + c_loc * KL(unedited || edited) on unrelated out-scope inputs; u and delta are detached.
+//
+//   Mend editor(base, bench, MendOptions{});
+//   editor.train(bench, control);            // train::run_training
+//   editor.apply(descriptors);               // one pass: K descriptors, one summed update per matrix
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "editors/options.hpp"
+#include "editors/weight_edit.hpp"
+#include "tensortape/io/safetensors.hpp"
+#include "tensortape/nn/layers.hpp"
+#include "train/loop.hpp"
+#include "world/benchmarks.hpp"
+
+namespace editlab::editors {
+
+struct MendOptions {
+  int rank = 256;                 // width of each residual layer's low-rank bottleneck
+  int hidden_layers = 1;          // residual layers: hidden_layers + 1 (the official n_hidden)
+  bool normalize = true;          // running mean/std normalisation of u and delta
+  double edit_lr = 1e-4;          // initial lr_layer
+  double c_edit = 0.1;
+  double c_loc = 1.0;
+  int edits_per_step = 8;
+  double lr = 1e-4;
+  int warmup_steps = 100;
+  double clip_norm = 100.0;
+  int steps = 1000;
+  int eval_every = 100;
+  int patience = 600;
+  int last_blocks = 2;
+  std::uint64_t seed = 1;
+
+  template <class Visit>
+  void fields(Visit&& field) {
+    field("rank", rank, "width of each residual layer's bottleneck");
+    field("hidden_layers", hidden_layers, "residual layers beyond the first");
+    field("normalize", normalize, "normalise u and delta by their running mean and std");
+    field("edit_lr", edit_lr, "initial per-layer edit rate (W' = W + lr * G)");
+    field("c_edit", c_edit, "weight of the in-scope NLL after the edit");
+    field("c_loc", c_loc, "weight of the locality KL after the edit");
+    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
+    field("lr", lr, "Adam learning rate of the editor networks and edit rates");
+    field("warmup_steps", warmup_steps, "linear warm-up steps");
+    field("clip_norm", clip_norm, "gradient norm clip");
+    field("steps", steps, "training steps");
+    field("eval_every", eval_every, "validation loss every this many steps");
+    field("patience", patience, "early stopping: steps without a better validation loss");
+    field("last_blocks", last_blocks, "edited: the feed-forward matrices of this many last encoder and decoder blocks");
+    field("seed", seed, "seed of initialisation and draws");
+  }
+};
+
+// Finds the Linear a parameter name ("....wo.weight") belongs to.
+template <class T>
+tt::nn::Linear<T, Cpu>& linear_of(tt::nn::Module<T, Cpu>& root, const std::string& weight_name) {
+  const std::string suffix = ".weight";
+  tt::check(weight_name.size() > suffix.size() && weight_name.ends_with(suffix), "editlab", "'", weight_name,
+            "' is not a weight");
+  std::string path = weight_name.substr(0, weight_name.size() - suffix.size());
+  tt::nn::Module<T, Cpu>* module = &root;
+  while (!path.empty()) {
+    tt::nn::Module<T, Cpu>* next = nullptr;
+    std::string rest;
+    module->for_each_child([&](const std::string& name, tt::nn::Module<T, Cpu>& child) {
+      if (next) return;
+      if (path == name) {
+        next = &child;
+      } else if (path.rfind(name + ".", 0) == 0) {
+        next = &child;
+        rest = path.substr(name.size() + 1);
+      }
+    });
+    tt::check(next != nullptr, "editlab", "no module '", path, "' on the way to '", weight_name, "'");
+    module = next;
+    path = rest;
+  }
+  auto* linear = dynamic_cast<tt::nn::Linear<T, Cpu>*>(module);
+  tt::check(linear != nullptr, "editlab", "'", weight_name, "' is not a Linear layer's weight");
+  return *linear;
+}
+
+// The two factors of each edited matrix's gradient of an edit loss, and that gradient.
+struct GradientFactors {
+  std::vector<Tensor> inputs;          // u (N, in) per edited matrix, rows with a zero delta dropped
+  std::vector<Tensor> output_grads;    // delta (N, out)
+  std::vector<Tensor> gradients;       // dL/dW (out, in), for checks
+};
+
+// Runs the mean token NLL of `batch` with the named matrices requiring grad, capturing each
+// one's layer input and output gradient. The model's weights are not changed.
+inline GradientFactors gradient_factors(Seq2Seq& base, const std::vector<std::string>& names, const TextBatch& batch) {
+  auto params = parameters_named(base.model, names);
+  std::vector<Tensor> inputs(names.size()), output_grads(names.size());
+  std::vector<tt::nn::Linear<float, Cpu>*> layers;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    layers.push_back(&linear_of(base.model, names[i]));
+    layers.back()->forward_hook = [&, i](const Tensor& x, const Tensor& y) {
+      tt::check(!inputs[i].defined(), "editlab", "'", names[i], "' ran twice in one edit pass");
+      inputs[i] = x.detach();
+      y.register_hook([&, i](const Tensor& g) { output_grads[i] = g.detach(); });
+    };
+  }
+  struct Unhook {
+    std::vector<tt::nn::Linear<float, Cpu>*>& layers;
+    std::vector<Tensor>& params;
+    ~Unhook() {
+      for (auto* l : layers) l->forward_hook = nullptr;
+      for (auto& p : params) p.requires_grad_(false);
+    }
+  } unhook{layers, params};
+  for (auto& p : params) p.requires_grad_(true);
+  const auto loss = label_nll(seq2seq_logits(base.model, batch), batch.labels);
+  GradientFactors out;
+  out.gradients = tt::grad(std::vector<Tensor>{loss}, params);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    tt::check(inputs[i].defined() && output_grads[i].defined(), "editlab", "'", names[i], "' took no part in the edit loss");
+    const auto in = inputs[i].shape().back(), out_dim = output_grads[i].shape().back();
+    const auto u = inputs[i].reshape({inputs[i].numel() / in, in});                    // (N, in)
+    const auto delta = output_grads[i].reshape({output_grads[i].numel() / out_dim, out_dim});  // (N, out)
+    // Padding positions get no gradient: keep the rows where delta is not all zero.
+    const auto host = delta.contiguous_copy().to_vector();
+    std::vector<std::int64_t> rows;
+    for (std::int64_t r = 0; r < delta.shape()[0]; ++r)
+      for (std::int64_t c = 0; c < out_dim; ++c)
+        if (host[static_cast<std::size_t>(r * out_dim + c)] != 0.0f) {
+          rows.push_back(r);
+          break;
+        }
+    const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
+    out.inputs.push_back(tt::index_select(u, 0, index));
+    out.output_grads.push_back(tt::index_select(delta, 0, index));
+  }
+  return out;
+}
+
+// Running mean and sum of squared deviations (Welford, merged a batch at a time as Chan et al.).
+struct RunningMoments {
+  Tensor mean, m2;  // (dim)
+  double count = 0;
+
+  explicit RunningMoments(std::int64_t dim = 0) : mean(tt::zeros<float, Cpu>({dim})), m2(tt::zeros<float, Cpu>({dim})) {}
+  void add(const Tensor& rows) {  // (N, dim)
+    tt::NoGradGuard no_grad;
+    const double n = static_cast<double>(rows.shape()[0]);
+    if (n == 0) return;
+    const auto batch_mean = tt::mean(rows, {0});                                      // (dim)
+    const auto centred = rows - batch_mean.reshape({1, batch_mean.numel()});
+    const auto batch_m2 = tt::sum(centred * centred, {0});                           // (dim)
+    const auto delta = batch_mean - mean;
+    const double total = count + n;
+    mean = mean + delta * (n / total);
+    m2 = m2 + batch_m2 + delta * delta * (count * n / total);
+    count = total;
+  }
+  // (x - mean) / (std + 1e-7), the unbiased std as the official code; identity before two rows.
+  Tensor normalize(const Tensor& rows) const {
+    if (count < 2) return rows;
+    const auto std = tt::sqrt(m2 * (1.0 / (count - 1)));
+    const auto d = mean.numel();
+    return (rows - mean.reshape({1, d})) / (std + 1e-7).reshape({1, d});
+  }
+};
+
+// One editor network for the matrices of one shape: residual low-rank layers with a scale and
+// shift per layer ("mode") that shares it.
+struct MendNetwork : tt::nn::Module<float, Cpu> {
+  MendNetwork() = default;
+  MendNetwork(std::int64_t in, std::int64_t out, std::int64_t modes, const MendOptions& o, tt::Rng& rng)
+      : in_dim(in), out_dim(out), u_moments(in), delta_moments(out) {
+    const auto dim = in + out;
+    for (int l = 0; l <= o.hidden_layers; ++l) {
+      Layer layer;
+      layer.down = tt::randn<float, Cpu>({o.rank, dim}, rng, 0.0, 1.0 / std::sqrt(static_cast<double>(dim))).requires_grad_();
+      layer.up = tt::zeros<float, Cpu>({dim, o.rank}).requires_grad_();  // identity at the start
+      layer.bias = tt::zeros<float, Cpu>({dim}).requires_grad_();
+      layer.scale = tt::ones<float, Cpu>({modes, dim}).requires_grad_();
+      layer.shift = tt::zeros<float, Cpu>({modes, dim}).requires_grad_();
+      layers.push_back(layer);
+    }
+  }
+
+  // x (N, in + out) -> (N, in + out) for the matrix with this mode.
+  Tensor operator()(Tensor x, std::int64_t mode) const {
+    for (const auto& l : layers) {
+      const auto dim = x.shape()[1];
+      const auto z = x * l.scale.narrow(0, mode, 1) + l.shift.narrow(0, mode, 1);  // (N, dim)
+      x = x + tt::matmul(tt::relu(tt::matmul(z, l.down.transpose(0, 1))), l.up.transpose(0, 1)) + l.bias.reshape({1, dim});
+    }
+    return x;
+  }
+
+  void for_each_own_parameter(const ParameterVisitor& visit) override {
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+      const std::string p = "layer." + std::to_string(l) + ".";
+      visit(p + "down", layers[l].down);
+      visit(p + "up", layers[l].up);
+      visit(p + "bias", layers[l].bias);
+      visit(p + "scale", layers[l].scale);
+      visit(p + "shift", layers[l].shift);
+    }
+  }
+
+  struct Layer {
+    Tensor down, up, bias, scale, shift;  // (rank, dim), (dim, rank), (dim), (modes, dim) x2
+  };
+  std::int64_t in_dim = 0, out_dim = 0;
+  std::vector<Layer> layers;
+  RunningMoments u_moments, delta_moments;
+};
+
+class Mend : public WeightEditor {
+ public:
+  Mend(Seq2Seq& base, const world::Benchmark& bench, MendOptions options)
+      : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options) {
+    tt::check(options_.rank > 0 && options_.hidden_layers >= 0 && options_.edits_per_step > 0, "Mend",
+              "rank and edits_per_step must be positive, hidden_layers >= 0");
+    tt::Rng init(options_.seed);
+    const auto params = edited_tensors();
+    std::map<std::pair<std::int64_t, std::int64_t>, std::int64_t> modes;
+    for (const auto& p : params) {
+      const std::pair<std::int64_t, std::int64_t> shape{p.shape()[0], p.shape()[1]};
+      mode_of_.push_back(modes[shape]++);
+      network_of_.push_back(shape);
+    }
+    for (const auto& [shape, count] : modes)
+      networks_.emplace(shape, MendNetwork(shape.second, shape.first, count, options_, init));
+    edit_lrs_ = tt::full<float, Cpu>({static_cast<std::int64_t>(params.size())}, static_cast<float>(options_.edit_lr)).requires_grad_();
+  }
+
+  std::string name() const override { return "mend"; }
+  const MendOptions& options() const { return options_; }
+  nlohmann::json options_json() const override { return options_to_json(options_); }
+  std::uint64_t seed() const override { return options_.seed; }
+
+  void apply(const std::vector<Example>& descriptors) override {
+    if (descriptors.empty()) return;
+    const auto updates = edit_updates(gradient_factors(*base_, edited_, base_->batch(descriptors)), false);
+    tt::NoGradGuard no_grad;
+    auto params = edited_tensors();
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].add_(updates[i]);
+  }
+
+  // MEND's pseudo-gradients G (out, in) for these descriptors, one per edited matrix (for checks).
+  std::vector<Tensor> pseudo_gradients(const std::vector<Example>& descriptors) {
+    tt::NoGradGuard no_grad;
+    const auto factors = gradient_factors(*base_, edited_, base_->batch(descriptors));
+    std::vector<Tensor> out;
+    for (std::size_t i = 0; i < edited_.size(); ++i) out.push_back(pseudo_gradient(factors, i));
+    return out;
+  }
+
+  std::vector<Tensor> trainable_parameters() {
+    std::vector<Tensor> out;
+    for (auto& [shape, net] : networks_)
+      for (auto& p : net.parameters()) out.push_back(p);
+    out.push_back(edit_lrs_);
+    return out;
+  }
+  std::vector<float> edit_rates() const { return edit_lrs_.to_vector(); }
+
+  train::TrainReport train(const world::Benchmark& bench, const train::TrainControl& control = {}) override {
+    const auto& train_cases = bench.split(world::Split::train);
+    const auto& validation_cases = bench.split(world::Split::validation);
+    tt::check(!train_cases.empty() && !validation_cases.empty(), "Mend::train", "benchmark '", bench.name,
+              "' needs train and validation edits");
+    std::vector<StepData> validation;
+    tt::Rng validation_rng(options_.seed + 17);
+    for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
+    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
+                                       .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
+                                       .patience = options_.patience, .options = options_to_json(options_)};
+    auto report = train::run_training(
+        trainable_parameters(), settings, control,
+        [&](int step) {
+          tt::Rng rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
+          const auto data = draw(train_cases, rng);
+          const auto loss = step_loss(data, /*update_moments=*/true);
+          tt::backward(loss);
+          return train::StepResult{loss.item(), static_cast<double>(data.edits.size())};
+        },
+        [&] {
+          tt::NoGradGuard no_grad;
+          double total = 0;
+          for (const auto& d : validation) total += step_loss(d, false).item();
+          return total / static_cast<double>(validation.size());
+        });
+    return report;
+  }
+
+  // One training step with these cases as the edit batch (what `editlab cost` times); it
+  // changes the networks, and updates the moments.
+  double train_step(const std::vector<Case>& cases) override {
+    if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(trainable_parameters(), tt::optim::AdamOptions{.lr = options_.lr});
+    StepData data;
+    for (const auto& c : cases) {
+      data.edits.push_back(c.edit);
+      data.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope.front());
+      if (!c.out_scope.empty()) data.out_scope.push_back(c.out_scope.front());
+    }
+    step_optimizer_->zero_grad();
+    const auto loss = step_loss(data, true);
+    tt::backward(loss);
+    tt::optim::clip_grad_norm_(trainable_parameters(), options_.clip_norm);
+    step_optimizer_->step();
+    return loss.item();
+  }
+
+  // <dir>/mend.json (options) and <dir>/mend.safetensors (networks, moments, edit rates).
+  void save(const std::filesystem::path& dir) override {
+    std::filesystem::create_directories(dir);
+    std::map<std::string, Tensor> tensors;
+    for (auto& [shape, net] : networks_) {
+      const std::string prefix = "network." + std::to_string(shape.first) + "x" + std::to_string(shape.second) + ".";
+      for (auto& [n, p] : net.named_parameters()) tensors.emplace(prefix + n, p.detach());
+      tensors.emplace(prefix + "u_mean", net.u_moments.mean);
+      tensors.emplace(prefix + "u_m2", net.u_moments.m2);
+      tensors.emplace(prefix + "u_count", tt::scalar_tensor<float, Cpu>(static_cast<float>(net.u_moments.count)));
+      tensors.emplace(prefix + "delta_mean", net.delta_moments.mean);
+      tensors.emplace(prefix + "delta_m2", net.delta_moments.m2);
+      tensors.emplace(prefix + "delta_count", tt::scalar_tensor<float, Cpu>(static_cast<float>(net.delta_moments.count)));
+    }
+    tensors.emplace("edit_lrs", edit_lrs_.detach());
+    tt::io::save(dir / "mend.safetensors", tensors);
+    train::write_text(dir / "mend.json", nlohmann::json{{"editor", "mend"}, {"options", options_to_json(options_)}}.dump(2) + "\n");
+  }
+
+  void load_weights(const std::filesystem::path& dir) override {
+    const auto file = dir / "mend.safetensors";
+    const tt::io::SafetensorsFile st(file);
+    auto read = [&](const std::string& n, const tt::Shape& shape) {
+      tt::check(st.contains(n), "Mend::load", "'", file.string(), "' has no tensor '", n, "'");
+      auto t = tt::io::load<float, Cpu>(st, n);
+      tt::check(t.shape() == shape, "Mend::load", "tensor '", n, "' has shape ", t.shape(), ", this model expects ", shape,
+                " (was the run made with another base model?)");
+      return t;
+    };
+    for (auto& [shape, net] : networks_) {
+      const std::string prefix = "network." + std::to_string(shape.first) + "x" + std::to_string(shape.second) + ".";
+      net.for_each_parameter([&](const std::string& n, Tensor& p) { p = read(prefix + n, p.shape()).requires_grad_(); });
+      net.u_moments.mean = read(prefix + "u_mean", {net.in_dim});
+      net.u_moments.m2 = read(prefix + "u_m2", {net.in_dim});
+      net.u_moments.count = read(prefix + "u_count", {}).item();
+      net.delta_moments.mean = read(prefix + "delta_mean", {net.out_dim});
+      net.delta_moments.m2 = read(prefix + "delta_m2", {net.out_dim});
+      net.delta_moments.count = read(prefix + "delta_count", {}).item();
+    }
+    edit_lrs_ = read("edit_lrs", edit_lrs_.shape()).requires_grad_();
+  }
+
+ private:
+  struct StepData {
+    std::vector<Example> edits, in_scope, out_scope;
+  };
+
+  // An edit batch of distinct cases, one in-scope and one unrelated example per edit.
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const {
+    StepData d;
+    const auto k = std::min<std::size_t>(static_cast<std::size_t>(options_.edits_per_step), pool.size());
+    std::vector<std::size_t> order(pool.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    for (std::size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng.next_u64() % (order.size() - i)]);
+    std::vector<Example> unrelated;
+    for (std::size_t i = k; i < order.size() && unrelated.size() < k; ++i)
+      for (const auto& e : pool[order[i]].out_scope) unrelated.push_back(e);
+    for (std::size_t i = 0; i < k; ++i) {
+      const auto& c = pool[order[i]];
+      d.edits.push_back(c.edit);
+      d.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope[rng.next_u64() % c.in_scope.size()]);
+      if (!unrelated.empty()) d.out_scope.push_back(unrelated[rng.next_u64() % unrelated.size()]);
+    }
+    return d;
+  }
+
+  Tensor pseudo_gradient(const GradientFactors& f, std::size_t i, bool update_moments = false) {
+    auto& net = networks_.at(network_of_[i]);
+    const auto& u = f.inputs[i];
+    const auto& delta = f.output_grads[i];
+    if (update_moments) {
+      net.u_moments.add(u);
+      net.delta_moments.add(delta);
+    }
+    const auto x = options_.normalize
+                       ? tt::concat<float, Cpu>({net.u_moments.normalize(u), net.delta_moments.normalize(delta)}, 1)
+                       : tt::concat<float, Cpu>({u, delta}, 1);  // (N, in + out)
+    const auto y = net(x, mode_of_[i]);
+    const auto u_mapped = y.narrow(1, 0, net.in_dim), delta_mapped = y.narrow(1, net.in_dim, net.out_dim);
+    return tt::matmul(delta_mapped.transpose(0, 1), u_mapped);  // (out, in)
+  }
+
+  // lr_i * G_i for every edited matrix (on the tape unless grad mode is off).
+  std::vector<Tensor> edit_updates(const GradientFactors& f, bool update_moments) {
+    std::vector<Tensor> out;
+    for (std::size_t i = 0; i < edited_.size(); ++i)
+      out.push_back(tt::mul(pseudo_gradient(f, i, update_moments),
+                            edit_lrs_.narrow(0, static_cast<std::int64_t>(i), 1).reshape({1, 1})));
+    return out;
+  }
+
+  // c_edit * NLL(in-scope | W') + c_loc * KL(W || W') on the unrelated inputs.
+  Tensor step_loss(const StepData& d, bool update_moments) {
+    const auto factors = gradient_factors(*base_, edited_, base_->batch(d.edits));
+    const auto updates = edit_updates(factors, update_moments);
+    const auto params = edited_tensors();
+    tt::nn::StateDict<float, Cpu> edited;
+    for (std::size_t i = 0; i < params.size(); ++i) edited.emplace(edited_[i], params[i] + updates[i]);
+    const auto in_batch = base_->batch(d.in_scope);
+    Tensor loss;
+    tt::nn::functional_call(base_->model, edited, [&] {
+      loss = label_nll(seq2seq_logits(base_->model, in_batch), in_batch.labels) * options_.c_edit;
+    });
+    if (!d.out_scope.empty()) {
+      const auto out_batch = base_->batch(d.out_scope);
+      Tensor reference;
+      {
+        tt::NoGradGuard no_grad;
+        reference = seq2seq_logits(base_->model, out_batch);
+      }
+      tt::nn::functional_call(base_->model, edited, [&] {
+        loss = loss + locality_kl(reference, seq2seq_logits(base_->model, out_batch), out_batch.labels) * options_.c_loc;
+      });
+    }
+    return loss;
+  }
+
+  MendOptions options_;
+  std::map<std::pair<std::int64_t, std::int64_t>, MendNetwork> networks_;  // by (out, in)
+  std::vector<std::pair<std::int64_t, std::int64_t>> network_of_;           // per edited matrix
+  std::vector<std::int64_t> mode_of_;
+  Tensor edit_lrs_;  // (edited matrices)
+  std::unique_ptr<tt::optim::Adam<float, Cpu>> step_optimizer_;  // train_step()'s, made on first use
+};
+
+}  // namespace editlab::editors

@@ -1,0 +1,142 @@
+// editlab::editors — what the editors that change the base model's weights (FT, FT+KL, ENN,
+// MEND) share: which matrices they edit, the losses they edit and train with, and an editor
+// base class whose reset() puts those matrices back bit for bit.
+//
+//   auto names = feed_forward_weights(base.model, /*last_blocks=*/2);  // T5 wi (wi_0, wi_1) and wo
+//   auto logits = seq2seq_logits(base.model, base.batch(examples));     // (B, T, V)
+//   auto kl = locality_kl(reference_logits, logits, batch.labels);      // mean over label tokens
+//
+// The loss helpers are templates over the element type so the tests can check them in float64.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "editors/run_editor.hpp"
+#include "model/seq2seq.hpp"
+#include "tensortape/nn/state.hpp"
+#include "tensortape/ops/loss.hpp"
+
+namespace editlab::editors {
+
+namespace tt = tensortape;
+using model::Cpu;
+using model::Ids;
+using model::Seq2Seq;
+using model::TextBatch;
+using model::Tensor;
+using world::Case;
+using world::Example;
+
+template <class T>
+using T5Of = tt::nn::T5Model<T, Cpu>;
+template <class T>
+using TensorOf = tt::Tensor<T, Cpu>;
+
+// The feed-forward matrices of the last `last_blocks` blocks of the encoder and of the decoder,
+// encoder first, each block's wi (or wi_0 and wi_1) before its wo: the weights FT, ENN and MEND
+// edit (MEND's and ENN's choice for T5).
+template <class T>
+std::vector<std::string> feed_forward_weights(T5Of<T>& model, int last_blocks) {
+  tt::check(last_blocks > 0, "editlab", "the edited blocks must be at least one, got ", last_blocks);
+  std::vector<std::string> names;
+  auto add_stack = [&](tt::nn::T5Stack<T, Cpu>& stack, const std::string& stack_name, const std::string& layer) {
+    const auto blocks = static_cast<int>(stack.block.size());
+    for (int b = std::max(0, blocks - last_blocks); b < blocks; ++b)
+      stack.block[static_cast<std::size_t>(b)].feed_forward.for_each_parameter(
+          [&](const std::string& n, TensorOf<T>&) {
+            names.push_back(stack_name + ".block." + std::to_string(b) + "." + layer + ".DenseReluDense." + n);
+          });
+  };
+  add_stack(model.encoder, "encoder", "layer.1");
+  add_stack(model.decoder, "decoder", "layer.2");
+  return names;
+}
+
+// The named parameters' tensors, in the order of `names`.
+template <class T>
+std::vector<TensorOf<T>> parameters_named(T5Of<T>& model, const std::vector<std::string>& names) {
+  const auto all = tt::nn::state_dict(model);
+  std::vector<TensorOf<T>> out;
+  for (const auto& n : names) {
+    tt::check(all.count(n) > 0, "editlab", "the model has no parameter '", n, "'");
+    out.push_back(all.at(n));
+  }
+  // state_dict detaches: hand back the parameters themselves, which may require grad.
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < names.size(); ++i) index[names[i]] = i;
+  model.for_each_parameter([&](const std::string& n, TensorOf<T>& p) {
+    if (auto it = index.find(n); it != index.end()) out[it->second] = p;
+  });
+  return out;
+}
+
+// Teacher-forced logits (B, T, V) of a batch's labels.
+template <class T>
+TensorOf<T> seq2seq_logits(T5Of<T>& model, const TextBatch& b) {
+  const auto encoded = model.encode(b.input_ids, b.attention_mask);  // (B, S, D)
+  return model.decode(tt::nn::shift_right(b.labels, model.config().decoder_start_token_id, model.config().pad_token_id),
+                      encoded, b.attention_mask);  // (B, T, V)
+}
+
+// Mean token NLL of the labels under logits (B, T, V).
+template <class T>
+TensorOf<T> label_nll(const TensorOf<T>& logits, const Ids& labels) {
+  return tt::cross_entropy(logits, labels, model::kIgnore);
+}
+
+// KL(reference || edited) of the next-token distributions, summed over the vocabulary and
+// averaged over the label positions (not padding): how far an edit moved the model's answers.
+// reference_logits and logits (B, T, V), labels (B, T).
+template <class T>
+TensorOf<T> locality_kl(const TensorOf<T>& reference_logits, const TensorOf<T>& logits, const Ids& labels) {
+  const auto per_token = tt::sum(tt::kl_div(tt::log_softmax(logits), tt::log_softmax(reference_logits).detach(),
+                                            tt::Reduction::None, /*log_target=*/true),
+                                 {2});  // (B, T)
+  const auto host = labels.to_vector();
+  std::vector<T> mask(host.size());
+  double count = 0;
+  for (std::size_t i = 0; i < host.size(); ++i) count += mask[i] = host[i] != model::kIgnore ? T(1) : T(0);
+  tt::check(count > 0, "locality_kl", "the batch has no label tokens");
+  return tt::sum(per_token * tt::from_vector<T, Cpu>(labels.shape(), mask)) * (1.0 / count);
+}
+
+// Base of the editors that change the base model's weights: they edit the matrices `edited`
+// names, in place; reset() restores them bit-identically (tt::nn::ParameterSnapshot). The
+// rest of the model is frozen. Predictions are the edited model's own (greedy answer, or the
+// most likely label).
+class WeightEditor : public RunEditor {
+ public:
+  WeightEditor(Seq2Seq& base, std::vector<std::string> labels, std::vector<std::string> edited)
+      : base_(&base), labels_(std::move(labels)), edited_(std::move(edited)) {
+    base_->model.freeze();
+    base_->model.eval();
+    retake_snapshot();
+  }
+
+  std::vector<std::string> predict(const std::vector<std::string>& inputs) override {
+    return base_->predict(inputs, labels_);
+  }
+  void reset() override { snapshot_->restore(); }
+
+  const std::vector<std::string>& edited_weights() const { return edited_; }
+
+ protected:
+  // The unedited state reset() goes back to is the weights as they are now (after training).
+  void retake_snapshot() {
+    snapshot_.reset();
+    snapshot_ = std::make_unique<tt::nn::ParameterSnapshot<float, Cpu>>(base_->model, edited_);
+  }
+  std::vector<Tensor> edited_tensors() { return parameters_named(base_->model, edited_); }
+
+  Seq2Seq* base_;
+  std::vector<std::string> labels_;
+  std::vector<std::string> edited_;
+
+ private:
+  std::unique_ptr<tt::nn::ParameterSnapshot<float, Cpu>> snapshot_;
+};
+
+}  // namespace editlab::editors

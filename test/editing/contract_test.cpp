@@ -8,11 +8,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "editors/seprog.hpp"
+#include "editors/registry.hpp"
 #include "eval/harness.hpp"
 #include "eval/metrics.hpp"
 #include "scratch.hpp"
@@ -66,13 +67,28 @@ struct SeprogMaker {
   }
 };
 
+// A weight-editing method from the registry with its defaults, small where it matters here.
+template <const char* method>
+struct RegistryMaker {
+  static EditorUnderTest make(const fs::path& dir) {
+    EditorUnderTest e{std::make_unique<editlab::model::Seq2Seq>(editlab::model::Seq2Seq::load(dir)), nullptr};
+    auto options = editlab::editors::method(method).default_options();
+    if (options.contains("rank")) options["rank"] = 8;
+    if (options.contains("max_steps")) options["max_steps"] = 5;
+    e.editor = editlab::editors::method(method).make(*e.base, tiny().qa, options);
+    return e;
+  }
+};
+constexpr char kFt[] = "ft", kFtKl[] = "ft-kl", kEnn[] = "enn", kMend[] = "mend";
+
 template <class Maker>
 class EditorContract : public ::testing::Test {};
 
 using Editors = ::testing::Types<SeprogMaker<editlab::editors::SeprogVariant::seprog>,
                                  SeprogMaker<editlab::editors::SeprogVariant::finetune>,
                                  SeprogMaker<editlab::editors::SeprogVariant::noclassifier>,
-                                 SeprogMaker<editlab::editors::SeprogVariant::noselect>>;
+                                 SeprogMaker<editlab::editors::SeprogVariant::noselect>, RegistryMaker<kFt>,
+                                 RegistryMaker<kFtKl>, RegistryMaker<kEnn>, RegistryMaker<kMend>>;
 TYPED_TEST_SUITE(EditorContract, Editors);
 
 BasePredictor untouched(const fs::path& dir) {
@@ -99,14 +115,23 @@ TYPED_TEST(EditorContract, UneditedAndResetAnswerAsTheUntouchedBase) {
   const auto inputs = probe_inputs(batch);
   const auto base = untouched(t.dir)(inputs);
 
+  const auto weights = [&] {
+    std::map<std::string, std::vector<float>> out;
+    for (auto& [name, p] : under_test.base->model.named_parameters()) out.emplace(name, p.to_vector());
+    return out;
+  };
+  const auto unedited_weights = weights();
+
   EXPECT_EQ(editor.predict(inputs), base) << "a new editor must answer as the base model";
   editor.apply({});
   EXPECT_EQ(editor.predict(inputs), base) << "applying no edit must change nothing";
+  EXPECT_TRUE(weights() == unedited_weights) << "applying no edit must leave every base weight as it was";
   editor.apply(editlab::eval::descriptors_of(batch));
   const auto edited = editor.predict(inputs);
   ASSERT_EQ(edited.size(), inputs.size());
   editor.reset();
   EXPECT_EQ(editor.predict(inputs), base) << "reset() must restore the unedited answers exactly";
+  EXPECT_TRUE(weights() == unedited_weights) << "reset() must leave every base weight bit-identical";
   editor.apply(editlab::eval::descriptors_of(batch));
   EXPECT_EQ(editor.predict(inputs), edited) << "the same edits, applied again, must act the same";
   editor.reset();

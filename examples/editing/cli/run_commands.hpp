@@ -255,7 +255,8 @@ inline int run_methods(bool names_only) {
     }
     std::printf("%s%s\n  %s\n  options (editlab train --set key=value%s):\n", m.name.c_str(), m.trains ? "" : "  (no training phase)",
                 m.summary.c_str(), is_seprog_method(m.name) ? "; or the flags of editlab train --help" : "");
-    for (const auto& [key, value] : m.default_options().items()) std::printf("    %s = %s\n", key.c_str(), value.dump().c_str());
+    const auto defaults = m.default_options();
+    for (const auto& [key, value] : defaults.items()) std::printf("    %s = %s\n", key.c_str(), value.dump().c_str());
   }
   return 0;
 }

@@ -112,8 +112,10 @@ struct GradientFactors {
 };
 
 // Runs the mean token NLL of `batch` with the named matrices requiring grad, capturing each
-// one's layer input and output gradient. The model's weights are not changed.
+// one's layer input and output gradient. The model's weights are not changed; the factors and
+// gradients are detached.
 inline GradientFactors gradient_factors(Seq2Seq& base, const std::vector<std::string>& names, const TextBatch& batch) {
+  tt::GradModeGuard grad_on(true);  // also when the caller evaluates under no_grad: the factors need a backward pass
   auto params = parameters_named(base.model, names);
   std::vector<Tensor> inputs(names.size()), output_grads(names.size());
   std::vector<tt::nn::Linear<float, Cpu>*> layers;

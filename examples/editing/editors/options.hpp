@@ -33,9 +33,8 @@ template <class V>
 V parse_value(const std::string& key, const std::string& text) {
   auto bad = [&](const char* kind) { tensortape::fail("editlab", "option '", key, "': '", text, "' is not ", kind); };
   if constexpr (std::is_same_v<V, bool>) {
-    if (text == "true" || text == "1") return true;
-    if (text == "false" || text == "0") return false;
-    bad("true or false");
+    if (text != "true" && text != "1" && text != "false" && text != "0") bad("true or false");
+    return text == "true" || text == "1";
   } else if constexpr (std::is_same_v<V, std::string>) {
     return text;
   } else if constexpr (std::is_same_v<V, std::vector<std::string>>) {

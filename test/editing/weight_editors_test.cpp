@@ -1,0 +1,245 @@
+// The editors that change the base model's weights (FT, ENN, MEND) and the registry that makes
+// them: FT stops once every descriptor is fit and never passes its step cap; MEND at identity,
+// without normalisation, maps the gradient factors to exactly the edit loss's gradient; ENN's
+// meta-gradient through the inner step matches float64 finite differences for the model's
+// weights and the step sizes; every method saves and loads back an editor that acts the same;
+// options are checked by name and type.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "editors/registry.hpp"
+#include "eval/metrics.hpp"
+#include "scratch.hpp"
+#include "tiny_pretrain.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace ed = editlab::editors;
+using editlab::model::Seq2Seq;
+using editlab::world::Case;
+using editlab::world::Example;
+using editlab::world::Split;
+
+struct TinyBase {
+  fs::path dir;
+  editlab::world::Benchmark qa;
+};
+
+const TinyBase& tiny() {
+  static const TinyBase* t = [] {
+    const fs::path dir = scratch_path("editlab_weight_editors_test_base");
+    fs::remove_all(dir);
+    auto options = tiny_pretrain_options(dir);
+    options.steps = 200;
+    options.lr = 3e-3;
+    editlab::pretrain::pretrain(options);
+    return new TinyBase{dir, editlab::world::make_benchmark(editlab::world::generate(options.world), "qa")};
+  }();
+  return *t;
+}
+
+std::vector<Example> descriptors(std::size_t k) {
+  const auto& cases = tiny().qa.split(Split::test);
+  return editlab::eval::descriptors_of(std::vector<Case>(cases.begin(), cases.begin() + std::min(k, cases.size())));
+}
+
+std::vector<std::string> targets_of(const std::vector<Example>& examples) {
+  std::vector<std::string> out;
+  for (const auto& e : examples) out.push_back(e.target);
+  return out;
+}
+
+TEST(Ft, StopsOnceEveryDescriptorIsFit) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::FtOptions options;
+  options.lr = 1e-2;
+  options.max_steps = 200;
+  ed::Ft editor(base, tiny().qa, options);
+  const auto edits = descriptors(2);
+  editor.apply(edits);
+  EXPECT_EQ(editor.predict(editlab::eval::inputs_of(edits)), targets_of(edits)) << "FT did not fit its descriptors";
+  EXPECT_GT(editor.last_apply_steps(), 0);
+  EXPECT_LT(editor.last_apply_steps(), options.max_steps) << "FT ran on after every descriptor was fit";
+  // One step fewer must leave some descriptor unfit (it stopped at the first fitting step).
+  editor.reset();
+  ed::FtOptions shorter = options;
+  shorter.max_steps = editor.last_apply_steps() - 1;
+  ed::Ft capped(base, tiny().qa, shorter);
+  capped.apply(edits);
+  EXPECT_NE(capped.predict(editlab::eval::inputs_of(edits)), targets_of(edits));
+}
+
+TEST(Ft, RespectsItsStepCap) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::FtOptions options;
+  options.lr = 1e-6;  // far too small to fit anything
+  options.max_steps = 3;
+  ed::Ft editor(base, tiny().qa, options.with_locality());
+  editor.apply(descriptors(4));
+  EXPECT_EQ(editor.last_apply_steps(), 3);
+  EXPECT_EQ(editor.name(), "ft-kl");
+}
+
+TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::MendOptions options;
+  options.normalize = false;
+  options.rank = 8;
+  ed::Mend editor(base, tiny().qa, options);
+  const auto edits = descriptors(3);
+  const auto pseudo = editor.pseudo_gradients(edits);
+  const auto factors = ed::gradient_factors(base, editor.edited_weights(), base.batch(edits));
+  ASSERT_EQ(pseudo.size(), factors.gradients.size());
+  ASSERT_FALSE(pseudo.empty());
+  for (std::size_t i = 0; i < pseudo.size(); ++i) {
+    const auto g = pseudo[i].to_vector(), expected = factors.gradients[i].to_vector();
+    ASSERT_EQ(g.size(), expected.size());
+    double scale = 0;
+    for (float v : expected) scale = std::max(scale, static_cast<double>(std::abs(v)));
+    ASSERT_GT(scale, 0.0) << editor.edited_weights()[i] << " has no gradient";
+    for (std::size_t j = 0; j < g.size(); ++j)
+      ASSERT_NEAR(g[j], expected[j], 1e-5 * scale) << editor.edited_weights()[i] << "[" << j << "]";
+  }
+  // The editor networks' up-projections start at zero: a trained step moves them off identity.
+  editor.train_step(std::vector<Case>(tiny().qa.split(Split::train).begin(), tiny().qa.split(Split::train).begin() + 4));
+  const auto after = editor.pseudo_gradients(edits);
+  double moved = 0;
+  for (std::size_t i = 0; i < after.size(); ++i) {
+    const auto a = after[i].to_vector(), b = pseudo[i].to_vector();
+    for (std::size_t j = 0; j < a.size(); ++j) moved = std::max(moved, static_cast<double>(std::abs(a[j] - b[j])));
+  }
+  EXPECT_GT(moved, 0.0);
+}
+
+// A tiny random T5 in float64 with hand-made token batches: ENN's outer loss against central
+// differences, through the inner step.
+TEST(Enn, MetaGradientMatchesFiniteDifferences) {
+  tensortape::nn::T5Config config;
+  config.vocab_size = 11;
+  config.d_model = 6;
+  config.d_kv = 2;
+  config.num_heads = 2;
+  config.d_ff = 8;
+  config.num_layers = 2;
+  config.num_decoder_layers = 2;
+  config.relative_attention_num_buckets = 8;
+  config.relative_attention_max_distance = 12;
+  config.dropout_rate = 0.0;
+  config.feed_forward_proj = "relu";
+  tensortape::Rng rng(7);
+  ed::T5Of<double> model(config, rng);
+  auto reference = tensortape::nn::deep_copy(model);
+  auto batch = [](std::vector<std::int64_t> ids, std::vector<std::int64_t> mask, std::vector<std::int64_t> labels) {
+    const std::int64_t rows = 2;
+    return editlab::model::TextBatch{tensortape::from_vector<std::int64_t, ed::Cpu>({rows, static_cast<std::int64_t>(ids.size()) / rows}, ids),
+                                     tensortape::from_vector<std::int64_t, ed::Cpu>({rows, static_cast<std::int64_t>(mask.size()) / rows}, mask),
+                                     tensortape::from_vector<std::int64_t, ed::Cpu>({rows, static_cast<std::int64_t>(labels.size()) / rows}, labels)};
+  };
+  const auto edits = batch({3, 5, 7, 1, 4, 9, 1, 0}, {1, 1, 1, 1, 1, 1, 1, 0}, {6, 2, 1, 8, 1, -100});
+  const auto in_scope = batch({5, 3, 7, 1, 9, 4, 1, 0}, {1, 1, 1, 1, 1, 1, 1, 0}, {6, 2, 1, 8, 1, -100});
+  const auto unrelated = batch({2, 8, 1, 6, 10, 1}, {1, 1, 1, 1, 1, 1}, {4, 1, 7, 3});
+  const auto names = ed::feed_forward_weights(model, 1);
+  ASSERT_EQ(names.size(), 4u);  // wi, wo of the last encoder and decoder blocks
+  auto step_sizes = tensortape::from_vector<double, ed::Cpu>({4}, {0.3, 0.2, 0.4, 0.1}).requires_grad_();
+  const auto reference_logits = [&] {
+    tensortape::NoGradGuard no_grad;
+    return ed::seq2seq_logits(reference, unrelated);
+  }();
+  const auto outer = [&](const ed::TensorOf<double>& sizes) {
+    return ed::enn_outer_loss(model, names, sizes, /*inner_steps=*/2, edits, in_scope, unrelated, reference_logits, 1.0, 0.7);
+  };
+  // An edited matrix and one the inner step does not touch.
+  auto edited_weight = ed::parameters_named(model, {names[3]})[0];
+  auto other_weight = model.encoder.block[0].self_attention.v.weight;
+  const auto grads = tensortape::grad(std::vector<ed::TensorOf<double>>{outer(step_sizes)}, {step_sizes, edited_weight, other_weight});
+  const double h = 1e-6;
+  auto perturbed = [&](ed::TensorOf<double> target, std::size_t index, double delta) {
+    auto values = target.to_vector();
+    values[index] += delta;
+    tensortape::NoGradGuard no_grad;
+    target.copy_(tensortape::from_vector<double, ed::Cpu>(target.shape(), values));
+  };
+  const auto sizes_host = step_sizes.to_vector();
+  for (std::size_t i = 0; i < sizes_host.size(); ++i) {
+    auto plus = sizes_host, minus = sizes_host;
+    plus[i] += h;
+    minus[i] -= h;
+    const double numeric = (outer(tensortape::from_vector<double, ed::Cpu>({4}, plus)).item() -
+                            outer(tensortape::from_vector<double, ed::Cpu>({4}, minus)).item()) / (2 * h);
+    EXPECT_NEAR(grads[0].to_vector()[i], numeric, 1e-7 + 1e-5 * std::abs(numeric)) << "step size " << i;
+  }
+  for (std::size_t w = 1; w < 3; ++w) {
+    auto target = w == 1 ? edited_weight : other_weight;
+    const auto analytic = grads[w].to_vector();
+    for (std::size_t e = 0; e < analytic.size(); e += 3) {
+      perturbed(target, e, h);
+      const double plus = outer(step_sizes).item();
+      perturbed(target, e, -2 * h);
+      const double minus = outer(step_sizes).item();
+      perturbed(target, e, h);
+      ASSERT_NEAR(analytic[e], (plus - minus) / (2 * h), 1e-7 + 1e-5 * std::abs(analytic[e]))
+          << (w == 1 ? names[3] : "encoder v") << "[" << e << "]";
+    }
+  }
+}
+
+TEST(Registry, EveryMethodSavesAndLoadsAnEditorThatActsTheSame) {
+  const auto edits = descriptors(3);
+  std::vector<std::string> probes = editlab::eval::inputs_of(edits);
+  for (const auto& c : tiny().qa.split(Split::test))
+    for (const auto& e : c.out_scope) probes.push_back(e.input);
+  for (const auto& m : ed::methods()) {
+    SCOPED_TRACE(m.name);
+    auto base = Seq2Seq::load(tiny().dir);
+    auto options = m.default_options();
+    for (const char* small : {"memory_dim", "hidden", "key_tokens", "rank"})
+      if (options.contains(small)) options[small] = 8;
+    if (options.contains("steps")) options["steps"] = 2;
+    if (options.contains("eval_every")) options["eval_every"] = 1;
+    if (options.contains("max_steps")) options["max_steps"] = 3;
+    auto editor = m.make(base, tiny().qa, options);
+    editlab::train::TrainControl quiet;
+    quiet.quiet = true;
+    editor->train(tiny().qa, quiet);
+    const fs::path dir = scratch_path("editlab_registry_" + m.name);
+    fs::remove_all(dir);
+    editor->save(dir);
+    editor->apply(edits);
+    const auto answers = editor->predict(probes);
+
+    auto other_base = Seq2Seq::load(tiny().dir);
+    auto loaded = ed::load_editor(dir, m.name, other_base, tiny().qa);
+    EXPECT_EQ(loaded->name(), m.name);
+    EXPECT_EQ(loaded->options_json(), editor->options_json());
+    loaded->apply(edits);
+    EXPECT_EQ(loaded->predict(probes), answers);
+  }
+}
+
+TEST(Registry, OptionsAreCheckedByNameAndType) {
+  auto options = ed::method("mend").default_options();
+  ed::set_json_option(options, "rank", "64");
+  ed::set_json_option(options, "lr", "3e-4");
+  ed::set_json_option(options, "normalize", "false");
+  const auto parsed = ed::options_from_json<ed::MendOptions>(options);
+  EXPECT_EQ(parsed.rank, 64);
+  EXPECT_DOUBLE_EQ(parsed.lr, 3e-4);
+  EXPECT_FALSE(parsed.normalize);
+  EXPECT_THROW(ed::set_json_option(options, "rnak", "64"), tensortape::Error);
+  EXPECT_THROW(ed::set_json_option(options, "rank", "6.5"), tensortape::Error);
+  EXPECT_THROW(ed::set_json_option(options, "normalize", "maybe"), tensortape::Error);
+  options["unknown"] = 1;
+  EXPECT_THROW(ed::options_from_json<ed::MendOptions>(options), tensortape::Error);
+  EXPECT_THROW(ed::method("rome"), tensortape::Error);
+  EXPECT_FALSE(ed::method("ft").trains);
+  EXPECT_TRUE(ed::method("mend").trains);
+}
+
+}  // namespace

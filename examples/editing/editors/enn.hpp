@@ -26,7 +26,7 @@
 #include "editors/weight_edit.hpp"
 #include "tensortape/io/safetensors.hpp"
 #include "train/loop.hpp"
-#include "world/benchmarks.hpp"
+#include "common/cases.hpp"
 
 namespace editlab::editors {
 
@@ -99,7 +99,7 @@ TensorOf<T> enn_outer_loss(T5Of<T>& model, const std::vector<std::string>& names
 
 class Enn : public WeightEditor {
  public:
-  Enn(Seq2Seq& base, const world::Benchmark& bench, EnnOptions options)
+  Enn(Seq2Seq& base, const Benchmark& bench, EnnOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options),
         original_(tt::nn::deep_copy(base.model)) {
     tt::check(options_.inner_steps > 0 && options_.edits_per_step > 0, "Enn", "inner_steps and edits_per_step must be positive");
@@ -132,9 +132,9 @@ class Enn : public WeightEditor {
     }
   }
 
-  train::TrainReport train(const world::Benchmark& bench, const train::TrainControl& control = {}) override {
-    const auto& train_cases = bench.split(world::Split::train);
-    const auto& validation_cases = bench.split(world::Split::validation);
+  train::TrainReport train(const Benchmark& bench, const train::TrainControl& control = {}) override {
+    const auto& train_cases = bench.split(Split::train);
+    const auto& validation_cases = bench.split(Split::validation);
     tt::check(!train_cases.empty() && !validation_cases.empty(), "Enn::train", "benchmark '", bench.name,
               "' needs train and validation edits");
     std::vector<StepData> validation;

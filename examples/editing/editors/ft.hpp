@@ -19,7 +19,7 @@
 #include "tensortape/optim/adam.hpp"
 #include "tensortape/optim/clip.hpp"
 #include "tensortape/optim/rmsprop.hpp"
-#include "world/benchmarks.hpp"
+#include "common/cases.hpp"
 
 namespace editlab::editors {
 
@@ -53,12 +53,12 @@ struct FtOptions {
 
 class Ft : public WeightEditor {
  public:
-  Ft(Seq2Seq& base, const world::Benchmark& bench, FtOptions options)
+  Ft(Seq2Seq& base, const Benchmark& bench, FtOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options) {
     tt::check(options_.optimizer == "adam" || options_.optimizer == "rmsprop", "Ft", "optimizer '", options_.optimizer,
               "' is not adam or rmsprop");
     tt::check(options_.max_steps >= 0 && options_.lr > 0, "Ft", "max_steps must be >= 0 and lr > 0");
-    for (const auto& c : bench.split(world::Split::train))
+    for (const auto& c : bench.split(Split::train))
       locality_pool_.insert(locality_pool_.end(), c.out_scope.begin(), c.out_scope.end());
     tt::check(options_.kl_weight == 0 || !locality_pool_.empty(), "Ft", "FT+KL needs training-split out-scope examples");
   }
@@ -69,7 +69,7 @@ class Ft : public WeightEditor {
   std::uint64_t seed() const override { return options_.seed; }
 
   // No training phase: FT edits by fine-tuning at apply() time.
-  train::TrainReport train(const world::Benchmark&, const train::TrainControl&) override { return {}; }
+  train::TrainReport train(const Benchmark&, const train::TrainControl&) override { return {}; }
   // <dir>/ft.json: the options (there are no trained weights).
   void save(const std::filesystem::path& dir) override {
     std::filesystem::create_directories(dir);

@@ -34,7 +34,7 @@
 #include "tensortape/io/safetensors.hpp"
 #include "tensortape/nn/layers.hpp"
 #include "train/loop.hpp"
-#include "world/benchmarks.hpp"
+#include "common/cases.hpp"
 
 namespace editlab::editors {
 
@@ -237,7 +237,7 @@ struct MendNetwork : tt::nn::Module<float, Cpu> {
 
 class Mend : public WeightEditor {
  public:
-  Mend(Seq2Seq& base, const world::Benchmark& bench, MendOptions options)
+  Mend(Seq2Seq& base, const Benchmark& bench, MendOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options) {
     tt::check(options_.rank > 0 && options_.hidden_layers >= 0 && options_.edits_per_step > 0, "Mend",
               "rank and edits_per_step must be positive, hidden_layers >= 0");
@@ -285,9 +285,9 @@ class Mend : public WeightEditor {
   }
   std::vector<float> edit_rates() const { return edit_lrs_.to_vector(); }
 
-  train::TrainReport train(const world::Benchmark& bench, const train::TrainControl& control = {}) override {
-    const auto& train_cases = bench.split(world::Split::train);
-    const auto& validation_cases = bench.split(world::Split::validation);
+  train::TrainReport train(const Benchmark& bench, const train::TrainControl& control = {}) override {
+    const auto& train_cases = bench.split(Split::train);
+    const auto& validation_cases = bench.split(Split::validation);
     tt::check(!train_cases.empty() && !validation_cases.empty(), "Mend::train", "benchmark '", bench.name,
               "' needs train and validation edits");
     std::vector<StepData> validation;

@@ -30,7 +30,7 @@ struct Method {
   bool trains = true;          // false: no training phase (FT edits at apply time)
   std::string options_file;    // what save() writes in the run folder: {"editor": name, "options": {...}}
   std::function<nlohmann::json()> default_options;
-  std::function<std::unique_ptr<RunEditor>(Seq2Seq& base, const world::Benchmark& bench, const nlohmann::json& options)> make;
+  std::function<std::unique_ptr<RunEditor>(Seq2Seq& base, const Benchmark& bench, const nlohmann::json& options)> make;
 };
 
 namespace detail {
@@ -38,7 +38,7 @@ namespace detail {
 template <class E, class O>
 Method options_method(std::string name, std::string summary, bool trains, std::string file, O defaults) {
   return {std::move(name), std::move(summary), trains, std::move(file), [defaults] { return options_to_json(defaults); },
-          [](Seq2Seq& base, const world::Benchmark& bench, const nlohmann::json& options) -> std::unique_ptr<RunEditor> {
+          [](Seq2Seq& base, const Benchmark& bench, const nlohmann::json& options) -> std::unique_ptr<RunEditor> {
             return std::make_unique<E>(base, bench, options_from_json<O>(options));
           }};
 }
@@ -47,7 +47,7 @@ inline Method seprog_method(SeprogVariant variant, std::string summary) {
   SeprogOptions defaults;
   defaults.variant = variant;
   return {variant_name(variant), std::move(summary), true, "seprog.json", [defaults] { return defaults.to_json(); },
-          [variant](Seq2Seq& base, const world::Benchmark& bench, const nlohmann::json& options) -> std::unique_ptr<RunEditor> {
+          [variant](Seq2Seq& base, const Benchmark& bench, const nlohmann::json& options) -> std::unique_ptr<RunEditor> {
             auto o = SeprogOptions::from_json(options);
             tt::check(o.variant == variant, "editlab", "options of ", variant_name(o.variant), " given to ", variant_name(variant));
             return std::make_unique<Seprog>(base, bench.labels, o);
@@ -90,7 +90,7 @@ inline const Method& method(const std::string& name) {
 
 // The editor a run folder holds: made with the options it saved, its weights loaded.
 inline std::unique_ptr<RunEditor> load_editor(const std::filesystem::path& dir, const std::string& name, Seq2Seq& base,
-                                              const world::Benchmark& bench) {
+                                              const Benchmark& bench) {
   const auto& m = method(name);
   const auto file = dir / m.options_file;
   const auto saved = train::read_json(file);

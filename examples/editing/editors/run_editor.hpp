@@ -14,7 +14,7 @@
 
 #include "eval/editor.hpp"
 #include "train/loop.hpp"
-#include "world/benchmarks.hpp"
+#include "common/cases.hpp"
 
 namespace editlab::editors {
 
@@ -22,7 +22,7 @@ class RunEditor : public eval::Editor {
  public:
   // Trains on the benchmark's train split, early-stopping on its validation split. An editor
   // with no training phase (FT) returns an empty report.
-  virtual train::TrainReport train(const world::Benchmark& bench, const train::TrainControl& control) = 0;
+  virtual train::TrainReport train(const Benchmark& bench, const train::TrainControl& control) = 0;
   // Writes the editor's own files (its options and trained weights) into the run folder.
   virtual void save(const std::filesystem::path& dir) = 0;
   // Reads the weights save() wrote into this editor (made with the saved options).

@@ -54,18 +54,19 @@
 #include <nlohmann/json.hpp>
 
 #include "editors/run_editor.hpp"
+#include "editors/seprog/memory.hpp"
+#include "editors/seprog/modules.hpp"
+#include "editors/seprog/options.hpp"
 #include "model/seq2seq.hpp"
 #include "tensortape/io/safetensors.hpp"
-#include "tensortape/nn/layers.hpp"
-#include "tensortape/nn/module.hpp"
 #include "tensortape/optim/adam.hpp"
 #include "tensortape/optim/clip.hpp"
-#include "tensortape/optim/schedule.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data_parallel.hpp"
+#include "train/edit_sets.hpp"
 #include "train/loop.hpp"
+#include "common/cases.hpp"
 #include "world/corpus.hpp"
-#include "train/progress.hpp"
 
 namespace editlab::editors {
 
@@ -74,321 +75,8 @@ using model::Cpu;
 using model::Ids;
 using model::Seq2Seq;
 using model::Tensor;
-using world::Case;
-using world::Example;
 
-enum class SeprogVariant { seprog, finetune, noclassifier, noselect };
 
-inline const char* variant_name(SeprogVariant v) {
-  switch (v) {
-    case SeprogVariant::seprog: return "seprog";
-    case SeprogVariant::finetune: return "sp-finetune";
-    case SeprogVariant::noclassifier: return "sp-noclassifier";
-    case SeprogVariant::noselect: return "sp-noselect";
-  }
-  return "?";
-}
-
-inline SeprogVariant parse_variant(const std::string& name) {
-  for (auto v : {SeprogVariant::seprog, SeprogVariant::finetune, SeprogVariant::noclassifier, SeprogVariant::noselect})
-    if (name == variant_name(v)) return v;
-  tt::fail("editlab", "unknown SEPROG variant '", name, "' (seprog, sp-finetune, sp-noclassifier, sp-noselect)");
-}
-
-struct SeprogOptions {
-  SeprogVariant variant = SeprogVariant::seprog;
-  int prefix_length = 8;    // P (the paper: 32 at D = 1024; our decoders are 128 wide)
-  int memory_dim = 128;     // d_h
-  int hidden = 256;         // width of NN_e's and NN_prompt's hidden layers
-  double lambda = 0.3;      // L = lambda L_sc + (1 - lambda) L_pg
-  double lr = 1e-3;
-  // sp-finetune: the base model's learning rate (the modules keep lr). The paper fine-tunes the
-  // base at 1e-5 to 1e-4; this was chosen among 1e-5, 3e-5 and 1e-4 on the validation split
-  // (docs/editing.md, "sp-finetune's learning rate").
-  double base_lr = 3e-5;
-  int warmup_steps = 100;
-  double clip_norm = 5.0;
-  int steps = 2000;
-  int max_edits = 32;       // each edit set has 1..max_edits descriptors
-  int edit_sets_per_step = 16;  // independent edit sets per step: each input sees only its own set's edits
-  int examples_per_step = 64;  // in-scope examples per step, spread over the sets (and as many out-scope)
-  // Share of training cases whose new label is swapped for another training case's (and their
-  // in-scope labels with it), on benchmarks whose in-scope labels are the edit's own: the
-  // prompt decoder must then read the label from the descriptor instead of memorising each
-  // training edit (without it, train-split ES reached 0.45 while test-split ES stayed at 0).
-  double relabel = 0.5;
-  // Weight of a selection loss beyond the paper: the cross-entropy of the attention over the
-  // edit set against the edit each in-scope example belongs to. The paper trains the selection
-  // only through L_pg and L_sc; with our small encoders that left it blurry (a near-uniform mix
-  // of the set's edits) and the prompts with it. 0 gives the paper's objective.
-  double selection_weight = 0.5;
-  // Beyond the paper, both: each memory entry holds a key (what selection matches: the
-  // descriptor's input through the same frozen encoder and W_att as the query) and a value (what
-  // the prompt decoder reads: h_i), instead of one vector that must serve both; and NN_e also
-  // sees how well the best key matched (the largest attention score), so that telling an
-  // edited input from an unedited one does not have to be learned from [h(x); b(x)] by an MLP.
-  // false, false gives the paper's single-vector memory (paper_form() turns every departure off).
-  // On the validation split (docs/editing.md, runs 12-20)
-  // they lifted qa's ES at K = 1 from 0.00 to 0.50 and cut its DD at K = 60 from 0.48 to 0.41,
-  // and on entail raised ES (0.12 -> 0.47 at K = 50) at some cost in DD (0.07 -> 0.21).
-  bool key_value = true;
-  bool match_feature = true;
-  // Beyond the paper: selection matches token by token instead of pooled vectors. Each key
-  // token (the descriptor input's tokens through the frozen encoder and W_att, unit length)
-  // takes its best match among the query's tokens, and a learned salience over the key's tokens
-  // weighs those matches: score_i = scale * sum_t a_it max_s cos(q_s, k_it). Pooled vectors
-  // are dominated by the question's wording, so an unseen rephrasing of an edited question
-  // scored below other subjects' questions worded like the edit; the salience learns to look
-  // at the words that say what the edit is about (the subject's name). Two saliences: one for
-  // the selection's scores, one for the best score NN_e sees (match_feature), because telling
-  // an edit from its subject's other edits weighs the relation's words, and deciding whether
-  // an input is edited at all should not. Needs key_value. The first key_tokens tokens of a
-  // descriptor input are kept.
-  bool token_match = true;
-  int key_tokens = 64;
-  // Beyond the paper: selection and scope also compare what the frozen model is about to answer.
-  // r(x) is the base decoder's last hidden state at its first step (the state its lm_head reads),
-  // and both scores gain scale * cos(W_ans r(x), W_ans r(descriptor input)), with a learned scale
-  // for each. A held-out rephrasing of an edited question leads the base model to the same answer
-  // as the descriptor, while the subject's other questions lead to answers of other kinds (a
-  // city, not a university): token matching finds the subject, this finds the fact. Needs
-  // token_match.
-  bool answer_match = true;
-  // Beyond the paper: a key token also counts when the query holds that very token (the same
-  // id; padding, end and unknown never count), weighed by the same saliences: both scores gain
-  // scale * sum_t a_it [id_it in query], with a learned scale for each. A rephrasing keeps the
-  // edit's subject, a name; another subject's question worded like the edit has other names,
-  // however alike the encoder states of the two are in context. Needs token_match.
-  bool exact_match = true;
-  // NN_e sees only the best match (needs match_feature), not [h(x); b(x)]: those describe what
-  // an input asks, and let the classifier fire on any question worded like an edit's.
-  bool scope_from_match_only = false;
-  // Share of in-scope training inputs with one word dropped (not the subject's name; as
-  // pretraining does for questions), so that matching and prompts learn content words rather
-  // than the training phrasings, beyond the paper.
-  double word_dropout = 0.0;
-  // Share of an edit set's edits (after its first) drawn from subjects the set already edits,
-  // beyond the paper. Test batches hold several edits of one subject once the split has fewer
-  // subjects than K (qa's test split: 184 edits of 46 subjects), so selection must tell an
-  // edit from its subject's other edits; uniform draws from 369 training edits rarely ask that.
-  double sibling_share = 0.5;
-  // Share of out-scope training inputs made from an in-scope input of the set with its subject's
-  // name replaced by an unedited subject's, beyond the paper: the same wording about someone
-  // else, which the scope classifier must not take for an edit (at large K, most wordings of
-  // an unedited question match some edit's).
-  double swap_negatives = 0.5;
-  // At inference, h(x) is the best-scoring edit's value instead of the attention-weighted
-  // mix (training keeps the soft attention, which the gradient needs), beyond the paper: with
-  // many edits of one subject the attention spreads over them and the prompt blurs.
-  bool hard_selection = true;
-  int eval_every = 100;     // validation loss every this many steps
-  int patience = 600;       // stop when validation loss has not improved for this many steps
-  std::uint64_t seed = 1;
-
-  // The paper's form (section 3): every departure above off. One edit set per training step, so
-  // no input is masked to a set; the paper's objective L = lambda L_sc + (1 - lambda) L_pg, with
-  // no relabelled cases and no selection loss; one vector h_i per edit, selected by
-  // softmax((W_att b(x)) . h_i / sqrt(d_h)) and mixed softly at inference too; NN_e over
-  // [h(x); b(x)]; edit sets drawn uniformly; out-scope inputs only the benchmark's own. The
-  // sizes (P, d_h, the hidden widths), lambda, the learning rate and the schedule stay: they are
-  // scaled to our models, not departures in form.
-  SeprogOptions paper_form() const {
-    SeprogOptions o = *this;
-    o.edit_sets_per_step = 1;
-    o.relabel = 0.0;
-    o.selection_weight = 0.0;
-    o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
-    o.scope_from_match_only = false;
-    o.word_dropout = o.sibling_share = o.swap_negatives = 0.0;
-    o.hard_selection = false;
-    return o;
-  }
-
-  // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
-  // the value, key_tokens rows of [scope salience, selection salience | key token (d_h)], with
-  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h) last.
-  std::int64_t memory_width() const {
-    if (token_match)
-      return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim) + (exact_match ? key_tokens : 0) + (answer_match ? memory_dim : 0);
-    return key_value ? 2 * memory_dim : memory_dim;
-  }
-
-  nlohmann::json to_json() const {
-    return {{"variant", variant_name(variant)}, {"prefix_length", prefix_length}, {"memory_dim", memory_dim},
-            {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
-            {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
-            {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
-            {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
-            {"seed", seed}};
-  }
-  static SeprogOptions from_json(const nlohmann::json& j) {
-    SeprogOptions o;
-    o.variant = parse_variant(j.at("variant").get<std::string>());
-    o.prefix_length = j.at("prefix_length");
-    o.memory_dim = j.at("memory_dim");
-    o.hidden = j.at("hidden");
-    o.lambda = j.at("lambda");
-    o.lr = j.at("lr");
-    o.base_lr = j.value("base_lr", o.lr);  // runs from before the option trained the base at lr
-    o.warmup_steps = j.at("warmup_steps");
-    o.clip_norm = j.at("clip_norm");
-    o.steps = j.at("steps");
-    o.max_edits = j.at("max_edits");
-    o.edit_sets_per_step = j.value("edit_sets_per_step", 1);  // runs from before the option drew one set per step
-    o.relabel = j.value("relabel", 0.0);
-    o.selection_weight = j.value("selection_weight", 0.0);
-    o.key_value = j.value("key_value", false);  // runs from before the options had neither
-    o.match_feature = j.value("match_feature", false);
-    o.token_match = j.value("token_match", false);
-    o.key_tokens = j.value("key_tokens", 64);
-    o.answer_match = j.value("answer_match", false);
-    o.exact_match = j.value("exact_match", false);
-    o.scope_from_match_only = j.value("scope_from_match_only", false);
-    o.word_dropout = j.value("word_dropout", 0.0);
-    o.sibling_share = j.value("sibling_share", 0.0);
-    o.swap_negatives = j.value("swap_negatives", 0.0);
-    o.hard_selection = j.value("hard_selection", false);
-    o.examples_per_step = j.at("examples_per_step");
-    o.eval_every = j.at("eval_every");
-    o.patience = j.at("patience");
-    o.seed = j.at("seed");
-    return o;
-  }
-};
-
-// Mean over the unmasked positions: hidden (B, L, D), mask (B, L) 0/1 -> (B, D).
-inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
-  const auto host = mask.to_vector();
-  std::vector<float> weights(host.begin(), host.end());
-  const auto b = mask.shape()[0], l = mask.shape()[1];
-  const auto w = tt::from_vector<float, Cpu>({b, l, 1}, weights);              // (B, L, 1)
-  return tt::div(tt::sum(tt::mul(hidden, w), {1}), tt::sum(w, {1}));           // (B, D)
-}
-
-// SEPROG's trainable modules.
-struct SeprogModules : tt::nn::Module<float, Cpu> {
-  tt::nn::T5Stack<float, Cpu> edit_encoder;         // E_edit, starts as the base encoder
-  tt::nn::Linear<float, Cpu> edit_projection;       // D -> d_h
-  tt::nn::Linear<float, Cpu> attention_projection;  // W_att: D -> d_h
-  tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b (; best match)] (d_h + D (+ 1)) -> hidden
-  tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
-  tt::nn::Linear<float, Cpu> prompt_hidden;         // d_h -> hidden
-  tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
-  // token_match only:
-  tt::nn::Linear<float, Cpu> salience;  // D -> 2: how much a key token counts for scope and for selection
-  Tensor log_match_scale;               // (1): log of the scale of the token-match scores
-  // answer_match only:
-  tt::nn::Linear<float, Cpu> answer_projection;  // W_ans: D -> d_h
-  Tensor log_answer_scale;                       // (2): log of the answer match's scale in the scope and the selection score
-  // exact_match only:
-  Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
-  bool token_match = false, answer_match = false, exact_match = false;
-
-  SeprogModules() = default;
-  SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
-    const auto d = base.config().d_model;
-    edit_encoder = tt::nn::deep_copy(base.encoder);
-    edit_encoder.unfreeze();
-    edit_projection = {d, o.memory_dim, rng};
-    attention_projection = {d, o.memory_dim, rng, false};
-    classifier_hidden = {o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0), o.hidden, rng};
-    classifier_out = {o.hidden, 1, rng};
-    prompt_hidden = {o.memory_dim, o.hidden, rng};
-    // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
-    prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
-    token_match = o.token_match;
-    if (token_match) {
-      salience = {d, 2, rng, false, 0.01};  // starts near uniform over the key's tokens
-      // Cosine scores lie in [-1, 1]: a scale of 10 lets a clear match win the softmax early on.
-      log_match_scale = tt::full<float, Cpu>({1}, static_cast<float>(std::log(10.0))).requires_grad_();
-    }
-    answer_match = o.answer_match;
-    exact_match = o.exact_match;
-    if (exact_match) log_exact_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
-    if (answer_match) {
-      answer_projection = {d, o.memory_dim, rng, false};
-      log_answer_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
-    }
-  }
-
-  void for_each_own_parameter(const ParameterVisitor& visit) override {
-    if (token_match) visit("log_match_scale", log_match_scale);
-    if (answer_match) visit("log_answer_scale", log_answer_scale);
-    if (exact_match) visit("log_exact_scale", log_exact_scale);
-  }
-
-  void for_each_child(const ChildVisitor& visit) override {
-    visit("edit_encoder", edit_encoder);
-    visit("edit_projection", edit_projection);
-    visit("attention_projection", attention_projection);
-    visit("classifier_hidden", classifier_hidden);
-    visit("classifier_out", classifier_out);
-    visit("prompt_hidden", prompt_hidden);
-    visit("prompt_out", prompt_out);
-    if (token_match) visit("salience", salience);
-    if (answer_match) visit("answer_projection", answer_projection);
-  }
-};
-
-// The edit memory: descriptors and their encodings H (K, memory width), encoded once when added.
-class EditMemory {
- public:
-  std::size_t size() const { return descriptors_.size(); }
-  const std::vector<Example>& descriptors() const { return descriptors_; }
-  const Tensor& encodings() const { return encodings_; }  // (K, d_h)
-
-  void set(std::vector<Example> descriptors, Tensor encodings) {
-    descriptors_ = std::move(descriptors);
-    encodings_ = std::move(encodings);
-  }
-  void clear() { set({}, Tensor()); }
-
-  // Drops every descriptor with this input; returns how many were dropped.
-  std::size_t remove(const std::string& input) {
-    std::vector<std::int64_t> keep;
-    std::vector<Example> kept;
-    for (std::size_t i = 0; i < descriptors_.size(); ++i)
-      if (descriptors_[i].input != input) {
-        keep.push_back(static_cast<std::int64_t>(i));
-        kept.push_back(descriptors_[i]);
-      }
-    const std::size_t removed = descriptors_.size() - kept.size();
-    if (removed == 0) return 0;
-    Tensor rows;
-    if (!keep.empty())
-      rows = tt::index_select(encodings_, 0, tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(keep.size())}, keep));
-    set(std::move(kept), rows);
-    return removed;
-  }
-
-  // Writes the encodings and the descriptors (as JSON metadata) to one safetensors file.
-  void save(const std::filesystem::path& file) const {
-    tt::check(size() > 0, "EditMemory::save", "the memory is empty");
-    nlohmann::json descriptors = nlohmann::json::array();
-    for (const auto& d : descriptors_) descriptors.push_back({d.input, d.target});
-    tt::io::save(file, std::map<std::string, Tensor>{{"memory", encodings_}}, {{"descriptors", descriptors.dump()}});
-  }
-  void load(const std::filesystem::path& file, std::int64_t memory_dim) {
-    const tt::io::SafetensorsFile st(file);
-    const auto& meta = st.metadata();
-    tt::check(meta.count("descriptors") > 0, "EditMemory::load", "'", file.string(), "' has no 'descriptors' metadata");
-    auto encodings = tt::io::load<float, Cpu>(st, "memory");
-    std::vector<Example> descriptors;
-    for (const auto& d : nlohmann::json::parse(meta.at("descriptors"))) descriptors.push_back({d.at(0), d.at(1)});
-    tt::check(encodings.dim() == 2 && encodings.shape()[1] == memory_dim &&
-                  encodings.shape()[0] == static_cast<std::int64_t>(descriptors.size()),
-              "EditMemory::load", "'", file.string(), "' holds memory ", encodings.shape(), " for ", descriptors.size(),
-              " descriptors; this SEPROG expects (K, ", memory_dim, ")");
-    set(std::move(descriptors), encodings);
-  }
-
- private:
-  std::vector<Example> descriptors_;
-  Tensor encodings_;  // (K, d_h)
-};
-
-inline std::string descriptor_text(const Example& e) { return e.input + " => " + e.target; }
 
 using train::TrainControl;
 using train::TrainReport;
@@ -430,9 +118,9 @@ class Seprog : public RunEditor {
     auto params = trainable_parameters();
     if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(params, tt::optim::AdamOptions{.lr = options_.lr});
     tt::Rng rng(options_.seed);
-    const StepData data = step_data(edits, rng);
+    const StepData data = train::one_edit_set(edits, rng, options_.examples_per_step, options_.swap_negatives);
     step_optimizer_->zero_grad();
-    const double loss = train::backward_sharded(params, split(data, train::shard_count(0)),
+    const double loss = train::backward_sharded(params, train::split_edit_sets(data, train::shard_count(0)),
                                                 [&](const StepData& d) { return step_loss(d); });
     tt::optim::clip_grad_norm_(params, options_.clip_norm);
     step_with_base_lr(*step_optimizer_);
@@ -526,8 +214,8 @@ class Seprog : public RunEditor {
   // Trains the modules on the benchmark's train split, early-stopping on validation loss, and
   // leaves the best validation state in place (train::run_training). Each step's draw is seeded
   // by (seed, step), so a resumed run draws exactly what the uninterrupted one would have.
-  TrainReport train(const world::Benchmark& bench, const TrainControl& control = {}) override {
-    using world::Split;
+  TrainReport train(const Benchmark& bench, const TrainControl& control = {}) override {
+
     const auto& train_cases = bench.split(Split::train);
     const auto& validation_cases = bench.split(Split::validation);
     tt::check(!train_cases.empty() && !validation_cases.empty(), "Seprog::train", "benchmark '", bench.name,
@@ -551,7 +239,7 @@ class Seprog : public RunEditor {
         [&](int step) {
           tt::Rng step_rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
           const StepData data = draw(train_cases, step_rng);
-          const double loss = train::backward_sharded(trainable_parameters(), split(data, shards),
+          const double loss = train::backward_sharded(trainable_parameters(), train::split_edit_sets(data, shards),
                                                       [&](const StepData& d) { return step_loss(d); });
           return train::StepResult{loss, static_cast<double>(data.in_scope.size() + data.out_scope.size())};
         },
@@ -604,15 +292,7 @@ class Seprog : public RunEditor {
   }
 
   // The training objective on one step's data (public for tests).
-  // A step's training data: several independent edit sets. Each set's inputs are scored
-  // against that set's edits only, so one step teaches the prompt decoder many different new
-  // labels even while the selection is still blurry (with a single set per step it saw one
-  // label at a time and barely learned).
-  struct StepData {
-    std::vector<Example> edits, in_scope, out_scope;
-    std::vector<int> edit_set, in_set, out_set;  // the edit set of each edit / example
-    std::vector<std::string> in_edit;             // the input of the edit each in-scope example belongs to
-  };
+  using StepData = train::EditSets;
   Tensor step_loss(const StepData& data) {
     const auto memory = encode_edits(data.edits);  // (K, d_h), trainable
     std::vector<std::string> in_inputs, out_inputs;
@@ -644,110 +324,16 @@ class Seprog : public RunEditor {
     return tt::affine(picked, -1.0 / static_cast<double>(b), 0.0);
   }
 
-  // One step's training data: edit_sets_per_step edit sets of 1..max_edits cases each, with
-  // in-scope examples (their rephrasings and the descriptors themselves, with the new labels)
-  // and as many out-scope inputs (the cases' out-scope examples and other cases' descriptors).
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const {
-    StepData d;
-    const int sets = std::max(1, options_.edit_sets_per_step);
-    const int per_set = std::max(1, options_.examples_per_step / sets);
-    std::map<std::string, std::vector<std::size_t>> cases_of;  // subject -> its cases in pool, for sibling draws
-    if (options_.sibling_share > 0)
-      for (std::size_t i = 0; i < pool.size(); ++i) cases_of[pool[i].subject].push_back(i);
-    for (int set = 0; set < sets; ++set) {
-      // K = 1 + floor(max_edits u^3): small sets are common (a third are single edits), which
-      // teaches the prompt decoder while the selection is still learning; large ones teach it.
-      const double u = rng.uniform();
-      const int k = std::min(1 + static_cast<int>(options_.max_edits * u * u * u), static_cast<int>(std::min<std::size_t>(options_.max_edits, pool.size())));
-      std::vector<std::size_t> chosen;
-      auto unchosen = [&](std::size_t i) { return std::find(chosen.begin(), chosen.end(), i) == chosen.end(); };
-      while (static_cast<int>(chosen.size()) < k) {
-        std::vector<std::size_t> siblings;  // unchosen edits of the set's subjects
-        if (!chosen.empty() && options_.sibling_share > 0 && rng.uniform() < options_.sibling_share)
-          for (auto c : chosen)
-            for (auto i : cases_of[pool[c].subject])
-              if (unchosen(i) && std::find(siblings.begin(), siblings.end(), i) == siblings.end()) siblings.push_back(i);
-        const std::size_t i = siblings.empty() ? rng.below(pool.size()) : siblings[rng.below(siblings.size())];
-        if (unchosen(i)) chosen.push_back(i);
-      }
-      append_edit_set(d, pool, chosen, per_set, rng, options_.relabel, options_.word_dropout);
-    }
-    return d;
-  }
-  // text with the first occurrence of `from` replaced by `to`; nothing when `from` is absent.
-  static std::optional<std::string> replace_subject(const std::string& text, const std::string& from, const std::string& to) {
-    const auto at = from.empty() ? std::string::npos : text.find(from);
-    if (at == std::string::npos) return std::nullopt;
-    return text.substr(0, at) + to + text.substr(at + from.size());
-  }
-
-  // One edit set: all of `edits`, with examples_per_step in-scope and out-scope examples.
-  StepData step_data(const std::vector<Case>& edits, tt::Rng& rng) const {
-    StepData d;
-    std::vector<std::size_t> all(edits.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    append_edit_set(d, edits, all, options_.examples_per_step, rng);
-    return d;
-  }
-
-  // Gives the case another new label, when its in-scope examples carry the edit's own label.
-  static void swap_label(Case& c, const std::string& label) {
-    if (label == c.edit.target || label == c.old_target) return;
-    for (const auto& e : c.in_scope)
-      if (e.target != c.edit.target) return;
-    c.edit.target = label;
-    for (auto& e : c.in_scope) e.target = label;
-  }
-
-  // Appends the edit set pool[chosen] to d, with `examples` in-scope and out-scope examples.
-  void append_edit_set(StepData& d, const std::vector<Case>& pool, const std::vector<std::size_t>& chosen, int examples,
-                       tt::Rng& rng, double relabel = 0.0, double word_dropout = 0.0) const {
-    const int set = d.edit_set.empty() ? 0 : d.edit_set.back() + 1;
-    std::vector<std::string> subjects;
-    std::vector<Example> in_pool, out_pool;
-    std::vector<std::string> in_pool_edit, in_pool_subject;  // the edit input and subject of each in_pool example
-    for (auto i : chosen) {
-      Case c = pool[i];
-      if (relabel > 0 && rng.uniform() < relabel) swap_label(c, pool[rng.below(pool.size())].edit.target);
-      d.edits.push_back(c.edit);
-      d.edit_set.push_back(set);
-      subjects.push_back(c.subject);
-      in_pool.push_back(c.edit);
-      in_pool.insert(in_pool.end(), c.in_scope.begin(), c.in_scope.end());
-      in_pool_edit.resize(in_pool.size(), c.edit.input);
-      in_pool_subject.resize(in_pool.size(), c.subject);
-    }
-    auto edited = [&](const std::string& s) { return std::find(subjects.begin(), subjects.end(), s) != subjects.end(); };
-    for (auto i : chosen)
-      for (const auto& e : pool[i].out_scope)
-        if (!edited(e.subject)) out_pool.push_back(e);
-    for (int tries = 0; tries < 4 * examples; ++tries) {
-      const auto& other = pool[rng.below(pool.size())];
-      if (!edited(other.subject)) out_pool.push_back({other.edit.input, other.old_target, other.subject});
-      if (static_cast<int>(out_pool.size()) >= 2 * examples) break;
-    }
-    for (int i = 0; i < examples; ++i) {
-      const auto pick = rng.below(in_pool.size());
-      d.in_scope.push_back(in_pool[pick]);
-      if (word_dropout > 0 && rng.uniform() < word_dropout)
-        d.in_scope.back().input = world::drop_a_word(d.in_scope.back().input, in_pool_subject[pick], rng);
-      d.in_edit.push_back(in_pool_edit[pick]);
-      d.in_set.push_back(set);
-      if (!out_pool.empty()) {
-        d.out_scope.push_back(out_pool[rng.below(out_pool.size())]);
-        d.out_set.push_back(set);
-        if (options_.swap_negatives > 0 && rng.uniform() < options_.swap_negatives) {
-          const auto from = rng.below(in_pool.size());
-          const auto& other = pool[rng.below(pool.size())];
-          if (!edited(other.subject))
-            if (auto swapped = replace_subject(in_pool[from].input, in_pool_subject[from], other.subject))
-              d.out_scope.back() = {*swapped, in_pool[from].target, other.subject};  // the label is unused: out-scope inputs train e(x) only
-        }
-      }
-    }
-  }
+  // One step's training data (train::draw_edit_sets, with this editor's sampling options).
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_sets(pool, rng, sampling()); }
 
  private:
+  train::EditSetOptions sampling() const {
+    return {.edit_sets = options_.edit_sets_per_step, .examples_per_step = options_.examples_per_step,
+            .max_edits = options_.max_edits, .sibling_share = options_.sibling_share, .relabel = options_.relabel,
+            .word_dropout = options_.word_dropout, .swap_negatives = options_.swap_negatives};
+  }
+
   struct Forward {
     Tensor in_scope_logit;         // (B) logit of e(x)
     Tensor prefix;                 // (B, P, D)
@@ -996,37 +582,6 @@ class Seprog : public RunEditor {
     double total = 0;
     for (const auto& d : draws) total += step_loss(d).item();
     return total / static_cast<double>(draws.size());
-  }
-
-  // The step dealt into `count` shards: whole edit sets round-robin when there are enough of
-  // them, else the examples, with every shard holding all the edits. A shard's loss weighs by
-  // its share of the examples.
-  static std::vector<train::Shard<StepData>> split(const StepData& data, int count) {
-    count = std::max(1, std::min<int>(count, static_cast<int>(std::min(data.in_scope.size(), data.out_scope.size()))));
-    std::vector<train::Shard<StepData>> shards(static_cast<std::size_t>(count));
-    const int sets = data.edit_set.empty() ? 0 : data.edit_set.back() + 1;
-    const bool by_set = sets >= count;
-    auto shard_of = [&](std::size_t index, int set) { return static_cast<std::size_t>(by_set ? set % count : static_cast<int>(index % count)); };
-    for (std::size_t i = 0; i < data.edits.size(); ++i)
-      for (std::size_t s = 0; s < shards.size(); ++s)
-        if (!by_set || shard_of(i, data.edit_set[i]) == s) {
-          shards[s].data.edits.push_back(data.edits[i]);
-          shards[s].data.edit_set.push_back(data.edit_set[i]);
-        }
-    for (std::size_t i = 0; i < data.in_scope.size(); ++i) {
-      auto& shard = shards[shard_of(i, data.in_set[i])].data;
-      shard.in_scope.push_back(data.in_scope[i]);
-      shard.in_set.push_back(data.in_set[i]);
-      shard.in_edit.push_back(data.in_edit[i]);
-    }
-    for (std::size_t i = 0; i < data.out_scope.size(); ++i) {
-      auto& shard = shards[shard_of(i, data.out_set[i])].data;
-      shard.out_scope.push_back(data.out_scope[i]);
-      shard.out_set.push_back(data.out_set[i]);
-    }
-    const double total = static_cast<double>(data.in_scope.size() + data.out_scope.size());
-    for (auto& shard : shards) shard.weight = static_cast<double>(shard.data.in_scope.size() + shard.data.out_scope.size()) / total;
-    return shards;
   }
 
   Seq2Seq* base_;

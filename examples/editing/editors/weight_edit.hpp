@@ -27,8 +27,6 @@ using model::Ids;
 using model::Seq2Seq;
 using model::TextBatch;
 using model::Tensor;
-using world::Case;
-using world::Example;
 
 template <class T>
 using T5Of = tt::nn::T5Model<T, Cpu>;

@@ -19,13 +19,9 @@
 #include <vector>
 
 #include "tensortape/core/error.hpp"
-#include "world/benchmarks.hpp"
+#include "common/cases.hpp"
 
 namespace editlab::eval {
-
-using world::Benchmark;
-using world::Case;
-using world::Example;
 
 // The untouched base model's predictions (the same decoding or label scoring an editor uses).
 using BasePredictor = std::function<std::vector<std::string>(const std::vector<std::string>& inputs)>;

@@ -45,37 +45,12 @@
 
 namespace editlab::world {
 
-enum class Split { train, validation, test };
-inline constexpr std::array<Split, 3> kSplits = {Split::train, Split::validation, Split::test};
-
-inline const char* split_name(Split s) {
-  return s == Split::train ? "train" : s == Split::validation ? "validation" : "test";
-}
-inline Split parse_split(std::string_view name) {
-  for (Split s : kSplits)
-    if (name == split_name(s)) return s;
-  tt::fail("editlab", "unknown split '", std::string(name), "' (train, validation, test)");
-}
-
-// One edit descriptor with its evaluation examples.
-struct Case {
-  std::string subject;                  // what the edit is about; edits in one batch should differ
-  Example edit;                         // input -> the new label
-  std::string old_target;               // the label before the edit (the world's truth)
-  std::vector<Example> in_scope;        // inputs the edit should change, with the new label
-  std::vector<Example> out_scope;       // inputs it must not change, with their (gold) label
-  std::vector<Example> seen_out_scope;  // validation / test: out-scope the editor trained on (header)
-  std::vector<Example> hard_out_scope;  // same subject, a fact the edit does not touch
-  std::vector<std::string> changes;     // the facts (Example::fact) the edit changes
-};
-
-struct Benchmark {
-  std::string name;
-  std::vector<std::string> labels;  // {"true", "false"} for claim tasks; empty for generation
-  std::array<std::vector<Case>, 3> splits;
-  const std::vector<Case>& split(Split s) const { return splits[static_cast<int>(s)]; }
-  std::vector<Case>& split(Split s) { return splits[static_cast<int>(s)]; }
-};
+using editlab::Benchmark;
+using editlab::Case;
+using editlab::kSplits;
+using editlab::parse_split;
+using editlab::Split;
+using editlab::split_name;
 
 inline const std::vector<std::string>& benchmark_names() {
   static const std::vector<std::string> names = {"qa", "factcheck", "textgen", "entail", "relations"};

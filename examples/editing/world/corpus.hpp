@@ -26,19 +26,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/cases.hpp"
 #include "tensortape/core/rng.hpp"
 #include "world/world.hpp"
 
 namespace editlab::world {
 
-struct Example {
-  std::string input;
-  std::string target;
-  std::string subject = {};  // who or what it is about, where a benchmark needs to know (out-scope)
-  // The piece of knowledge it asks about ("Talimo|born_in", "futhouro|has fur"), where a
-  // benchmark knows it: an edit that changes that fact makes the example no longer out-scope.
-  std::string fact = {};
-};
+using editlab::Example;
 
 inline const char* truth(bool value) { return value ? "true" : "false"; }
 

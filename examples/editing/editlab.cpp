@@ -97,9 +97,10 @@ int main(int argc, char** argv) {
   editlab::cli::TrainCommand train;
   auto* train_cmd = app.add_subcommand("train", "train an editor on a benchmark's train split into a run folder");
   editlab::cli::add_train_options(*train_cmd, train);
-  bool method_names_only = false;
+  bool method_names_only = false, trained_methods_only = false;
   auto* methods_cmd = app.add_subcommand("methods", "list the editors --method takes, with their options and defaults");
   methods_cmd->add_flag("--names", method_names_only, "the names alone, one a line");
+  methods_cmd->add_flag("--trains", trained_methods_only, "only the methods with a training phase");
   editlab::cli::EvalCommand evaluation;
   auto* eval_cmd = app.add_subcommand("eval", "measure ES and DD of a trained run over edit batch sizes");
   editlab::cli::add_eval_options(*eval_cmd, evaluation);
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
     }
     if (data_cmd->parsed()) return editlab::cli::run_data(data);
     if (train_cmd->parsed()) return editlab::cli::run_train(train);
-    if (methods_cmd->parsed()) return editlab::cli::run_methods(method_names_only);
+    if (methods_cmd->parsed()) return editlab::cli::run_methods(method_names_only, trained_methods_only);
     if (eval_cmd->parsed()) return editlab::cli::run_eval(evaluation);
     if (table_cmd->parsed()) return editlab::cli::run_table(results);
     if (plot_cmd->parsed()) return editlab::cli::run_plot(results, plot_out);

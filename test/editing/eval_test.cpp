@@ -22,6 +22,9 @@
 namespace {
 
 using namespace editlab::eval;
+using editlab::Benchmark;
+using editlab::Case;
+using editlab::Example;
 using editlab::world::Split;
 namespace fs = std::filesystem;
 

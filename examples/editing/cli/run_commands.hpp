@@ -246,9 +246,10 @@ inline int run_train(TrainCommand t) {
 }
 
 // Every method, its options and their defaults; with names_only, the names alone, one a line
-// (scripts/results reads them).
-inline int run_methods(bool names_only) {
+// (scripts/results reads them); with trained_only, only the methods that train.
+inline int run_methods(bool names_only, bool trained_only) {
   for (const auto& m : editors::methods()) {
+    if (trained_only && !m.trains) continue;
     if (names_only) {
       std::printf("%s\n", m.name.c_str());
       continue;

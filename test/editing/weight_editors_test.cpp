@@ -95,7 +95,7 @@ TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
   ed::Mend editor(base, tiny().qa, options);
   const auto edits = descriptors(3);
   const auto pseudo = editor.pseudo_gradients(edits);
-  const auto factors = ed::gradient_factors(base, editor.edited_weights(), base.batch(edits));
+  const auto factors = ed::gradient_factors(base, editor.edited_weights(), base.batch(edits), options.edits_summed);
   ASSERT_EQ(pseudo.size(), factors.gradients.size());
   ASSERT_FALSE(pseudo.empty());
   for (std::size_t i = 0; i < pseudo.size(); ++i) {
@@ -153,7 +153,8 @@ TEST(Enn, MetaGradientMatchesFiniteDifferences) {
     return ed::seq2seq_logits(reference, unrelated);
   }();
   const auto outer = [&](const ed::TensorOf<double>& sizes) {
-    return ed::enn_outer_loss(model, names, sizes, /*inner_steps=*/2, edits, in_scope, unrelated, reference_logits, 1.0, 0.7);
+    return ed::enn_outer_loss(model, names, sizes, /*inner_steps=*/2, edits, in_scope, unrelated, reference_logits, 1.0, 0.7,
+                              /*edits_summed=*/true);
   };
   // An edited matrix and one the inner step does not touch.
   auto edited_weight = ed::parameters_named(model, {names[3]})[0];

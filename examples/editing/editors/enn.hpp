@@ -37,11 +37,14 @@ struct EnnOptions {
   double step_size_lr = 1e-3; // Adam learning rate of the step sizes
   double c_edit = 1.0;
   double c_loc = 1.0;
+  // Chosen on qa's validation split (docs/editors.md, "Choosing the defaults"): the summed inner
+  // loss, validation every 50 steps.
+  bool edits_summed = true;   // inner loss: per-descriptor means summed (true) or one mean over the batch
   int edits_per_step = 8;
   int warmup_steps = 100;
   double clip_norm = 100.0;
   int steps = 1000;
-  int eval_every = 100;
+  int eval_every = 50;
   int patience = 600;
   int last_blocks = 2;
   std::uint64_t seed = 1;
@@ -54,6 +57,7 @@ struct EnnOptions {
     field("step_size_lr", step_size_lr, "Adam learning rate of the step sizes");
     field("c_edit", c_edit, "weight of the in-scope NLL after the edit");
     field("c_loc", c_loc, "weight of the locality KL to the original base after the edit");
+    field("edits_summed", edits_summed, "inner steps on the sum over descriptors of each one's mean token NLL (false: one mean over the batch)");
     field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
     field("warmup_steps", warmup_steps, "linear warm-up steps");
     field("clip_norm", clip_norm, "gradient norm clip");
@@ -70,13 +74,13 @@ struct EnnOptions {
 template <class T>
 tt::nn::StateDict<T, Cpu> enn_inner_steps(T5Of<T>& model, const std::vector<std::string>& names,
                                           const TensorOf<T>& step_sizes, int inner_steps, const TextBatch& edits,
-                                          bool create_graph) {
+                                          bool create_graph, bool edits_summed = false) {
   auto weights = parameters_named(model, names);
   tt::nn::StateDict<T, Cpu> edited;
   for (int s = 0; s < inner_steps; ++s) {
     std::vector<TensorOf<T>> current;
     for (std::size_t i = 0; i < names.size(); ++i) current.push_back(edited.empty() ? weights[i] : edited.at(names[i]));
-    const auto loss = tt::nn::functional_call(model, edited, [&] { return label_nll(seq2seq_logits(model, edits), edits.labels); });
+    const auto loss = tt::nn::functional_call(model, edited, [&] { return edit_nll(seq2seq_logits(model, edits), edits.labels, edits_summed); });
     const auto grads = tt::grad(std::vector<TensorOf<T>>{loss}, current, {}, create_graph);
     for (std::size_t i = 0; i < names.size(); ++i)
       edited[names[i]] = current[i] - tt::mul(grads[i], step_sizes.narrow(0, static_cast<std::int64_t>(i), 1).reshape({1, 1}));
@@ -89,8 +93,8 @@ tt::nn::StateDict<T, Cpu> enn_inner_steps(T5Of<T>& model, const std::vector<std:
 template <class T>
 TensorOf<T> enn_outer_loss(T5Of<T>& model, const std::vector<std::string>& names, const TensorOf<T>& step_sizes,
                            int inner_steps, const TextBatch& edits, const TextBatch& in_scope, const TextBatch& unrelated,
-                           const TensorOf<T>& reference_logits, double c_edit, double c_loc) {
-  const auto edited = enn_inner_steps(model, names, step_sizes, inner_steps, edits, /*create_graph=*/true);
+                           const TensorOf<T>& reference_logits, double c_edit, double c_loc, bool edits_summed = false) {
+  const auto edited = enn_inner_steps(model, names, step_sizes, inner_steps, edits, /*create_graph=*/true, edits_summed);
   return tt::nn::functional_call(model, edited, [&] {
     const auto edit_loss = label_nll(seq2seq_logits(model, in_scope), in_scope.labels);
     return edit_loss * c_edit + locality_kl(reference_logits, seq2seq_logits(model, unrelated), unrelated.labels) * c_loc;
@@ -126,7 +130,7 @@ class Enn : public WeightEditor {
     } frozen{params};
     const auto alphas = step_sizes_.to_vector();
     for (int s = 0; s < options_.inner_steps; ++s) {
-      const auto grads = tt::grad(std::vector<Tensor>{label_nll(seq2seq_logits(base_->model, batch), batch.labels)}, params);
+      const auto grads = tt::grad(std::vector<Tensor>{edit_nll(seq2seq_logits(base_->model, batch), batch.labels, options_.edits_summed)}, params);
       tt::NoGradGuard no_grad;
       for (std::size_t i = 0; i < params.size(); ++i) params[i].add_(grads[i], -alphas[i]);
     }
@@ -246,7 +250,8 @@ class Enn : public WeightEditor {
       reference = seq2seq_logits(original_, unrelated);
     }
     return enn_outer_loss(base_->model, edited_, step_sizes_, options_.inner_steps, base_->batch(d.edits),
-                          base_->batch(d.in_scope), unrelated, reference, options_.c_edit, d.out_scope.empty() ? 0.0 : options_.c_loc);
+                          base_->batch(d.in_scope), unrelated, reference, options_.c_edit, d.out_scope.empty() ? 0.0 : options_.c_loc,
+                          options_.edits_summed);
   }
 
   EnnOptions options_;

@@ -85,6 +85,25 @@ TensorOf<T> label_nll(const TensorOf<T>& logits, const Ids& labels) {
   return tt::cross_entropy(logits, labels, model::kIgnore);
 }
 
+// The loss an edit is made with: the mean token NLL over the whole batch (edits_summed false,
+// as the official MEND and ENN code), or each descriptor's mean token NLL summed over the
+// descriptors (true), whose gradient gives every edit the same weight whatever K is.
+template <class T>
+TensorOf<T> edit_nll(const TensorOf<T>& logits, const Ids& labels, bool edits_summed) {
+  if (!edits_summed) return label_nll(logits, labels);
+  const auto per_token = tt::cross_entropy(logits, labels, model::kIgnore, tt::Reduction::None);  // (B, T), 0 on padding
+  const auto host = labels.to_vector();
+  const auto rows = labels.shape()[0], cols = labels.shape()[1];
+  std::vector<T> weight(host.size(), T(0));  // 1 / (the row's label tokens) on its label tokens
+  for (std::int64_t r = 0; r < rows; ++r) {
+    double count = 0;
+    for (std::int64_t c = 0; c < cols; ++c) count += host[static_cast<std::size_t>(r * cols + c)] != model::kIgnore;
+    for (std::int64_t c = 0; c < cols; ++c)
+      if (host[static_cast<std::size_t>(r * cols + c)] != model::kIgnore) weight[static_cast<std::size_t>(r * cols + c)] = static_cast<T>(1.0 / count);
+  }
+  return tt::sum(per_token * tt::from_vector<T, Cpu>(labels.shape(), weight));
+}
+
 // KL(reference || edited) of the next-token distributions, summed over the vocabulary and
 // averaged over the label positions (not padding): how far an edit moved the model's answers.
 // reference_logits and logits (B, T, V), labels (B, T).

@@ -333,6 +333,10 @@ TEST(Evaluate, ExactScoresFromAFakeEditor) {
   std::ostringstream progress;
   const auto rows = evaluate(editor, base.predictor(), bench, Split::test, exactly({1, 8}, 3, 5), &progress);
   ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {  // the fake editor answers every descriptor it memorised
+    ASSERT_TRUE(row.es_descriptors.has_value());
+    EXPECT_DOUBLE_EQ(*row.es_descriptors, 1.0);
+  }
 
   // K = 1, by hand from the drawn cases: an even case gives 1 needed hit of 1, an odd one 1 of 2.
   double hits = 0, trials = 0, base_hits = 0;

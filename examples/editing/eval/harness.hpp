@@ -62,6 +62,7 @@ struct ResultRow {
   std::optional<std::uint64_t> seed;  // the editor's training seed, where the run records it
   double es = 0, es_se = 0;           // edit-needed in-scope examples (the headline)
   double es_all = 0, es0 = 0;         // every in-scope example, edited and unedited
+  std::optional<double> es_descriptors;  // the descriptors themselves answered with their new labels
   double dd = 0, dd_se = 0;           // unseen out-scope
   double acc_drop = 0;                // base accuracy on unseen out-scope (gold) minus edited accuracy
   std::optional<double> dd_seen, dd_seen_se;    // validation / test splits only
@@ -223,7 +224,7 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
   detail::BaseAnswers base_answers(base);
   std::vector<ResultRow> rows;
   for (int k : options.batch_sizes) {
-    detail::Tally needed, all_in, base_in, out, seen, hard;
+    detail::Tally needed, all_in, base_in, out, seen, hard, described;
     double base_right = 0, edited_right = 0, out_trials = 0;  // gold accuracy on unseen out-scope
     std::vector<double> edit_ms;
     const auto started = std::chrono::steady_clock::now();
@@ -248,13 +249,14 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
         }
       base_answers.fetch({&in_set, &out_set, &seen_set, &hard_set});
 
-      // One predict call for all four sets, so an editor can batch them.
+      // One predict call for all five sets, so an editor can batch them.
+      const auto descriptors = descriptors_of(batch);
       std::vector<std::string> inputs = inputs_of(in_set);
-      for (const auto* set : {&out_set, &seen_set, &hard_set})
+      for (const auto* set : {&out_set, &seen_set, &hard_set, &descriptors})
         for (const auto& e : *set) inputs.push_back(e.input);
       editor.reset();
       const auto t0 = std::chrono::steady_clock::now();
-      editor.apply(descriptors_of(batch));
+      editor.apply(descriptors);
       const auto answers = detail::predict_checked(editor, inputs);
       edit_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       editor.reset();
@@ -277,6 +279,8 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
       }
       for (const auto& e : seen_set) seen.add(detail::cluster_of(e), e.input, answers[at++] != base_answers.at(e.input));
       for (const auto& e : hard_set) hard.add(detail::cluster_of(e), e.input, answers[at++] != base_answers.at(e.input));
+      for (std::size_t b = 0; b < descriptors.size(); ++b, ++at)
+        described.add(std::to_string(indices[b]), std::to_string(indices[b]), answers[at] == descriptors[b].target);
 
       if (redraw)
         *progress << "\r" << label << "  K=" << k << "  draw " << d + 1 << "/" << limit << "  " << needed.distinct.size()
@@ -295,6 +299,7 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
     row.es_se = es.se;
     row.es_all = all_in.rate(0, 0).mean;
     row.es0 = base_in.rate(0, 0).mean;
+    row.es_descriptors = described.rate(0, 0).mean;
     row.dd = dd.mean;
     row.dd_se = dd.se;
     row.acc_drop = out_trials > 0 ? (base_right - edited_right) / out_trials : std::numeric_limits<double>::quiet_NaN();

@@ -102,6 +102,7 @@ inline nlohmann::json to_json(const ResultRow& r) {
   j["out_examples"] = r.out_examples;
   j["target_examples"] = r.target_examples;
   if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
+  if (r.es_descriptors) j["es_descriptors"] = detail::number_or_null(*r.es_descriptors);
   return j;
 }
 
@@ -139,6 +140,7 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   r.hard_dd = detail::read_optional(j, "hard_dd");
   r.hard_dd_se = detail::read_optional(j, "hard_dd_se");
   r.edit_ms = detail::read_optional(j, "edit_ms");
+  r.es_descriptors = detail::read_optional(j, "es_descriptors");
   return r;
 }
 
@@ -314,6 +316,8 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
     if (m.row.dd_seen) combine(&ResultRow::dd_seen, &ResultRow::dd_seen_se, m.row.dd_seen, m.row.dd_seen_se);
     m.row.es_all = detail::mean_of(values([](const ResultRow& r) { return r.es_all; }));
     m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
+    if (m.row.es_descriptors)
+      m.row.es_descriptors = detail::mean_of(values([](const ResultRow& r) { return detail::value(r.es_descriptors); }));
     m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
     m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
     m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));
@@ -399,7 +403,8 @@ inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
   return out.str();
 }
 
-// One row per (benchmark, method, batch size): ES, ES over all in-scope examples, ES0, DD
+// One row per (benchmark, method, batch size): ES, ES over all in-scope examples, ES0, ES on the
+// descriptors themselves, DD
 // (unseen and seen), accuracy drop, hard DD, the examples behind the cell, edit time.
 inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
   auto merged = merge_seeds(all_rows);
@@ -417,9 +422,12 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
   });
   const bool any_hard = std::any_of(plain.begin(), plain.end(), [](const ResultRow& r) { return r.hard_dd.has_value(); });
   const bool any_seen = std::any_of(plain.begin(), plain.end(), [](const ResultRow& r) { return r.dd_seen.has_value(); });
+  const bool any_described =
+      std::any_of(plain.begin(), plain.end(), [](const ResultRow& r) { return r.es_descriptors.has_value(); });
   std::ostringstream out;
-  out << "| Benchmark | Method | K | Seeds | Draws | In / out examples | ES | ES all | ES0 | DD |" << (any_seen ? " DD seen |" : "")
-      << " Acc. drop |" << (any_hard ? " Hard DD |" : "") << " ms per draw |\n|---|---|---|---|---|---|---|---|---|---|"
+  out << "| Benchmark | Method | K | Seeds | Draws | In / out examples | ES | ES all | ES0 |" << (any_described ? " ES desc. |" : "")
+      << " DD |" << (any_seen ? " DD seen |" : "") << " Acc. drop |" << (any_hard ? " Hard DD |" : "")
+      << " ms per draw |\n|---|---|---|---|---|---|---|---|---|" << (any_described ? "---|" : "") << "---|"
       << (any_seen ? "---|" : "") << "---|" << (any_hard ? "---|" : "") << "---|\n";
   for (const auto& m : merged) {
     const ResultRow& r = m.row;
@@ -432,7 +440,9 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
         << " | " << r.needed_examples << " / " << r.out_examples
         << (r.needed_examples < r.target_examples || r.out_examples < r.target_examples ? " †" : "") << " | "
         << with_spread(r.es, r.es_se, m.es_spread) << " | "
-        << detail::fixed(r.es_all, 2) << " | " << detail::fixed(r.es0, 2) << " | " << with_spread(r.dd, r.dd_se, m.dd_spread) << " |";
+        << detail::fixed(r.es_all, 2) << " | " << detail::fixed(r.es0, 2) << " |";
+    if (any_described) out << ' ' << (r.es_descriptors ? detail::fixed(*r.es_descriptors, 2) : std::string("–")) << " |";
+    out << ' ' << with_spread(r.dd, r.dd_se, m.dd_spread) << " |";
     if (any_seen) out << ' ' << (r.dd_seen ? detail::mean_pm(*r.dd_seen, r.dd_seen_se.value_or(0.0)) : std::string("–")) << " |";
     out << ' ' << detail::fixed(r.acc_drop, 2) << " |";
     if (any_hard)

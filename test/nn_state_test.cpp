@@ -5,28 +5,13 @@
 
 #include "tensortape/nn/state.hpp"
 #include "tensortape/nn/t5.hpp"
+#include "support/tiny_t5.hpp"
 
 namespace {
 
 using Cpu = tt::backend::Eigen;
-using tt::nn::T5Config;
 using tt::nn::T5Model;
 
-T5Config tiny_config() {
-  T5Config config;
-  config.vocab_size = 11;
-  config.d_model = 6;
-  config.d_kv = 2;
-  config.num_heads = 2;
-  config.d_ff = 8;
-  config.num_layers = 2;
-  config.num_decoder_layers = 2;
-  config.relative_attention_num_buckets = 8;
-  config.relative_attention_max_distance = 12;
-  config.dropout_rate = 0.0;
-  config.feed_forward_proj = "relu";
-  return config;
-}
 
 template <class T>
 tt::Tensor<T, Cpu> loss_of(T5Model<T, Cpu>& model) {
@@ -42,7 +27,7 @@ const std::string kWi = "encoder.block.1.layer.1.DenseReluDense.wi.weight";
 
 TEST(StateDict, RoundTripsIntoAnotherModelInPlace) {
   tt::Rng a_rng(1), b_rng(2);
-  T5Model<float, Cpu> a(tiny_config(), a_rng), b(tiny_config(), b_rng);
+  T5Model<float, Cpu> a(test::tiny_t5_config(), a_rng), b(test::tiny_t5_config(), b_rng);
   const auto held = b.decoder.block[1].feed_forward.wo.weight;  // an optimizer would hold this
   EXPECT_NE(loss_of(a).item(), loss_of(b).item());
   const auto result = tt::nn::load_state_dict(b, tt::nn::state_dict(a));
@@ -54,7 +39,7 @@ TEST(StateDict, RoundTripsIntoAnotherModelInPlace) {
 
 TEST(StateDict, StrictLoadNamesWhatDoesNotMatchAndCopiesNothing) {
   tt::Rng a_rng(1), b_rng(2);
-  T5Model<float, Cpu> a(tiny_config(), a_rng), b(tiny_config(), b_rng);
+  T5Model<float, Cpu> a(test::tiny_t5_config(), a_rng), b(test::tiny_t5_config(), b_rng);
   auto state = tt::nn::state_dict(a);
   state.erase(kWo);
   state.emplace("decoder.block.9.extra", tt::zeros<float, Cpu>({2}));
@@ -77,7 +62,7 @@ TEST(StateDict, StrictLoadNamesWhatDoesNotMatchAndCopiesNothing) {
 
 TEST(ParameterSnapshot, RestoresBitsAndTheOriginalTensorHowEverTheWeightsChanged) {
   tt::Rng rng(3);
-  T5Model<float, Cpu> model(tiny_config(), rng);
+  T5Model<float, Cpu> model(test::tiny_t5_config(), rng);
   const auto original_loss = loss_of(model).item();
   const auto original_wo = model.decoder.block[1].feed_forward.wo.weight;
   const auto wo_values = original_wo.to_vector();
@@ -106,7 +91,7 @@ TEST(ParameterSnapshot, RestoresBitsAndTheOriginalTensorHowEverTheWeightsChanged
 // model, through the inner gradient (create_graph), and compared with central differences.
 TEST(FunctionalCall, ReplacedWeightsStayOnTheTapeToSecondOrder) {
   tt::Rng rng(4);
-  T5Model<double, Cpu> model(tiny_config(), rng);
+  T5Model<double, Cpu> model(test::tiny_t5_config(), rng);
   auto lr = tt::scalar_tensor<double, Cpu>(0.3).requires_grad_();
   const auto outer_loss = [&](const tt::Tensor<double, Cpu>& step) {
     auto w = model.decoder.block[1].feed_forward.wo.weight;
@@ -144,7 +129,7 @@ TEST(FunctionalCall, ReplacedWeightsStayOnTheTapeToSecondOrder) {
 
 TEST(FunctionalCall, RejectsUnknownNamesAndWrongShapesAndRestoresOnThrow) {
   tt::Rng rng(5);
-  T5Model<float, Cpu> model(tiny_config(), rng);
+  T5Model<float, Cpu> model(test::tiny_t5_config(), rng);
   const auto wo = model.decoder.block[1].feed_forward.wo.weight;
   EXPECT_THROW(tt::nn::functional_call(model, {{"decoder.block.7.wo", wo}}, [&] { return 0; }), tt::Error);
   EXPECT_THROW(tt::nn::functional_call(model, {{kWo, tt::zeros<float, Cpu>({2, 2})}}, [&] { return 0; }), tt::Error);
@@ -160,7 +145,7 @@ TEST(FunctionalCall, RejectsUnknownNamesAndWrongShapesAndRestoresOnThrow) {
 // product summed over tokens and batch is the weight gradient.
 TEST(LinearForwardHook, InputsAndOutputGradientsMakeTheWeightGradient) {
   tt::Rng rng(6);
-  T5Model<double, Cpu> model(tiny_config(), rng);
+  T5Model<double, Cpu> model(test::tiny_t5_config(), rng);
   auto& layer = model.decoder.block[1].feed_forward.wo;
   tt::Tensor<double, Cpu> input, output_grad;
   layer.forward_hook = [&](const tt::Tensor<double, Cpu>& x, const tt::Tensor<double, Cpu>& y) {

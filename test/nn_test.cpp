@@ -7,6 +7,7 @@
 
 #include "tensortape/nn/t5.hpp"
 #include "tensortape/nn/t5_decoding.hpp"
+#include "support/tiny_t5.hpp"
 
 namespace {
 
@@ -15,22 +16,6 @@ using Cpu = tt::backend::Eigen;
 using tt::nn::T5Config;
 using tt::nn::T5Model;
 
-T5Config tiny_config(const std::string& feed_forward) {
-  T5Config config;
-  config.vocab_size = 11;
-  config.d_model = 6;
-  config.d_kv = 2;
-  config.num_heads = 2;
-  config.d_ff = 8;
-  config.num_layers = 2;
-  config.num_decoder_layers = 2;
-  config.relative_attention_num_buckets = 8;
-  config.relative_attention_max_distance = 12;
-  config.dropout_rate = 0.0;
-  config.feed_forward_proj = feed_forward;
-  config.tie_word_embeddings = feed_forward == "relu";
-  return config;
-}
 
 template <class T>
 struct Batch {
@@ -42,7 +27,7 @@ struct Batch {
 
 TEST(T5, ParameterNamesFollowHuggingFace) {
   tt::Rng rng(1);
-  T5Model<float, Cpu> relu(tiny_config("relu"), rng), gated(tiny_config("gated-gelu"), rng);
+  T5Model<float, Cpu> relu(test::tiny_t5_config("relu"), rng), gated(test::tiny_t5_config("gated-gelu"), rng);
   std::set<std::string> names;
   for (const auto& [name, p] : relu.named_parameters()) names.insert(name);
   for (const char* expected :
@@ -86,7 +71,7 @@ TEST(T5, RelativePositionBucketsMatchTheHuggingFaceFormula) {
 
 TEST(T5, FreezeDeepCopyAndTrainMode) {
   tt::Rng rng(2);
-  T5Model<float, Cpu> model(tiny_config("relu"), rng);
+  T5Model<float, Cpu> model(test::tiny_t5_config("relu"), rng);
   auto copy = tt::nn::deep_copy(model);
   auto original = model.shared.weight.to_vector();
   {
@@ -109,7 +94,7 @@ TEST(T5, ParameterGradientsMatchFiniteDifferences) {
   for (const std::string feed_forward : {"relu", "gated-gelu"}) {
     SCOPED_TRACE(feed_forward);
     tt::Rng rng(3);
-    T5Model<double, Cpu> model(tiny_config(feed_forward), rng);
+    T5Model<double, Cpu> model(test::tiny_t5_config(feed_forward), rng);
     const Batch<double> batch;
     const auto loss_of = [&]() {
       auto encoded = model.encode(batch.input_ids, batch.attention_mask);
@@ -138,7 +123,7 @@ TEST(T5, ParameterGradientsMatchFiniteDifferences) {
 
 TEST(T5, PrefixGradientThroughFrozenBackboneRunsNoWeightGradientGemm) {
   tt::Rng rng(4);
-  T5Model<double, Cpu> model(tiny_config("relu"), rng);
+  T5Model<double, Cpu> model(test::tiny_t5_config("relu"), rng);
   model.freeze();
   const Batch<double> batch;
   const auto prefix_values = tt::randn<double, Cpu>({2, 3, 6}, rng).to_vector();
@@ -173,7 +158,7 @@ TEST(T5, PrefixGradientThroughFrozenBackboneRunsNoWeightGradientGemm) {
 
 TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
   tt::Rng rng(5);
-  T5Model<double, Cpu> model(tiny_config("gated-gelu"), rng);
+  T5Model<double, Cpu> model(test::tiny_t5_config("gated-gelu"), rng);
   const Batch<double> batch;
   auto encoded = model.encode(batch.input_ids, batch.attention_mask);  // (2, 4, D)
   // Changing the padded token of row 2 changes nothing in row 2's unpadded encodings.
@@ -188,7 +173,7 @@ TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
 }
 
 TEST(T5, DropoutActsOnlyInTrainingModeWithAGenerator) {
-  auto config = tiny_config("relu");
+  auto config = test::tiny_t5_config("relu");
   config.dropout_rate = 0.5;
   tt::Rng init(9);
   T5Model<double, Cpu> model(config, init);
@@ -210,7 +195,7 @@ TEST(T5, DropoutActsOnlyInTrainingModeWithAGenerator) {
 // (scores start near unit scale, not saturated). Our untied lm_head starts at 1/sqrt(d_model)
 // (HF: 1.0), so that the first logits are near unit scale too.
 TEST(T5, RandomInitialisationFollowsMeshTensorFlow) {
-  T5Config config = tiny_config("relu");
+  T5Config config = test::tiny_t5_config("relu");
   config.vocab_size = 50;
   config.d_model = 64;
   config.d_kv = 16;
@@ -261,10 +246,10 @@ TEST(T5, RandomInitialisationFollowsMeshTensorFlow) {
 
 TEST(T5, BadInputIsReported) {
   tt::Rng rng(6);
-  T5Config config = tiny_config("relu");
+  T5Config config = test::tiny_t5_config("relu");
   config.feed_forward_proj = "gated-tanh";
   EXPECT_THROW((T5Model<float, Cpu>(config, rng)), tt::Error);
-  T5Model<float, Cpu> model(tiny_config("relu"), rng);
+  T5Model<float, Cpu> model(test::tiny_t5_config("relu"), rng);
   const Batch<float> batch;
   EXPECT_THROW(model.encode(batch.input_ids, tt::from_vector<std::int64_t, Cpu>({1, 4}, {1, 1, 1, 1})), tt::Error);
   auto encoded = model.encode(batch.input_ids, batch.attention_mask);
@@ -302,7 +287,7 @@ TEST(T5Decoding, GreedyWithCacheMatchesFullRecomputation) {
   for (const bool with_prefix : {false, true}) {
     SCOPED_TRACE(with_prefix ? "with prefix" : "no prefix");
     tt::Rng rng(7);
-    auto config = tiny_config("gated-gelu");
+    auto config = test::tiny_t5_config("gated-gelu");
     config.eos_token_id = 99;  // never produced, so every step of every row is compared
     T5Model<double, Cpu> model(config, rng);
     const Batch<double> batch;
@@ -316,7 +301,7 @@ TEST(T5Decoding, GreedyWithCacheMatchesFullRecomputation) {
 
 TEST(T5Decoding, ScoringIsTeacherForcedCrossEntropy) {
   tt::Rng rng(8);
-  T5Model<double, Cpu> model(tiny_config("relu"), rng);
+  T5Model<double, Cpu> model(test::tiny_t5_config("relu"), rng);
   const Batch<double> batch;
   // shift_right: start token, labels moved right, -100 -> pad.
   EXPECT_EQ(tt::nn::shift_right(batch.labels, 0, 0).to_vector(), (std::vector<std::int64_t>{0, 6, 2, 0, 8, 8}));

@@ -28,23 +28,7 @@ using editlab::world::Case;
 using editlab::world::Example;
 using editlab::world::Split;
 
-struct TinyBase {
-  fs::path dir;
-  editlab::world::Benchmark qa;
-};
-
-const TinyBase& tiny() {
-  static const TinyBase* t = [] {
-    const fs::path dir = scratch_path("editlab_contract_test_base");
-    fs::remove_all(dir);
-    auto options = tiny_pretrain_options(dir);
-    options.steps = 200;
-    options.lr = 3e-3;
-    editlab::pretrain::pretrain(options);
-    return new TinyBase{dir, editlab::world::make_benchmark(editlab::world::generate(options.world), "qa")};
-  }();
-  return *t;
-}
+const TinyQaBase& tiny() { return tiny_qa_base("editlab_contract_test_base"); }
 
 // An editor under test, with the base model it edits (its own copy: some editors train it).
 struct EditorUnderTest {

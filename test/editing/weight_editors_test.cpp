@@ -15,6 +15,7 @@
 
 #include "editors/registry.hpp"
 #include "eval/metrics.hpp"
+#include "../support/tiny_t5.hpp"
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
@@ -27,23 +28,7 @@ using editlab::world::Case;
 using editlab::world::Example;
 using editlab::world::Split;
 
-struct TinyBase {
-  fs::path dir;
-  editlab::world::Benchmark qa;
-};
-
-const TinyBase& tiny() {
-  static const TinyBase* t = [] {
-    const fs::path dir = scratch_path("editlab_weight_editors_test_base");
-    fs::remove_all(dir);
-    auto options = tiny_pretrain_options(dir);
-    options.steps = 200;
-    options.lr = 3e-3;
-    editlab::pretrain::pretrain(options);
-    return new TinyBase{dir, editlab::world::make_benchmark(editlab::world::generate(options.world), "qa")};
-  }();
-  return *t;
-}
+const TinyQaBase& tiny() { return tiny_qa_base("editlab_weight_editors_test_base"); }
 
 std::vector<Example> descriptors(std::size_t k) {
   const auto& cases = tiny().qa.split(Split::test);
@@ -121,18 +106,7 @@ TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
 // A tiny random T5 in float64 with hand-made token batches: ENN's outer loss against central
 // differences, through the inner step.
 TEST(Enn, MetaGradientMatchesFiniteDifferences) {
-  tensortape::nn::T5Config config;
-  config.vocab_size = 11;
-  config.d_model = 6;
-  config.d_kv = 2;
-  config.num_heads = 2;
-  config.d_ff = 8;
-  config.num_layers = 2;
-  config.num_decoder_layers = 2;
-  config.relative_attention_num_buckets = 8;
-  config.relative_attention_max_distance = 12;
-  config.dropout_rate = 0.0;
-  config.feed_forward_proj = "relu";
+  const auto config = test::tiny_t5_config("relu");
   tensortape::Rng rng(7);
   ed::T5Of<double> model(config, rng);
   auto reference = tensortape::nn::deep_copy(model);
@@ -189,6 +163,29 @@ TEST(Enn, MetaGradientMatchesFiniteDifferences) {
           << (w == 1 ? names[3] : "encoder v") << "[" << e << "]";
     }
   }
+}
+
+// The summed edit loss is each descriptor's own mean token NLL, added up: computed here one
+// descriptor at a time.
+TEST(EditLoss, SummedIsTheSumOfEachDescriptorsMean) {
+  auto base = Seq2Seq::load(tiny().dir);
+  const auto edits = descriptors(3);
+  const auto batch = base.batch(edits);
+  tensortape::NoGradGuard no_grad;
+  const double summed = ed::edit_nll(ed::seq2seq_logits(base.model, batch), batch.labels, true).item();
+  const double mean = ed::edit_nll(ed::seq2seq_logits(base.model, batch), batch.labels, false).item();
+  double expected = 0, tokens = 0, weighted = 0;
+  for (const auto& e : edits) {
+    const auto one = base.batch({e});
+    const double nll = ed::label_nll(ed::seq2seq_logits(base.model, one), one.labels).item();
+    double count = 0;
+    for (auto id : one.labels.to_vector()) count += id != editlab::model::kIgnore;
+    expected += nll;
+    tokens += count;
+    weighted += nll * count;
+  }
+  EXPECT_NEAR(summed, expected, 1e-4 * std::abs(expected));
+  EXPECT_NEAR(mean, weighted / tokens, 1e-4 * std::abs(mean));
 }
 
 TEST(Registry, EveryMethodSavesAndLoadsAnEditorThatActsTheSame) {

@@ -33,6 +33,7 @@
 #include "editors/weight_edit.hpp"
 #include "tensortape/io/safetensors.hpp"
 #include "tensortape/nn/layers.hpp"
+#include "train/edit_sets.hpp"
 #include "train/loop.hpp"
 #include "common/cases.hpp"
 
@@ -324,12 +325,7 @@ class Mend : public WeightEditor {
   // changes the networks, and updates the moments.
   double train_step(const std::vector<Case>& cases) override {
     if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(trainable_parameters(), tt::optim::AdamOptions{.lr = options_.lr});
-    StepData data;
-    for (const auto& c : cases) {
-      data.edits.push_back(c.edit);
-      data.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope.front());
-      if (!c.out_scope.empty()) data.out_scope.push_back(c.out_scope.front());
-    }
+    const StepData data = train::edit_batch_of(cases);
     step_optimizer_->zero_grad();
     const auto loss = step_loss(data, true);
     tt::backward(loss);
@@ -381,28 +377,8 @@ class Mend : public WeightEditor {
   }
 
  private:
-  struct StepData {
-    std::vector<Example> edits, in_scope, out_scope;
-  };
-
-  // An edit batch of distinct cases, one in-scope and one unrelated example per edit.
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const {
-    StepData d;
-    const auto k = std::min<std::size_t>(static_cast<std::size_t>(options_.edits_per_step), pool.size());
-    std::vector<std::size_t> order(pool.size());
-    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-    for (std::size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng.next_u64() % (order.size() - i)]);
-    std::vector<Example> unrelated;
-    for (std::size_t i = k; i < order.size() && unrelated.size() < k; ++i)
-      for (const auto& e : pool[order[i]].out_scope) unrelated.push_back(e);
-    for (std::size_t i = 0; i < k; ++i) {
-      const auto& c = pool[order[i]];
-      d.edits.push_back(c.edit);
-      d.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope[rng.next_u64() % c.in_scope.size()]);
-      if (!unrelated.empty()) d.out_scope.push_back(unrelated[rng.next_u64() % unrelated.size()]);
-    }
-    return d;
-  }
+  using StepData = train::EditBatch;
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.edits_per_step, rng); }
 
   Tensor pseudo_gradient(const GradientFactors& f, std::size_t i, bool update_moments = false) {
     auto& net = networks_.at(network_of_[i]);

@@ -2,6 +2,7 @@
 //
 //   train::EditSets step = train::draw_edit_sets(train_cases, rng, {.edit_sets = 16, .examples_per_step = 64});
 //   auto shards = train::split_edit_sets(step, threads);      // for train::backward_sharded
+//   train::EditBatch batch = train::draw_edit_batch(train_cases, 8, rng);   // MEND's and ENN's
 //
 // A step holds several independent edit sets. Each set's inputs are scored against that set's
 // edits only, so one step teaches many different new labels even while an editor's selection
@@ -175,6 +176,43 @@ inline std::vector<Shard<EditSets>> split_edit_sets(const EditSets& data, int co
   const double total = static_cast<double>(data.in_scope.size() + data.out_scope.size());
   for (auto& shard : shards) shard.weight = static_cast<double>(shard.data.in_scope.size() + shard.data.out_scope.size()) / total;
   return shards;
+}
+
+// One edit batch for the weight editors' training (MEND, ENN): k distinct cases, one in-scope
+// example of each (its descriptor when it has none) and one out-scope example per edit, drawn
+// from the out-scope examples of cases outside the batch (none when there are none).
+struct EditBatch {
+  std::vector<Example> edits, in_scope, out_scope;
+};
+
+inline EditBatch draw_edit_batch(const std::vector<Case>& pool, int edits, tt::Rng& rng) {
+  EditBatch d;
+  const auto k = std::min<std::size_t>(static_cast<std::size_t>(edits), pool.size());
+  std::vector<std::size_t> order(pool.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  for (std::size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng.next_u64() % (order.size() - i)]);
+  std::vector<Example> unrelated;
+  for (std::size_t i = k; i < order.size() && unrelated.size() < k; ++i)
+    for (const auto& e : pool[order[i]].out_scope) unrelated.push_back(e);
+  for (std::size_t i = 0; i < k; ++i) {
+    const auto& c = pool[order[i]];
+    d.edits.push_back(c.edit);
+    d.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope[rng.next_u64() % c.in_scope.size()]);
+    if (!unrelated.empty()) d.out_scope.push_back(unrelated[rng.next_u64() % unrelated.size()]);
+  }
+  return d;
+}
+
+// These cases as one edit batch, each with its first in-scope and first out-scope example
+// (the cost table's fixed training step).
+inline EditBatch edit_batch_of(const std::vector<Case>& cases) {
+  EditBatch d;
+  for (const auto& c : cases) {
+    d.edits.push_back(c.edit);
+    d.in_scope.push_back(c.in_scope.empty() ? c.edit : c.in_scope.front());
+    if (!c.out_scope.empty()) d.out_scope.push_back(c.out_scope.front());
+  }
+  return d;
 }
 
 }  // namespace editlab::train

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -183,6 +184,20 @@ TEST_F(SentencePieceTest, LoadedModelEncodesIdentically) {
   for (const auto& s : corpus()) {
     EXPECT_EQ(loaded.encode(s), model().encode(s)) << s;
     EXPECT_EQ(loaded.encode_pieces(s), model().encode_pieces(s)) << s;
+  }
+}
+
+TEST_F(SentencePieceTest, ACopyEncodesAndDecodesIdenticallyAndOutlivesTheOriginal) {
+  auto original = std::make_unique<SentencePiece>(SentencePiece::load(model().path()));
+  const auto copy = original->copy();
+  std::vector<std::vector<int>> ids;
+  for (const auto& s : corpus()) ids.push_back(original->encode(s, /*append_eos=*/true));
+  original.reset();  // the copy has a processor of its own
+  EXPECT_EQ(copy.vocab_size(), model().vocab_size());
+  EXPECT_EQ(copy.path(), model().path());
+  for (std::size_t i = 0; i < corpus().size(); ++i) {
+    EXPECT_EQ(copy.encode(corpus()[i], true), ids[i]) << corpus()[i];
+    EXPECT_EQ(copy.decode(ids[i]), model().decode(ids[i]));
   }
 }
 

@@ -59,11 +59,12 @@ struct RegistryMaker {
     auto options = editlab::editors::method(method).default_options();
     if (options.contains("rank")) options["rank"] = 8;
     if (options.contains("max_steps")) options["max_steps"] = 5;
+    if (options.contains("embedding_dim")) options["embedding_dim"] = 8;
     e.editor = editlab::editors::method(method).make(*e.base, tiny().qa, options);
     return e;
   }
 };
-constexpr char kFt[] = "ft", kFtKl[] = "ft-kl", kEnn[] = "enn", kMend[] = "mend";
+constexpr char kFt[] = "ft", kFtKl[] = "ft-kl", kEnn[] = "enn", kMend[] = "mend", kSerac[] = "serac", kSlag[] = "slag";
 
 template <class Maker>
 class EditorContract : public ::testing::Test {};
@@ -72,7 +73,8 @@ using Editors = ::testing::Types<SeprogMaker<editlab::editors::SeprogVariant::se
                                  SeprogMaker<editlab::editors::SeprogVariant::finetune>,
                                  SeprogMaker<editlab::editors::SeprogVariant::noclassifier>,
                                  SeprogMaker<editlab::editors::SeprogVariant::noselect>, RegistryMaker<kFt>,
-                                 RegistryMaker<kFtKl>, RegistryMaker<kEnn>, RegistryMaker<kMend>>;
+                                 RegistryMaker<kFtKl>, RegistryMaker<kEnn>, RegistryMaker<kMend>, RegistryMaker<kSerac>,
+                                 RegistryMaker<kSlag>>;
 TYPED_TEST_SUITE(EditorContract, Editors);
 
 BasePredictor untouched(const fs::path& dir) {

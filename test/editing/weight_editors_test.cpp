@@ -1,7 +1,8 @@
-// The editors that change the base model's weights (FT, ENN, MEND) and the registry that makes
-// them: FT stops once every descriptor is fit and never passes its step cap; MEND at identity,
-// without normalisation, maps the gradient factors to exactly the edit loss's gradient; ENN's
-// meta-gradient through the inner step matches float64 finite differences for the model's
+// The editors that change the base model's weights (FT, ENN, MEND, SLAG) and the registry that
+// makes them: FT and SLAG stop once every descriptor is fit and never pass their step caps; SLAG's
+// heads fixed to a = 1, b = 0 step along sigmoid(scale) times the true gradient, and meta-training
+// lowers its training loss; MEND at identity, without normalisation, maps the gradient factors
+// to exactly the edit loss's gradient; ENN's meta-gradient through the inner step matches float64 finite differences for the model's
 // weights and the step sizes; every method saves and loads back an editor that acts the same;
 // options are checked by name and type.
 #include <gtest/gtest.h>
@@ -101,6 +102,89 @@ TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
     for (std::size_t j = 0; j < a.size(); ++j) moved = std::max(moved, static_cast<double>(std::abs(a[j] - b[j])));
   }
   EXPECT_GT(moved, 0.0);
+}
+
+// SLAG's step loop: heads fixed to no update run every one of max_steps and change nothing;
+// heads fixed to a large gradient step stop as soon as every descriptor is fit.
+TEST(Slag, StopsOnceEveryDescriptorIsFitAndNeverPassesMaxSteps) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::SlagOptions options;
+  options.max_steps = 8;
+  ed::Slag editor(base, tiny().qa, options);
+  const auto edits = descriptors(2);
+  const auto before = editor.predict(editlab::eval::inputs_of(edits));
+  ASSERT_NE(before, targets_of(edits)) << "the base model already answers the new labels";
+  editor.set_fixed_heads(/*rate=*/0.0, /*scale_logit=*/0.0);  // a = 0, b = 0: Delta = 0
+  editor.apply(edits);
+  EXPECT_EQ(editor.last_apply_steps(), options.max_steps);
+  EXPECT_EQ(editor.predict(editlab::eval::inputs_of(edits)), before);
+  editor.reset();
+  // Gradient steps of 0.25 (sigmoid(10) is 1 in float): they fit these two in 5 steps
+  // (measured; 0.2 to 0.4 all take 5), not in one, on the tiny model.
+  editor.set_fixed_heads(/*rate=*/0.25, /*scale_logit=*/10.0);
+  editor.apply(edits);
+  EXPECT_EQ(editor.predict(editlab::eval::inputs_of(edits)), targets_of(edits)) << "the large steps did not fit the descriptors";
+  EXPECT_GT(editor.last_apply_steps(), 0);
+  EXPECT_LT(editor.last_apply_steps(), options.max_steps) << "SLAG ran on after every descriptor was fit";
+  const int fitting = editor.last_apply_steps();
+  editor.reset();
+  editor.apply(edits);
+  EXPECT_EQ(editor.last_apply_steps(), fitting);  // the same edits take the same steps after reset()
+  // One step fewer leaves some descriptor unfit: it stopped at the first fitting step.
+  ed::SlagOptions shorter = options;
+  shorter.max_steps = fitting - 1;
+  auto other_base = Seq2Seq::load(tiny().dir);
+  ed::Slag capped(other_base, tiny().qa, shorter);
+  capped.set_fixed_heads(0.25, 10.0);
+  capped.apply(edits);
+  EXPECT_EQ(capped.last_apply_steps(), shorter.max_steps);
+  EXPECT_NE(capped.predict(editlab::eval::inputs_of(edits)), targets_of(edits));
+}
+
+// With a = 1, b = 0 and a known scale, Delta is sigmoid(scale) times the true gradient of the
+// summed edit loss, for every edited matrix (per-descriptor rows summed back to the batch's).
+TEST(Slag, FixedHeadsStepAlongTheScaledGradient) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::Slag editor(base, tiny().qa, ed::SlagOptions{});
+  const double scale_logit = 0.7, scale = 1.0 / (1.0 + std::exp(-scale_logit));
+  editor.set_fixed_heads(/*rate=*/1.0, scale_logit);
+  const auto edits = descriptors(3);
+  const auto deltas = editor.updates(edits);
+  auto params = ed::parameters_named(base.model, editor.edited_weights());
+  for (auto& p : params) p.requires_grad_(true);
+  const auto batch = base.batch(edits);
+  const auto grads = tensortape::grad(
+      std::vector<ed::Tensor>{ed::edit_nll(ed::seq2seq_logits(base.model, batch), batch.labels, /*edits_summed=*/true)}, params);
+  for (auto& p : params) p.requires_grad_(false);
+  ASSERT_EQ(deltas.size(), grads.size());
+  ASSERT_EQ(deltas.size(), 4u);  // wi and wo of the one encoder and one decoder block
+  for (std::size_t i = 0; i < deltas.size(); ++i) {
+    const auto d = deltas[i].to_vector(), g = grads[i].to_vector();
+    ASSERT_EQ(d.size(), g.size());
+    double size = 0;
+    for (float v : g) size = std::max(size, static_cast<double>(std::abs(v)));
+    ASSERT_GT(size, 0.0) << editor.edited_weights()[i] << " has no gradient";
+    for (std::size_t j = 0; j < d.size(); ++j)
+      ASSERT_NEAR(d[j], scale * g[j], 1e-5 * size) << editor.edited_weights()[i] << "[" << j << "]";
+  }
+}
+
+// A few meta-training steps on one edit batch lower its training loss (the heads start as a
+// small gradient step, which leaves the tiny model's descriptors far from fit).
+TEST(Slag, MetaTrainingLowersTheTrainingLoss) {
+  auto base = Seq2Seq::load(tiny().dir);
+  ed::SlagOptions options;
+  options.lr = 1e-2;
+  options.hidden = 16;
+  options.condition_dim = 16;
+  ed::Slag editor(base, tiny().qa, options);
+  const auto& train = tiny().qa.split(Split::train);
+  const std::vector<Case> cases(train.begin(), train.begin() + std::min<std::size_t>(6, train.size()));
+  const double before = editor.loss_of(cases);
+  double last = before;
+  for (int step = 0; step < 10; ++step) last = editor.train_step(cases);
+  const double after = editor.loss_of(cases);
+  EXPECT_LT(after, 0.9 * before) << "loss " << before << " -> " << after << " (last step " << last << ")";
 }
 
 // A tiny random T5 in float64 with hand-made token batches: ENN's outer loss against central

@@ -270,7 +270,7 @@ struct LoadedRun {
   world::Benchmark bench;
   std::unique_ptr<editors::RunEditor> editor;
 
-  // The SEPROG editor, for the commands that only SEPROG has (edit, oracle).
+  // The SEPROG editor, for the commands that only SEPROG has (oracle; edit, which SERAC has too).
   editors::Seprog& seprog(const char* command) const {
     auto* s = dynamic_cast<editors::Seprog*>(editor.get());
     tensortape::check(s != nullptr, command, "works on SEPROG runs; this run is ", method);
@@ -465,15 +465,44 @@ inline world::Example parse_edit(const std::string& text) {
   return edit;
 }
 
-inline int run_edit(const EditCommand& e) {
-  auto run = load_run(e.run);
-  auto& editor = run->seprog("editlab edit");
+// SERAC's memory: each asked input's best edit, its score and where it went.
+inline void print_serac_edits(editors::Serac& editor, const EditCommand& e, const std::vector<std::string>& before,
+                              const std::vector<std::string>& after) {
+  const auto routes = editor.route(e.ask);
+  std::printf("memory: %zu edits\n", editor.memory().size());
+  for (std::size_t i = 0; i < e.ask.size(); ++i) {
+    std::printf("%s\n    base: %s\n    edited: %s   (%s)\n", e.ask[i].c_str(), before[i].c_str(), after[i].c_str(),
+                routes[i].counterfactual ? "the counterfactual model answered" : "the base model answered");
+    if (editor.memory().size() == 0) continue;
+    std::printf("    best edit: %s   (score %.2f, threshold %.2f)\n",
+                editors::descriptor_text(editor.memory().descriptors()[routes[i].edit]).c_str(), routes[i].score,
+                editor.options().threshold);
+  }
+}
+
+// The same memory handling for both editors that keep one (SEPROG and SERAC).
+template <class E>
+std::vector<std::string> edit_memory(E& editor, const EditCommand& e, std::int64_t memory_width) {
   const auto before = editor.predict(e.ask);
-  if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, editor.options().memory_width());
+  if (!e.memory.empty() && fs::exists(e.memory)) editor.memory().load(e.memory, memory_width);
   std::vector<world::Example> edits;
   for (const auto& text : e.add) edits.push_back(parse_edit(text));
-  editor.add_edits(edits);
+  editor.apply(edits);
   if (!e.memory.empty() && editor.memory().size() > 0) editor.memory().save(e.memory);
+  return before;
+}
+
+inline int run_edit(const EditCommand& e) {
+  auto run = load_run(e.run);
+  if (auto* serac = dynamic_cast<editors::Serac*>(run->editor.get())) {
+    const auto before = edit_memory(*serac, e, serac->options().embedding_dim);
+    print_serac_edits(*serac, e, before, serac->predict(e.ask));
+    return 0;
+  }
+  tensortape::check(dynamic_cast<editors::Seprog*>(run->editor.get()) != nullptr, "editlab edit",
+                    "works on the runs of editors with an edit memory (SEPROG and its ablations, SERAC); this run is ", run->method);
+  auto& editor = run->seprog("editlab edit");
+  const auto before = edit_memory(editor, e, editor.options().memory_width());
   const auto after = editor.predict(e.ask);
   const auto scope = editor.scope_probabilities(e.ask);
   const auto weights = editor.selection_weights(e.ask);  // (asked, K)

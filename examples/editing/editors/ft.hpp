@@ -82,11 +82,8 @@ class Ft : public WeightEditor {
     last_apply_steps_ = 0;
     if (descriptors.empty()) return;
     const auto batch = base_->batch(descriptors);
-    std::vector<std::string> inputs, targets;
-    for (const auto& d : descriptors) {
-      inputs.push_back(d.input);
-      targets.push_back(d.target);
-    }
+    std::vector<std::string> inputs;
+    for (const auto& d : descriptors) inputs.push_back(d.input);
     auto params = edited_tensors();
     for (auto& p : params) p.requires_grad_(true);
     struct Frozen {  // the edited matrices stop requiring grad again however apply() ends
@@ -109,7 +106,7 @@ class Ft : public WeightEditor {
       reference = seq2seq_logits(base_->model, locality);
     }
     for (int step = 0; step < options_.max_steps; ++step) {
-      if (base_->predict(inputs, labels_) == targets) break;  // every descriptor is fit
+      if (every_descriptor_fit(base_->predict(inputs, labels_), descriptors)) break;
       optimizer->zero_grad();
       auto loss = label_nll(seq2seq_logits(base_->model, batch), batch.labels);
       if (options_.kl_weight > 0)

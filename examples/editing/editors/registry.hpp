@@ -21,6 +21,8 @@
 #include "editors/ft.hpp"
 #include "editors/mend.hpp"
 #include "editors/seprog.hpp"
+#include "editors/slag.hpp"
+#include "editors/serac.hpp"
 
 namespace editlab::editors {
 
@@ -70,6 +72,10 @@ inline const std::vector<Method>& methods() {
                                               "meta-trained through the step", true, "enn.json", EnnOptions{}),
       detail::options_method<Mend, MendOptions>("mend", "editor networks mapping each edited matrix's gradient factors "
                                                 "to an update", true, "mend.json", MendOptions{}),
+      detail::options_method<Slag, SlagOptions>("slag", "a learned optimizer: conditioned heads reshape each edited matrix's "
+                                                "gradient, up to 5 steps", true, "slag.json", SlagOptions{}),
+      detail::options_method<Serac, SeracOptions>("serac", "an edit memory, a scope classifier and a counterfactual model; "
+                                                  "the base never changes", true, "serac.json", SeracOptions{}),
   };
   return all;
 }

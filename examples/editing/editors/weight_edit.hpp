@@ -1,6 +1,7 @@
 // editlab::editors — what the editors that change the base model's weights (FT, FT+KL, ENN,
-// MEND) share: which matrices they edit, the losses they edit and train with, and an editor
-// base class whose reset() puts those matrices back bit for bit.
+// MEND, SLAG) share: which matrices they edit, the losses they edit and train with, the factors
+// of an edit loss's gradient (MEND, SLAG), the "every descriptor is fit" check (FT, SLAG), and an
+// editor base class whose reset() puts those matrices back bit for bit.
 //
 //   auto names = feed_forward_weights(base.model, /*last_blocks=*/2);  // T5 wi (wi_0, wi_1) and wo
 //   auto logits = seq2seq_logits(base.model, base.batch(examples));     // (B, T, V)
@@ -14,8 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "common/cases.hpp"
 #include "editors/run_editor.hpp"
 #include "model/seq2seq.hpp"
+#include "tensortape/nn/layers.hpp"
 #include "tensortape/nn/state.hpp"
 #include "tensortape/ops/loss.hpp"
 
@@ -118,6 +121,107 @@ TensorOf<T> locality_kl(const TensorOf<T>& reference_logits, const TensorOf<T>& 
   for (std::size_t i = 0; i < host.size(); ++i) count += mask[i] = host[i] != model::kIgnore ? T(1) : T(0);
   tt::check(count > 0, "locality_kl", "the batch has no label tokens");
   return tt::sum(per_token * tt::from_vector<T, Cpu>(labels.shape(), mask)) * (1.0 / count);
+}
+
+// Finds the Linear a parameter name ("....wo.weight") belongs to.
+template <class T>
+tt::nn::Linear<T, Cpu>& linear_of(tt::nn::Module<T, Cpu>& root, const std::string& weight_name) {
+  const std::string suffix = ".weight";
+  tt::check(weight_name.size() > suffix.size() && weight_name.ends_with(suffix), "editlab", "'", weight_name,
+            "' is not a weight");
+  std::string path = weight_name.substr(0, weight_name.size() - suffix.size());
+  tt::nn::Module<T, Cpu>* module = &root;
+  while (!path.empty()) {
+    tt::nn::Module<T, Cpu>* next = nullptr;
+    std::string rest;
+    module->for_each_child([&](const std::string& name, tt::nn::Module<T, Cpu>& child) {
+      if (next) return;
+      if (path == name) {
+        next = &child;
+      } else if (path.rfind(name + ".", 0) == 0) {
+        next = &child;
+        rest = path.substr(name.size() + 1);
+      }
+    });
+    tt::check(next != nullptr, "editlab", "no module '", path, "' on the way to '", weight_name, "'");
+    module = next;
+    path = rest;
+  }
+  auto* linear = dynamic_cast<tt::nn::Linear<T, Cpu>*>(module);
+  tt::check(linear != nullptr, "editlab", "'", weight_name, "' is not a Linear layer's weight");
+  return *linear;
+}
+
+// The two factors of each edited matrix's gradient of an edit loss, and that gradient.
+// Rows of one batch example touch only that example's loss term, so the rows of descriptor k
+// alone, sum_{n of k} delta_n u_n^T, are its own gradient (SLAG conditions each one's).
+struct GradientFactors {
+  std::vector<Tensor> inputs;          // u (N, in) per edited matrix, rows with a zero delta dropped
+  std::vector<Tensor> output_grads;    // delta (N, out)
+  std::vector<Ids> descriptor_of;      // (N): the batch row (descriptor) each kept row came from
+  std::vector<Tensor> gradients;       // dL/dW (out, in), for checks
+};
+
+// Runs the edit loss (edit_nll) of `batch` with the named matrices requiring grad, capturing each
+// one's layer input and output gradient. The model's weights are not changed; the factors and
+// gradients are detached.
+inline GradientFactors gradient_factors(Seq2Seq& base, const std::vector<std::string>& names, const TextBatch& batch,
+                                        bool edits_summed = false) {
+  tt::GradModeGuard grad_on(true);  // also when the caller evaluates under no_grad: the factors need a backward pass
+  auto params = parameters_named(base.model, names);
+  std::vector<Tensor> inputs(names.size()), output_grads(names.size());
+  std::vector<tt::nn::Linear<float, Cpu>*> layers;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    layers.push_back(&linear_of(base.model, names[i]));
+    layers.back()->forward_hook = [&, i](const Tensor& x, const Tensor& y) {
+      tt::check(!inputs[i].defined(), "editlab", "'", names[i], "' ran twice in one edit pass");
+      inputs[i] = x.detach();
+      y.register_hook([&, i](const Tensor& g) { output_grads[i] = g.detach(); });
+    };
+  }
+  struct Unhook {
+    std::vector<tt::nn::Linear<float, Cpu>*>& layers;
+    std::vector<Tensor>& params;
+    ~Unhook() {
+      for (auto* l : layers) l->forward_hook = nullptr;
+      for (auto& p : params) p.requires_grad_(false);
+    }
+  } unhook{layers, params};
+  for (auto& p : params) p.requires_grad_(true);
+  const auto loss = edit_nll(seq2seq_logits(base.model, batch), batch.labels, edits_summed);
+  GradientFactors out;
+  out.gradients = tt::grad(std::vector<Tensor>{loss}, params);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    tt::check(inputs[i].defined() && output_grads[i].defined(), "editlab", "'", names[i], "' took no part in the edit loss");
+    const auto in = inputs[i].shape().back(), out_dim = output_grads[i].shape().back();
+    const auto u = inputs[i].reshape({inputs[i].numel() / in, in});                    // (N, in)
+    const auto delta = output_grads[i].reshape({output_grads[i].numel() / out_dim, out_dim});  // (N, out)
+    // Padding positions get no gradient: keep the rows where delta is not all zero.
+    const auto host = delta.contiguous_copy().to_vector();
+    std::vector<std::int64_t> rows;
+    for (std::int64_t r = 0; r < delta.shape()[0]; ++r)
+      for (std::int64_t c = 0; c < out_dim; ++c)
+        if (host[static_cast<std::size_t>(r * out_dim + c)] != 0.0f) {
+          rows.push_back(r);
+          break;
+        }
+    const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
+    out.inputs.push_back(tt::index_select(u, 0, index));
+    out.output_grads.push_back(tt::index_select(delta, 0, index));
+    const auto per_example = delta.shape()[0] / batch.labels.shape()[0];  // rows of one batch example (its positions)
+    std::vector<std::int64_t> owner;
+    for (auto r : rows) owner.push_back(r / per_example);
+    out.descriptor_of.push_back(tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(owner.size())}, owner));
+  }
+  return out;
+}
+
+// Whether every descriptor is answered with its new label (FT and SLAG stop editing then).
+inline bool every_descriptor_fit(const std::vector<std::string>& answers, const std::vector<Example>& descriptors) {
+  if (answers.size() != descriptors.size()) return false;
+  for (std::size_t i = 0; i < answers.size(); ++i)
+    if (answers[i] != descriptors[i].target) return false;
+  return true;
 }
 
 // Base of the editors that change the base model's weights: they edit the matrices `edited`

@@ -40,6 +40,15 @@ struct TextBatch {
 
 inline constexpr std::int64_t kIgnore = -100;
 
+// Mean over the unmasked positions: hidden (B, L, D), mask (B, L) 0/1 -> (B, D).
+inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
+  const auto host = mask.to_vector();
+  std::vector<float> weights(host.begin(), host.end());
+  const auto b = mask.shape()[0], l = mask.shape()[1];
+  const auto w = tt::from_vector<float, Cpu>({b, l, 1}, weights);              // (B, L, 1)
+  return tt::div(tt::sum(tt::mul(hidden, w), {1}), tt::sum(w, {1}));           // (B, D)
+}
+
 class Seq2Seq {
  public:
   Seq2Seq(T5 model, tt::text::SentencePiece tokenizer) : model(std::move(model)), tokenizer(std::move(tokenizer)) {

@@ -173,6 +173,16 @@ class SentencePiece {
     return SentencePiece(std::move(processor), path);
   }
 
+  // An independent copy of this tokenizer (the same model, its own processor): a second
+  // model that reads the same vocabulary gets one of its own.
+  SentencePiece copy() const {
+    const std::string op = "SentencePiece::copy";
+    auto processor = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto status = processor->LoadFromSerializedProto(this->processor("copy").serialized_model_proto());
+    if (!status.ok()) fail(op, "cannot copy '", path_, "': ", status.ToString());
+    return SentencePiece(std::move(processor), path_);
+  }
+
   // Token ids of `text`; with append_eos, eos_id() is added at the end.
   std::vector<int> encode(std::string_view text, bool append_eos = false) const {
     std::vector<int> ids;

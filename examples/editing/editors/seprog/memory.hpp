@@ -66,7 +66,7 @@ class EditMemory {
     tt::check(encodings.dim() == 2 && encodings.shape()[1] == memory_dim &&
                   encodings.shape()[0] == static_cast<std::int64_t>(descriptors.size()),
               "EditMemory::load", "'", file.string(), "' holds memory ", encodings.shape(), " for ", descriptors.size(),
-              " descriptors; this SEPROG expects (K, ", memory_dim, ")");
+              " descriptors; this editor expects (K, ", memory_dim, ")");
     set(std::move(descriptors), encodings);
   }
 

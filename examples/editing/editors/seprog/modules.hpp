@@ -18,14 +18,7 @@ using model::Cpu;
 using model::Ids;
 using model::Tensor;
 
-// Mean over the unmasked positions: hidden (B, L, D), mask (B, L) 0/1 -> (B, D).
-inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
-  const auto host = mask.to_vector();
-  std::vector<float> weights(host.begin(), host.end());
-  const auto b = mask.shape()[0], l = mask.shape()[1];
-  const auto w = tt::from_vector<float, Cpu>({b, l, 1}, weights);              // (B, L, 1)
-  return tt::div(tt::sum(tt::mul(hidden, w), {1}), tt::sum(w, {1}));           // (B, D)
-}
+using model::masked_mean;
 
 // SEPROG's trainable modules.
 struct SeprogModules : tt::nn::Module<float, Cpu> {

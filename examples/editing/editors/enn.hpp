@@ -41,12 +41,7 @@ struct EnnOptions {
   // Chosen on qa's validation split (docs/editors.md, "Choosing the defaults"): the summed inner
   // loss, validation every 50 steps.
   bool edits_summed = true;   // inner loss: per-descriptor means summed (true) or one mean over the batch
-  int edits_per_step = 8;
-  int warmup_steps = 100;
-  double clip_norm = 100.0;
-  int steps = 1000;
-  int eval_every = 50;
-  int patience = 600;
+  train::LoopOptions loop{.edits_per_step = 8, .warmup_steps = 100, .clip_norm = 100.0, .steps = 1000, .eval_every = 50, .patience = 600};
   int last_blocks = 2;
   std::uint64_t seed = 1;
 
@@ -59,13 +54,8 @@ struct EnnOptions {
     field("c_edit", c_edit, "weight of the in-scope NLL after the edit");
     field("c_loc", c_loc, "weight of the locality KL to the original base after the edit");
     field("edits_summed", edits_summed, "inner steps on the sum over descriptors of each one's mean token NLL (false: one mean over the batch)");
-    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
-    field("warmup_steps", warmup_steps, "linear warm-up steps");
-    field("clip_norm", clip_norm, "gradient norm clip");
-    field("steps", steps, "training steps");
-    field("eval_every", eval_every, "validation loss every this many steps");
-    field("patience", patience, "early stopping: steps without a better validation loss");
     field("last_blocks", last_blocks, "edited: the feed-forward matrices of this many last encoder and decoder blocks");
+    loop.fields(field);
     field("seed", seed, "seed of the draws");
   }
 };
@@ -107,7 +97,7 @@ class Enn : public WeightEditor {
   Enn(Seq2Seq& base, const Benchmark& bench, EnnOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options),
         original_(tt::nn::deep_copy(base.model)) {
-    tt::check(options_.inner_steps > 0 && options_.edits_per_step > 0, "Enn", "inner_steps and edits_per_step must be positive");
+    tt::check(options_.inner_steps > 0 && options_.loop.edits_per_step > 0, "Enn", "inner_steps and edits_per_step must be positive");
     original_.freeze();
     step_sizes_ = tt::full<float, Cpu>({static_cast<std::int64_t>(edited_.size())}, static_cast<float>(options_.step_size)).requires_grad_();
   }
@@ -149,10 +139,7 @@ class Enn : public WeightEditor {
     auto model_params = base_->model.parameters();
     auto params = model_params;
     params.push_back(step_sizes_);
-    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
-                                       .lr = options_.step_size_lr, .clip_norm = options_.clip_norm,
-                                       .eval_every = options_.eval_every, .patience = options_.patience,
-                                       .options = options_to_json(options_)};
+    const auto settings = options_.loop.settings(name(), options_.step_size_lr, options_to_json(options_));
     auto report = train::run_training(
         params, settings, control,
         [&](int step) {
@@ -217,7 +204,7 @@ class Enn : public WeightEditor {
 
  private:
   using StepData = train::EditBatch;
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.edits_per_step, rng); }
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.loop.edits_per_step, rng); }
 
   Tensor step_loss(const StepData& d) {
     const auto unrelated = base_->batch(d.out_scope.empty() ? d.in_scope : d.out_scope);

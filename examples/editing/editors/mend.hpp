@@ -50,13 +50,8 @@ struct MendOptions {
   double c_edit = 1.0;
   double c_loc = 1.0;
   bool edits_summed = true;       // edit loss: per-descriptor means summed (true) or one mean (the official code)
-  int edits_per_step = 8;
   double lr = 3e-5;
-  int warmup_steps = 100;
-  double clip_norm = 100.0;
-  int steps = 1000;
-  int eval_every = 25;
-  int patience = 600;
+  train::LoopOptions loop{.edits_per_step = 8, .warmup_steps = 100, .clip_norm = 100.0, .steps = 1000, .eval_every = 25, .patience = 600};
   int last_blocks = 2;
   std::uint64_t seed = 1;
 
@@ -69,14 +64,9 @@ struct MendOptions {
     field("c_edit", c_edit, "weight of the in-scope NLL after the edit");
     field("c_loc", c_loc, "weight of the locality KL after the edit");
     field("edits_summed", edits_summed, "edit with the sum over descriptors of each one's mean token NLL (false: one mean over the batch, as the official code)");
-    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
     field("lr", lr, "Adam learning rate of the editor networks and edit rates");
-    field("warmup_steps", warmup_steps, "linear warm-up steps");
-    field("clip_norm", clip_norm, "gradient norm clip");
-    field("steps", steps, "training steps");
-    field("eval_every", eval_every, "validation loss every this many steps");
-    field("patience", patience, "early stopping: steps without a better validation loss");
     field("last_blocks", last_blocks, "edited: the feed-forward matrices of this many last encoder and decoder blocks");
+    loop.fields(field);
     field("seed", seed, "seed of initialisation and draws");
   }
 };
@@ -160,7 +150,7 @@ class Mend : public WeightEditor {
  public:
   Mend(Seq2Seq& base, const Benchmark& bench, MendOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options) {
-    tt::check(options_.rank > 0 && options_.hidden_layers >= 0 && options_.edits_per_step > 0, "Mend",
+    tt::check(options_.rank > 0 && options_.hidden_layers >= 0 && options_.loop.edits_per_step > 0, "Mend",
               "rank and edits_per_step must be positive, hidden_layers >= 0");
     tt::Rng init(options_.seed);
     const auto params = edited_tensors();
@@ -214,9 +204,7 @@ class Mend : public WeightEditor {
     std::vector<StepData> validation;
     tt::Rng validation_rng(options_.seed + 17);
     for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
-    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
-                                       .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
-                                       .patience = options_.patience, .options = options_to_json(options_)};
+    const auto settings = options_.loop.settings(name(), options_.lr, options_to_json(options_));
     auto report = train::run_training(
         trainable_parameters(), settings, control,
         [&](int step) {
@@ -243,7 +231,7 @@ class Mend : public WeightEditor {
     step_optimizer_->zero_grad();
     const auto loss = step_loss(data, true);
     tt::backward(loss);
-    tt::optim::clip_grad_norm_(trainable_parameters(), options_.clip_norm);
+    tt::optim::clip_grad_norm_(trainable_parameters(), options_.loop.clip_norm);
     step_optimizer_->step();
     return loss.item();
   }
@@ -292,7 +280,7 @@ class Mend : public WeightEditor {
 
  private:
   using StepData = train::EditBatch;
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.edits_per_step, rng); }
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.loop.edits_per_step, rng); }
 
   Tensor pseudo_gradient(const GradientFactors& f, std::size_t i, bool update_moments = false) {
     auto& net = networks_.at(network_of_[i]);

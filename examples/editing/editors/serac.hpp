@@ -63,13 +63,8 @@ struct SeracOptions {
   // The official c_counterfactual is 0.1; chosen instead on qa's validation split (docs/editors.md).
   double c_counterfactual = 1.0;
   double c_classifier = 1.0;
-  int edits_per_step = 16;
   double lr = 3e-4;
-  int warmup_steps = 100;
-  double clip_norm = 5.0;
-  int steps = 1000;
-  int eval_every = 50;
-  int patience = 600;
+  train::LoopOptions loop{.edits_per_step = 16, .warmup_steps = 100, .clip_norm = 5.0, .steps = 1000, .eval_every = 50, .patience = 600};
   std::uint64_t seed = 1;
 
   template <class Visit>
@@ -80,13 +75,8 @@ struct SeracOptions {
     field("threshold", threshold, "a query goes to the counterfactual model when its best edit scores above this");
     field("c_counterfactual", c_counterfactual, "weight of the counterfactual model's NLL");
     field("c_classifier", c_classifier, "weight of the classifier's balanced BCE");
-    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
     field("lr", lr, "Adam learning rate of the classifier and the counterfactual model");
-    field("warmup_steps", warmup_steps, "linear warm-up steps");
-    field("clip_norm", clip_norm, "gradient norm clip");
-    field("steps", steps, "training steps");
-    field("eval_every", eval_every, "validation loss every this many steps");
-    field("patience", patience, "early stopping: steps without a better validation loss");
+    loop.fields(field);
     field("seed", seed, "seed of initialisation and draws");
   }
 };
@@ -123,7 +113,7 @@ class Serac : public RunEditor {
 
   Serac(Seq2Seq& base, const Benchmark& bench, SeracOptions options)
       : base_(&base), labels_(bench.labels), options_(options) {
-    tt::check(options_.embedding_dim > 0 && options_.counterfactual_layers > 0 && options_.edits_per_step > 0, "Serac",
+    tt::check(options_.embedding_dim > 0 && options_.counterfactual_layers > 0 && options_.loop.edits_per_step > 0, "Serac",
               "embedding_dim, counterfactual_layers and edits_per_step must be positive");
     tt::Rng init(options_.seed);
     classifier_ = SeracClassifier(base.model, options_.embedding_dim, init);
@@ -214,15 +204,13 @@ class Serac : public RunEditor {
               "' needs train (at least 2) and validation edits");
     std::vector<train::EditBatch> validation;
     tt::Rng validation_rng(options_.seed + 17);
-    for (int i = 0; i < 8; ++i) validation.push_back(train::draw_edit_batch(validation_cases, options_.edits_per_step, validation_rng));
-    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
-                                       .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
-                                       .patience = options_.patience, .options = options_to_json(options_)};
+    for (int i = 0; i < 8; ++i) validation.push_back(train::draw_edit_batch(validation_cases, options_.loop.edits_per_step, validation_rng));
+    const auto settings = options_.loop.settings(name(), options_.lr, options_to_json(options_));
     return train::run_training(
         trainable_parameters(), settings, control,
         [&](int step) {
           tt::Rng rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
-          const auto data = train::draw_edit_batch(train_cases, options_.edits_per_step, rng);
+          const auto data = train::draw_edit_batch(train_cases, options_.loop.edits_per_step, rng);
           const auto loss = step_loss(data);
           tt::backward(loss);
           return train::StepResult{loss.item(), static_cast<double>(data.edits.size())};
@@ -241,7 +229,7 @@ class Serac : public RunEditor {
     step_optimizer_->zero_grad();
     const auto loss = step_loss(train::edit_batch_of(cases));
     tt::backward(loss);
-    tt::optim::clip_grad_norm_(trainable_parameters(), options_.clip_norm);
+    tt::optim::clip_grad_norm_(trainable_parameters(), options_.loop.clip_norm);
     step_optimizer_->step();
     return loss.item();
   }

@@ -78,13 +78,8 @@ struct SlagOptions {
   double initial_rate = 0.003;
   double c_para = 1.0;
   double c_loc = 1.0;
-  int edits_per_step = 8;
   double lr = 1e-4;
-  int warmup_steps = 100;
-  double clip_norm = 100.0;
-  int steps = 1000;
-  int eval_every = 25;
-  int patience = 600;
+  train::LoopOptions loop{.edits_per_step = 8, .warmup_steps = 100, .clip_norm = 100.0, .steps = 1000, .eval_every = 25, .patience = 600};
   int last_blocks = 2;
   std::uint64_t seed = 1;
 
@@ -97,14 +92,9 @@ struct SlagOptions {
     field("initial_rate", initial_rate, "the untrained heads' update: a gradient step of initial_rate / 2");
     field("c_para", c_para, "weight of the in-scope (paraphrase, entailed) NLL after the edit");
     field("c_loc", c_loc, "weight of the locality KL after the edit");
-    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
     field("lr", lr, "Adam learning rate of the conditioning projection and the heads");
-    field("warmup_steps", warmup_steps, "linear warm-up steps");
-    field("clip_norm", clip_norm, "gradient norm clip");
-    field("steps", steps, "training steps");
-    field("eval_every", eval_every, "validation loss every this many steps");
-    field("patience", patience, "early stopping: steps without a better validation loss");
     field("last_blocks", last_blocks, "edited: the feed-forward matrices of this many last encoder and decoder blocks");
+    loop.fields(field);
     field("seed", seed, "seed of initialisation and draws");
   }
 };
@@ -168,7 +158,7 @@ class Slag : public WeightEditor {
  public:
   Slag(Seq2Seq& base, const Benchmark& bench, SlagOptions options)
       : WeightEditor(base, bench.labels, feed_forward_weights(base.model, options.last_blocks)), options_(options) {
-    tt::check(options_.condition_dim > 0 && options_.hidden > 0 && options_.edits_per_step > 0 && options_.train_steps > 0,
+    tt::check(options_.condition_dim > 0 && options_.hidden > 0 && options_.loop.edits_per_step > 0 && options_.train_steps > 0,
               "Slag", "condition_dim, hidden, edits_per_step and train_steps must be positive");
     tt::check(options_.max_steps >= 0, "Slag", "max_steps must be >= 0");
     tt::Rng init(options_.seed);
@@ -221,9 +211,7 @@ class Slag : public WeightEditor {
     std::vector<StepData> validation;
     tt::Rng validation_rng(options_.seed + 17);
     for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
-    const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
-                                       .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
-                                       .patience = options_.patience, .options = options_to_json(options_)};
+    const auto settings = options_.loop.settings(name(), options_.lr, options_to_json(options_));
     return train::run_training(
         trainable_parameters(), settings, control,
         [&](int step) {
@@ -254,7 +242,7 @@ class Slag : public WeightEditor {
     step_optimizer_->zero_grad();
     const auto loss = step_loss(data);
     tt::backward(loss);
-    tt::optim::clip_grad_norm_(trainable_parameters(), options_.clip_norm);
+    tt::optim::clip_grad_norm_(trainable_parameters(), options_.loop.clip_norm);
     step_optimizer_->step();
     return loss.item();
   }
@@ -282,7 +270,7 @@ class Slag : public WeightEditor {
 
  private:
   using StepData = train::EditBatch;
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.edits_per_step, rng); }
+  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.loop.edits_per_step, rng); }
 
   static std::vector<std::string> inputs_of(const std::vector<Example>& examples) {
     std::vector<std::string> out;

@@ -66,6 +66,34 @@ struct LoopSettings {
   nlohmann::json options;  // the editor's options: a resumed checkpoint must have been made with these
 };
 
+// The loop's options as the meta-trained editors (ENN, MEND, SLAG, SERAC) declare them: listed
+// once, each editor giving its own defaults (`train::LoopOptions loop{.eval_every = 25}`) and
+// listing them among its options with `loop.fields(field)`. The learning rate stays each
+// editor's own: what it moves differs (ENN's loop rate is its step sizes').
+struct LoopOptions {
+  int edits_per_step = 8;
+  int warmup_steps = 100;
+  double clip_norm = 5.0;
+  int steps = 1000;
+  int eval_every = 50;
+  int patience = 600;
+
+  template <class Visit>
+  void fields(Visit&& field) {
+    field("edits_per_step", edits_per_step, "training edits per step (one edit batch)");
+    field("warmup_steps", warmup_steps, "linear warm-up steps");
+    field("clip_norm", clip_norm, "gradient norm clip");
+    field("steps", steps, "training steps");
+    field("eval_every", eval_every, "validation loss every this many steps");
+    field("patience", patience, "early stopping: steps without a better validation loss");
+  }
+
+  LoopSettings settings(std::string method, double lr, nlohmann::json options) const {
+    return {.method = std::move(method), .steps = steps, .warmup_steps = warmup_steps, .lr = lr, .clip_norm = clip_norm,
+            .eval_every = eval_every, .patience = patience, .options = std::move(options)};
+  }
+};
+
 struct StepResult {
   double loss = 0;
   double examples = 0;  // for the progress line's rate

@@ -198,29 +198,9 @@ class Serac : public RunEditor {
   }
 
   train::TrainReport train(const Benchmark& bench, const train::TrainControl& control = {}) override {
-    const auto& train_cases = bench.split(Split::train);
-    const auto& validation_cases = bench.split(Split::validation);
-    tt::check(train_cases.size() >= 2 && !validation_cases.empty(), "Serac::train", "benchmark '", bench.name,
-              "' needs train (at least 2) and validation edits");
-    std::vector<train::EditBatch> validation;
-    tt::Rng validation_rng(options_.seed + 17);
-    for (int i = 0; i < 8; ++i) validation.push_back(train::draw_edit_batch(validation_cases, options_.loop.edits_per_step, validation_rng));
-    const auto settings = options_.loop.settings(name(), options_.lr, options_to_json(options_));
-    return train::run_training(
-        trainable_parameters(), settings, control,
-        [&](int step) {
-          tt::Rng rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
-          const auto data = train::draw_edit_batch(train_cases, options_.loop.edits_per_step, rng);
-          const auto loss = step_loss(data);
-          tt::backward(loss);
-          return train::StepResult{loss.item(), static_cast<double>(data.edits.size())};
-        },
-        [&] {
-          tt::NoGradGuard no_grad;
-          double total = 0;
-          for (const auto& d : validation) total += step_loss(d).item();
-          return total / static_cast<double>(validation.size());
-        });
+    return train::train_on_edit_batches(trainable_parameters(), options_.loop.settings(name(), options_.lr, options_to_json(options_)),
+                                        control, bench, options_.loop.edits_per_step, options_.seed,
+                                        [&](const train::EditBatch& batch, bool) { return step_loss(batch); });
   }
 
   double train_step(const std::vector<Case>& cases) override {

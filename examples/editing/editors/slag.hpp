@@ -204,29 +204,9 @@ class Slag : public WeightEditor {
   std::vector<Tensor> trainable_parameters() { return network_.parameters(); }
 
   train::TrainReport train(const Benchmark& bench, const train::TrainControl& control = {}) override {
-    const auto& train_cases = bench.split(Split::train);
-    const auto& validation_cases = bench.split(Split::validation);
-    tt::check(!train_cases.empty() && !validation_cases.empty(), "Slag::train", "benchmark '", bench.name,
-              "' needs train and validation edits");
-    std::vector<StepData> validation;
-    tt::Rng validation_rng(options_.seed + 17);
-    for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
-    const auto settings = options_.loop.settings(name(), options_.lr, options_to_json(options_));
-    return train::run_training(
-        trainable_parameters(), settings, control,
-        [&](int step) {
-          tt::Rng rng(options_.seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
-          const auto data = draw(train_cases, rng);
-          const auto loss = step_loss(data);
-          tt::backward(loss);
-          return train::StepResult{loss.item(), static_cast<double>(data.edits.size())};
-        },
-        [&] {
-          tt::NoGradGuard no_grad;
-          double total = 0;
-          for (const auto& d : validation) total += step_loss(d).item();
-          return total / static_cast<double>(validation.size());
-        });
+    return train::train_on_edit_batches(trainable_parameters(), options_.loop.settings(name(), options_.lr, options_to_json(options_)),
+                                        control, bench, options_.loop.edits_per_step, options_.seed,
+                                        [&](const train::EditBatch& batch, bool) { return step_loss(batch); });
   }
 
   // The meta-training loss of one edit batch (what train() minimises; for checks).
@@ -270,7 +250,6 @@ class Slag : public WeightEditor {
 
  private:
   using StepData = train::EditBatch;
-  StepData draw(const std::vector<Case>& pool, tt::Rng& rng) const { return train::draw_edit_batch(pool, options_.loop.edits_per_step, rng); }
 
   static std::vector<std::string> inputs_of(const std::vector<Example>& examples) {
     std::vector<std::string> out;

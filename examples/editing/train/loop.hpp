@@ -28,6 +28,7 @@
 #include "tensortape/optim/clip.hpp"
 #include "tensortape/optim/schedule.hpp"
 #include "train/checkpoint.hpp"
+#include "train/edit_sets.hpp"
 #include "train/progress.hpp"
 
 namespace editlab::train {
@@ -237,6 +238,38 @@ inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSet
   detail::copy_into(params, best);
   report.seconds = progress.elapsed_s();
   return report;
+}
+
+// Meta-training on edit batches (MEND, SLAG, SERAC): step n draws an edit batch of
+// loop.edits_per_step training cases from an Rng seeded by (seed, n), so a resumed run draws as
+// an uninterrupted one; the validation loss is the mean over 8 batches of the validation split
+// drawn once. loss(batch, training) is the editor's objective; `training` is false under
+// validation (MEND updates its running moments only while training).
+inline TrainReport train_on_edit_batches(const std::vector<Tensor>& params, const LoopSettings& settings,
+                                         const TrainControl& control, const Benchmark& bench, int edits_per_step,
+                                         std::uint64_t seed, const std::function<Tensor(const EditBatch&, bool)>& loss) {
+  const auto& train_cases = bench.split(Split::train);
+  const auto& validation_cases = bench.split(Split::validation);
+  tt::check(!train_cases.empty() && !validation_cases.empty(), settings.method + " training", "benchmark '", bench.name,
+            "' needs train and validation edits");
+  std::vector<EditBatch> validation;
+  tt::Rng validation_rng(seed + 17);
+  for (int i = 0; i < 8; ++i) validation.push_back(draw_edit_batch(validation_cases, edits_per_step, validation_rng));
+  return run_training(
+      params, settings, control,
+      [&](int step) {
+        tt::Rng rng(seed * 1'000'003ULL + static_cast<std::uint64_t>(step));
+        const auto data = draw_edit_batch(train_cases, edits_per_step, rng);
+        const auto value = loss(data, true);
+        tt::backward(value);
+        return StepResult{value.item(), static_cast<double>(data.edits.size())};
+      },
+      [&] {
+        tt::NoGradGuard no_grad;
+        double total = 0;
+        for (const auto& d : validation) total += loss(d, false).item();
+        return total / static_cast<double>(validation.size());
+      });
 }
 
 }  // namespace editlab::train

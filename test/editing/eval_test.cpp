@@ -442,6 +442,38 @@ TEST(Evaluate, DrawsUntilTheCellRestsOnEnoughExamples) {
   EXPECT_EQ(draw_limit(1000, 1, options), 400);  // max_draws
 }
 
+// `editlab eval --resume` evaluates only the batch sizes a results file lacks: that is sound
+// only if a row never depends on which other batch sizes were asked for, and if each row
+// reaches the sink before the next batch size starts.
+TEST(Evaluate, EachRowIsHandedOnWhenDoneAndDoesNotDependOnTheOtherBatchSizes) {
+  const Benchmark bench = synthetic(40, /*with_hard=*/true);
+  MemorisingEditor editor;
+  CountingBase base;
+  std::vector<ResultRow> sunk;
+  std::vector<std::size_t> applied_when_sunk;
+  const auto rows = evaluate(editor, base.predictor(), bench, Split::test, exactly({1, 4, 10}, 3, 7), nullptr,
+                             [&](const ResultRow& row) {
+                               sunk.push_back(row);
+                               applied_when_sunk.push_back(editor.applied.size());
+                             });
+  ASSERT_EQ(sunk.size(), 3u);
+  EXPECT_EQ(applied_when_sunk, (std::vector<std::size_t>{3, 6, 9}));  // handed on before the next K's draws
+  for (std::size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(to_json(sunk[i]), to_json(rows[i]));
+  MemorisingEditor fresh;
+  const auto resumed = evaluate(fresh, base.predictor(), bench, Split::test, exactly({10, 4}, 3, 7), nullptr);
+  for (const auto& [a, b] : {std::pair{&rows[1], &resumed[1]}, {&rows[2], &resumed[0]}}) {
+    ASSERT_EQ(a->batch_size, b->batch_size);
+    nlohmann::json ja = to_json(*a), jb = to_json(*b);
+    for (auto* j : {&ja, &jb}) {  // wall times differ
+      j->erase("edit_ms");
+      j->erase("seconds");
+    }
+    EXPECT_EQ(ja, jb) << "K = " << a->batch_size;
+  }
+  ASSERT_TRUE(rows[0].seconds.has_value());
+  EXPECT_GE(*rows[0].seconds, 0.0);
+}
+
 TEST(Evaluate, BadArgumentsFailBeforeAnyWork) {
   const Benchmark bench = synthetic(4, false);
   MemorisingEditor editor;
@@ -532,6 +564,7 @@ fs::path scratch(const std::string& name) {
 TEST(Report, JsonLinesRoundTrip) {
   ResultRow a = row("seprog", "qa", 64, 0.93, 0.011, 0.02, 0.004);
   a.edit_ms = 812.5;
+  a.seconds = 41.25;
   ResultRow b = row("seprog", "relations", 64, 0.8, 0.02, 0.03, 0.01);
   b.hard_dd = 0.12;
   b.hard_dd_se = 0.015;
@@ -570,6 +603,8 @@ TEST(Report, JsonLinesRoundTrip) {
   EXPECT_DOUBLE_EQ(back[0].dd_se, 0.004);
   EXPECT_DOUBLE_EQ(back[0].acc_drop, 0.01);
   EXPECT_DOUBLE_EQ(*back[0].edit_ms, 812.5);
+  EXPECT_DOUBLE_EQ(*back[0].seconds, 41.25);
+  EXPECT_FALSE(back[1].seconds.has_value());
   EXPECT_EQ(back[0].seed, std::optional<std::uint64_t>(3));
   EXPECT_EQ(back[0].split, "validation");
   EXPECT_DOUBLE_EQ(back[0].es0, 0.05);

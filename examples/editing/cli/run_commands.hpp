@@ -308,6 +308,7 @@ struct EvalCommand {
   eval::EvalOptions options;
   std::string split = "test";
   fs::path json = "results.jsonl";
+  bool resume = false;
 };
 
 inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
@@ -321,16 +322,39 @@ inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
   cmd.add_option("--split", e.split, "train, validation or test")->check(CLI::IsMember({"train", "validation", "test"}))->capture_default_str();
   cmd.add_option("--json", e.json, "results file; rows are appended")->capture_default_str();
   cmd.add_option("--seed", e.options.seed, "seed of the edit batch draws")->capture_default_str();
+  cmd.add_flag("--resume", e.resume,
+               "skip the batch sizes whose rows --json already holds for this run (method, benchmark, split, training seed)");
 }
 
 inline int run_eval(const EvalCommand& e) {
   tensortape::check(e.options.max_draws >= e.options.min_draws, "editlab eval", "--max-draws ", e.options.max_draws,
                     " is below --draws ", e.options.min_draws);
   auto run = load_run(e.run);
-  auto rows = eval::evaluate(*run->editor, run->untouched_base(), run->bench, world::parse_split(e.split), e.options);
+  eval::EvalOptions options = e.options;
+  std::vector<eval::ResultRow> kept;  // --resume: the rows an earlier sitting finished
+  if (e.resume && fs::exists(e.json)) {
+    const std::string split = world::split_name(world::parse_split(e.split));
+    for (const auto& row : eval::read_jsonl(e.json))
+      if (row.method == run->editor->name() && row.benchmark == run->bench.name && row.split == split &&
+          row.seed == run->editor->seed())
+        kept.push_back(row);
+    std::erase_if(options.batch_sizes, [&](int k) {
+      return std::any_of(kept.begin(), kept.end(), [k](const eval::ResultRow& row) { return row.batch_size == k; });
+    });
+    std::fprintf(stderr, "editlab eval: %zu batch sizes already in %s; %zu left\n", e.options.batch_sizes.size() - options.batch_sizes.size(),
+                 e.json.string().c_str(), options.batch_sizes.size());
+  }
+  // Each row is appended as soon as its batch size is done: an interrupted evaluation keeps it.
+  auto rows = options.batch_sizes.empty()
+                  ? std::vector<eval::ResultRow>{}
+                  : eval::evaluate(*run->editor, run->untouched_base(), run->bench, world::parse_split(e.split), options,
+                                   &std::cerr, [&](eval::ResultRow row) {
+                                     row.seed = run->editor->seed();
+                                     eval::append_jsonl(e.json, {row});
+                                   });
   for (auto& row : rows) row.seed = run->editor->seed();
-  eval::append_jsonl(e.json, rows);
-  std::printf("%s\nappended %zu rows to %s\n", eval::batch_size_markdown(rows).c_str(), rows.size(), e.json.string().c_str());
+  rows.insert(rows.begin(), kept.begin(), kept.end());
+  std::printf("%s\nthe rows are in %s\n", eval::batch_size_markdown(rows).c_str(), e.json.string().c_str());
   return 0;
 }
 

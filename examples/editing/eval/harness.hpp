@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <iomanip>
 #include <map>
 #include <limits>
@@ -70,7 +71,11 @@ struct ResultRow {
   int in_examples = 0, needed_examples = 0, out_examples = 0;  // distinct examples behind the cell
   int target_examples = 0;            // what the cell was to rest on (EvalOptions::min_examples)
   std::optional<double> edit_ms;      // mean wall time of apply + predict per draw
+  std::optional<double> seconds;      // wall time of the whole cell (draws, base answers, bootstrap)
 };
+
+// Receives each row as soon as its cell is finished, so a long evaluation keeps what it measured.
+using RowSink = std::function<void(const ResultRow&)>;
 
 // How many batches and examples each cell rests on.
 struct EvalOptions {
@@ -205,9 +210,11 @@ inline std::string cluster_of(const Example& e) { return e.subject.empty() ? e.i
 }  // namespace detail
 
 // Runs the protocol above; see ResultRow. `progress` gets one line per batch size (redrawn per
-// draw on a terminal); pass nullptr for silence.
+// draw on a terminal); pass nullptr for silence. `on_row` (if given) gets each row when its
+// batch size is done.
 inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base, const Benchmark& benchmark, Split split,
-                                       const EvalOptions& options, std::ostream* progress = &std::cerr) {
+                                       const EvalOptions& options, std::ostream* progress = &std::cerr,
+                                       const RowSink& on_row = {}) {
   const auto& pool = benchmark.split(split);
   tt::check(options.min_draws > 0 && options.max_draws >= options.min_draws, "editlab::eval::evaluate",
             "draws must satisfy 0 < min_draws <= max_draws, got ", options.min_draws, " and ", options.max_draws);
@@ -318,10 +325,12 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
     row.needed_examples = static_cast<int>(needed.distinct.size());
     row.out_examples = static_cast<int>(out.distinct.size());
     row.edit_ms = mean_and_se(edit_ms).mean;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    row.seconds = seconds;
     rows.push_back(row);
+    if (on_row) on_row(row);
 
     if (progress) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       *progress << (redraw ? "\r" : "") << label << "  K=" << k << "  " << d << " draws  ES " << detail::two(row.es) << " ± "
                 << detail::two(row.es_se) << " (ES0 " << detail::two(row.es0) << ", all " << detail::two(row.es_all)
                 << ")  DD " << detail::two(row.dd) << " ± " << detail::two(row.dd_se);

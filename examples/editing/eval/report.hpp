@@ -9,7 +9,7 @@
 // A line: {"method":"seprog","benchmark":"qa","split":"test","batch_size":64,"draws":5,"seed":1,
 //          "es":0.93,"es_se":0.01,"es_all":0.94,"es0":0.02,"dd":0.02,"dd_se":0.004,"acc_drop":0.01,
 //          "dd_seen":0.01,"dd_seen_se":0.003,"hard_dd":0.05,"hard_dd_se":0.01,
-//          "in_examples":412,"needed_examples":405,"out_examples":380,"edit_ms":812.5}
+//          "in_examples":412,"needed_examples":405,"out_examples":380,"edit_ms":812.5,"seconds":41.3}
 // Everything after acc_drop is optional (older files lack it); a metric nothing was measured on
 // is null; split defaults to test.
 // A results file is a log: when a (method, benchmark, split, batch_size, seed) appears more than
@@ -103,6 +103,7 @@ inline nlohmann::json to_json(const ResultRow& r) {
   j["target_examples"] = r.target_examples;
   if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
   if (r.es_descriptors) j["es_descriptors"] = detail::number_or_null(*r.es_descriptors);
+  if (r.seconds) j["seconds"] = detail::number_or_null(*r.seconds);
   return j;
 }
 
@@ -141,6 +142,7 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   r.hard_dd_se = detail::read_optional(j, "hard_dd_se");
   r.edit_ms = detail::read_optional(j, "edit_ms");
   r.es_descriptors = detail::read_optional(j, "es_descriptors");
+  r.seconds = detail::read_optional(j, "seconds");
   return r;
 }
 

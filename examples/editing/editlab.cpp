@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   plot_cmd->add_option("results", results, "a results .jsonl from editlab eval")->required();
   plot_cmd->add_option("--out", plot_out, "folder for the PNGs")->capture_default_str();
   editlab::cli::DemoCommand demo;
-  auto* demo_cmd = app.add_subcommand("demo", "the main job: base model, SEPROG on qa and entail, evaluation, results table");
+  auto* demo_cmd = app.add_subcommand("demo", "the main job: base model, SEPROG, SERAC and MEND on qa, evaluation, ES / DD side by side, plots");
   editlab::cli::add_demo_options(*demo_cmd, demo);
   editlab::cli::OracleCommand oracle;
   auto* oracle_cmd = app.add_subcommand("oracle", "ES with each in-scope input given its own edit's prompt, the gate open (SEPROG)");

@@ -712,6 +712,27 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   EXPECT_NE(per_k.find("| qa | seprog | 1 | 2 | 5 | 0 / 0 | 0.80 ± 0.03 (spread 0.20) |"), std::string::npos) << per_k;
 }
 
+TEST(Report, SideBySidePutsMethodsInColumnsAndAveragesSeeds) {
+  ResultRow seprog1 = row("seprog", "qa", 10, 0.90, 0.01, 0.02, 0.01);
+  ResultRow seprog1_seed2 = row("seprog", "qa", 10, 0.80, 0.01, 0.04, 0.01);
+  seprog1.seed = 1;
+  seprog1_seed2.seed = 2;
+  const ResultRow seprog_k1 = row("seprog", "qa", 1, 1.0, 0.0, 0.0, 0.0);
+  const ResultRow mend_k10 = row("mend", "qa", 10, 0.25, 0.02, 0.5, 0.02);
+  const ResultRow mend_entail = row("mend", "entail", 4, 0.126, 0.02, 0.374, 0.02);
+  const std::string table = side_by_side_markdown({seprog1, mend_k10, seprog1_seed2, seprog_k1, mend_entail});
+  std::istringstream lines(table);
+  std::vector<std::string> all;
+  for (std::string line; std::getline(lines, line);) all.push_back(line);
+  ASSERT_EQ(all.size(), 5u) << table;
+  EXPECT_EQ(all[0], "| Benchmark | K | seprog ES / DD | mend ES / DD |");
+  EXPECT_EQ(all[1], "|---|---|---|---|");
+  // Benchmarks in order of first appearance, K ascending; the two seeds' mean; "–" where missing.
+  EXPECT_EQ(all[2], "| qa | 1 | 1.00 / 0.00 | – |");
+  EXPECT_EQ(all[3], "| qa | 10 | 0.85 / 0.03 | 0.25 / 0.50 |");
+  EXPECT_EQ(all[4], "| entail | 4 | – | 0.13 / 0.37 |");
+}
+
 TEST(Report, BatchSizeTableListsEveryRow) {
   ResultRow a = row("seprog", "relations", 64, 0.812, 0.013, 0.021, 0.004);
   a.hard_dd = 0.118;

@@ -1,14 +1,14 @@
 // editlab demo — the main job, with nothing prepared: a base model (the shipped one, or
-// pretrained on the spot), SEPROG trained on qa and entail, evaluated over edit batch sizes on
-// the validation split (the test split is read once, for docs/results; validation holds 61 qa
-// and 50 entail edits, hence K up to 50), and the results table.
+// pretrained on the spot), SEPROG and two baselines (SERAC, MEND) trained on qa, evaluated over
+// edit batch sizes on the validation split (the test split is read once, for docs/results; qa's
+// validation split holds 61 edits, hence K up to 50), their ES / DD side by side and the plots.
 //
-//   editlab demo                     # 5.2 minutes on 2 cores with the shipped base model
-//   editlab demo --out demo --model models/base
+//   editlab demo                     # minutes on 2 cores with the shipped base model: docs/editing.md
+//   editlab demo --out demo --model models/base --methods seprog,serac,mend,enn
 //
-// Everything lands in --out: base/ (only when pretrained here), seprog-qa/, seprog-entail/,
-// results.jsonl and results.md. A run folder that is already complete is reused, so a second
-// demo only re-evaluates; an interrupted training run is resumed from its checkpoint.
+// Everything lands in --out: base/ (only when pretrained here), METHOD-qa/ per method,
+// results.jsonl, results.md and the plots. A run folder that is already complete is reused, so
+// a second demo only re-evaluates; an interrupted training run is resumed from its checkpoint.
 #pragma once
 
 #include <chrono>
@@ -30,12 +30,21 @@ struct DemoCommand {
   int steps = 700;
   int draws = 3;
   std::vector<int> batch_sizes = {1, 4, 10, 20, 50};
+  std::vector<std::string> methods = {"seprog", "serac", "mend"};
+  std::string benchmark = "qa";
 };
 
 inline void add_demo_options(CLI::App& cmd, DemoCommand& d) {
   cmd.add_option("--out", d.out, "folder for the runs and results")->capture_default_str();
   cmd.add_option("--model", d.model, "a base model folder (default: the shipped one, or pretrain one)");
-  cmd.add_option("--steps", d.steps, "SEPROG training steps per benchmark")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--methods", d.methods, "the editors to train and compare (editlab methods lists them)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(editors::method_names()))
+      ->capture_default_str();
+  cmd.add_option("--benchmark", d.benchmark, "the benchmark of the default world they are trained and evaluated on")
+      ->check(CLI::IsMember({"qa", "entail", "factcheck", "relations", "textgen"}))
+      ->capture_default_str();
+  cmd.add_option("--steps", d.steps, "training steps of each method that trains")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--draws", d.draws, "random edit batches per K")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--batch-sizes", d.batch_sizes, "edit batch sizes K")->delimiter(',')->capture_default_str();
 }
@@ -70,20 +79,24 @@ inline int run_demo(const DemoCommand& d) {
   }
 
   std::vector<fs::path> runs;
-  for (const std::string benchmark : {"qa", "entail"}) {
-    const fs::path run = d.out / ("seprog-" + benchmark);
+  for (const auto& method : d.methods) {
+    const fs::path run = d.out / (method + "-" + d.benchmark);
     runs.push_back(run);
     if (fs::exists(run / "run.json")) {
-      std::printf("== 2/3  %s: reusing the trained run %s\n", benchmark.c_str(), run.string().c_str());
+      std::printf("== 2/3  %s: reusing the trained run %s\n", method.c_str(), run.string().c_str());
       continue;
     }
-    std::printf("== 2/3  training SEPROG on %s (%d steps) into %s   [%.1f min]\n", benchmark.c_str(), d.steps,
-                run.string().c_str(), minutes());
+    const bool trains = editors::method(method).trains;
+    std::printf("== 2/3  %s %s on %s%s into %s   [%.1f min]\n", trains ? "training" : "setting up", method.c_str(),
+                d.benchmark.c_str(), trains ? (" (" + std::to_string(d.steps) + " steps)").c_str() : "", run.string().c_str(),
+                minutes());
     TrainCommand t;
-    t.source.benchmark = benchmark;
+    t.method = method;
+    t.source.benchmark = d.benchmark;
     t.source.model = model;
     t.out = run;
-    t.seprog.steps = d.steps;
+    if (is_seprog_method(method)) t.seprog.steps = d.steps;
+    else if (trains) t.sets = {"steps=" + std::to_string(d.steps)};
     t.control.resume = !train::find_checkpoint(run).empty();
     run_train(t);
   }
@@ -101,17 +114,29 @@ inline int run_demo(const DemoCommand& d) {
     e.json = results;
     run_eval(e);
   }
-  const std::string table = eval::results_markdown(eval::read_jsonl(results));
-  train::write_text(d.out / "results.md", table);
-  std::printf("\n%s\n", table.c_str());
+  const auto rows = eval::read_jsonl(results);
+  const std::string side_by_side = eval::side_by_side_markdown(rows);
+  train::write_text(d.out / "results.md", "### ES / DD side by side\n\n" + side_by_side + "\n" + eval::results_markdown(rows));
+  std::printf("\n%s\n", side_by_side.c_str());
+  try {
+    run_plot(results, d.out);
+    std::printf("plots: %s/es_vs_batch_size.png, %s/dd_vs_batch_size.png\n", d.out.string().c_str(), d.out.string().c_str());
+  } catch (const tensortape::Error& e) {  // the plots are extra; the table above is the result
+    std::printf("no plots: %s\n", e.what());
+  }
 
-  auto loaded = load_run(runs.front());
-  const auto& example = loaded->bench.split(world::Split::validation).front();
-  std::printf("demo finished in %.1f minutes; results in %s and %s\n\nEdit the model yourself:\n"
-              "  editlab edit --run %s --add \"%s => %s\" --ask \"%s\"\n",
-              minutes(), results.string().c_str(), (d.out / "results.md").string().c_str(), runs.front().string().c_str(),
-              example.edit.input.c_str(), example.edit.target.c_str(),
-              (example.in_scope.empty() ? example.edit : example.in_scope.front()).input.c_str());
+  std::printf("demo finished in %.1f minutes; results in %s and %s\n", minutes(), results.string().c_str(),
+              (d.out / "results.md").string().c_str());
+  // `editlab edit` takes the editors with an edit memory: SEPROG's variants and SERAC.
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (!is_seprog_method(d.methods[i]) && d.methods[i] != "serac") continue;
+    auto loaded = load_run(runs[i]);
+    const auto& example = loaded->bench.split(world::Split::validation).front();
+    std::printf("\nEdit the model yourself:\n  editlab edit --run %s --add \"%s => %s\" --ask \"%s\"\n", runs[i].string().c_str(),
+                example.edit.input.c_str(), example.edit.target.c_str(),
+                (example.in_scope.empty() ? example.edit : example.in_scope.front()).input.c_str());
+    break;
+  }
   return 0;
 }
 

@@ -5,6 +5,7 @@
 //   std::cout << table2_markdown(all);                    // like the SEPROG paper's Table 2
 //   std::cout << batch_size_markdown(all);                // every (method, benchmark, K) row
 //   std::cout << results_markdown(all);                   // both, under headings
+//   std::cout << side_by_side_markdown(all);              // methods as columns, ES / DD per K
 //
 // A line: {"method":"seprog","benchmark":"qa","split":"test","batch_size":64,"draws":5,"seed":1,
 //          "es":0.93,"es_se":0.01,"es_all":0.94,"es0":0.02,"dd":0.02,"dd_se":0.004,"acc_drop":0.01,
@@ -454,6 +455,42 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
   out << "\nIn / out examples: the distinct edit-needed in-scope and unseen out-scope examples behind the row"
          " (with several seeds, the first seed's); † marks a row whose split holds fewer than the harness's target"
          " (--min-examples, 300 by default).\n";
+  return out.str();
+}
+
+// Methods side by side: a row per (benchmark, batch size), a column per method holding
+// "ES / DD" (seeds averaged); "–" where a method has no row for that cell.
+inline std::string side_by_side_markdown(const std::vector<ResultRow>& all_rows) {
+  const auto merged = merge_seeds(all_rows);
+  std::vector<std::string> methods, benchmarks;  // in order of first appearance
+  std::map<std::pair<std::size_t, int>, std::map<std::string, const ResultRow*>> cells;  // (benchmark index, K)
+  const auto index_of = [](std::vector<std::string>& names, const std::string& name) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it != names.end()) return static_cast<std::size_t>(it - names.begin());
+    names.push_back(name);
+    return names.size() - 1;
+  };
+  for (const auto& m : merged) {
+    index_of(methods, m.row.method);
+    cells[{index_of(benchmarks, detail::benchmark_label(m.row)), m.row.batch_size}][m.row.method] = &m.row;
+  }
+  std::ostringstream out;
+  out << "| Benchmark | K |";
+  for (const auto& m : methods) out << ' ' << m << " ES / DD |";
+  out << "\n|---|---|";
+  for (std::size_t i = 0; i < methods.size(); ++i) out << "---|";
+  out << '\n';
+  for (const auto& [cell, by_method] : cells) {
+    out << "| " << benchmarks[cell.first] << " | " << cell.second << " |";
+    for (const auto& m : methods) {
+      const auto it = by_method.find(m);
+      out << ' '
+          << (it == by_method.end() ? std::string("–")
+                                    : detail::fixed(it->second->es, 2) + " / " + detail::fixed(it->second->dd, 2))
+          << " |";
+    }
+    out << '\n';
+  }
   return out.str();
 }
 

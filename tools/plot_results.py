@@ -105,7 +105,9 @@ def plot_metric(plt, rows, metric, label, path, methods, benchmarks):
             if not points:
                 continue
             xs, ys, errors = zip(*points)
-            ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=4, capsize=3, label=method)
+            # One colour per method across every panel, even where a panel lacks some methods.
+            colour = f"C{methods.index(method) % 10}"
+            ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=4, capsize=3, label=method, color=colour)
         ax.set_xscale("log")
         ax.set_xticks(all_sizes)
         ax.set_xticklabels([str(k) for k in all_sizes])

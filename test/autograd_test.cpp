@@ -150,6 +150,64 @@ TEST(Autograd, InPlaceChangeOfSavedTensorIsCaughtAtBackward) {
   EXPECT_THROW(tt::backward(loss2), tt::Error);
 }
 
+// Issue "Hostile files and crashes", item 9: with the indices changed after the forward, the
+// gradient went to the wrong rows ([0,0,3,0,0,7]) without a word; libtorch raises.
+TEST(Autograd, InPlaceChangeOfSavedIndicesIsCaughtAtBackward) {
+  for (const char* op : {"index_select", "embedding", "index_add"}) {
+    auto x = tt::from_vector<double, Cpu>({6}, {1, 2, 3, 4, 5, 6}).requires_grad_();
+    auto index = tt::from_vector<std::int64_t, Cpu>({2}, {1, 4});
+    Tensor picked;
+    if (std::string(op) == "index_select") picked = tt::index_select(x, 0, index);
+    if (std::string(op) == "embedding") picked = tt::embedding(x.reshape({6, 1}), index).reshape({2});
+    if (std::string(op) == "index_add") picked = tt::index_add(x.narrow(0, 0, 2), 0, index, {6});
+    auto loss = tt::sum(picked * tt::from_vector<double, Cpu>({picked.numel()}, std::vector<double>(picked.numel(), 3.0)));
+    index.fill_(2);
+    try {
+      tt::backward(loss);
+      FAIL() << op << ": expected an Error, got x.grad " << testing::PrintToString(x.grad().to_vector());
+    } catch (const tt::Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("index tensor"), std::string::npos) << message;
+      EXPECT_NE(message.find("modified in place"), std::string::npos) << message;
+    }
+  }
+  // Unchanged indices: the gradient lands on the picked rows.
+  auto x = tt::from_vector<double, Cpu>({6}, {1, 2, 3, 4, 5, 6}).requires_grad_();
+  auto index = tt::from_vector<std::int64_t, Cpu>({2}, {1, 4});
+  tt::backward(tt::sum(tt::index_select(x, 0, index) * 3.0));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 3, 0, 0, 3, 0}));
+}
+
+// Item 10: a mean cross-entropy over labels that are all ignored is NaN (as in PyTorch) and its
+// gradient is zeros (it was 0 * (1/0) = NaN).
+TEST(Autograd, CrossEntropyWithEveryLabelIgnoredHasAZeroGradient) {
+  auto logits = random({3, 4}, 21).requires_grad_();
+  const auto labels = tt::from_vector<std::int64_t, Cpu>({3}, {-100, -100, -100});
+  auto loss = tt::cross_entropy(logits, labels);
+  EXPECT_TRUE(std::isnan(loss.item()));
+  tt::backward(loss);
+  for (double g : logits.grad().to_vector()) EXPECT_EQ(g, 0.0);
+  // One label counted: the usual gradient, softmax - onehot on that row, zeros elsewhere.
+  logits.zero_grad();
+  tt::backward(tt::cross_entropy(logits, tt::from_vector<std::int64_t, Cpu>({3}, {-100, 2, -100})));
+  const auto g = logits.grad().to_vector();
+  const auto row = tt::softmax(logits.detach(), -1).to_vector();
+  for (int c = 0; c < 4; ++c) {
+    EXPECT_EQ(g[c], 0.0);
+    EXPECT_NEAR(g[4 + c], row[4 + c] - (c == 2 ? 1.0 : 0.0), 1e-12);
+  }
+}
+
+// Item 11: d/dx x^0 is 0 everywhere, x = 0 included (it was 0 * 0^-1 = NaN).
+TEST(Autograd, PowZeroHasAZeroGradientAtZero) {
+  auto x = tt::from_vector<double, Cpu>({3}, {0.0, 2.0, -1.5}).requires_grad_();
+  tt::backward(tt::sum(tt::pow(x, 0.0)));
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 0, 0}));
+  x.zero_grad();
+  tt::backward(tt::sum(tt::pow(x, 2.0)));  // other exponents unchanged: 2x
+  EXPECT_EQ(x.grad().to_vector(), (std::vector<double>{0, 4, -3}));
+}
+
 TEST(Autograd, InPlaceOnLeafRequiringGradNeedsNoGrad) {
   auto w = random({3}, 15).requires_grad_();
   EXPECT_THROW(w.add_(tt::ones<double, Cpu>({3})), tt::Error);

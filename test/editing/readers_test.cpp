@@ -284,6 +284,47 @@ TEST(Malformed, ZsreWholeFileErrors) {
                {"does_not_exist.json", "cannot open"});
 }
 
+// Issue "Hostile files and crashes", items 4 and 5: a number out of double's range escaped as
+// nlohmann's out_of_range (not a tensortape::Error, and skip mode aborted the whole read), and
+// whatever followed a NUL byte was silently ignored.
+TEST(Malformed, HugeNumbersAndNulBytesAreBadRecords) {
+  const std::string good = first_line(kFixtures / "lot_bad.jsonl");  // a valid record
+  const fs::path p = fs::temp_directory_path() / "editlab_readers_hostile.jsonl";
+  {
+    std::ofstream out(p, std::ios::binary);
+    out << good << "\n"
+        << R"({"id": "huge", "answer": 1e400})" << "\n"
+        << good << std::string(1, '\0') << R"({"id": "hidden"})" << "\n"
+        << good << "\n";
+  }
+  expect_error(ed::read_leapofthought, p, {"editlab_readers_hostile.jsonl", "line 2", "invalid JSON"});
+  ed::ReadOptions skip;
+  skip.skip_bad_records = true;
+  const auto result = ed::read_leapofthought(p, skip);
+  EXPECT_EQ(result.records.size(), 2u);
+  EXPECT_EQ(result.skipped, 2u);
+  ASSERT_EQ(result.skip_reasons.size(), 2u);
+  EXPECT_TRUE(contains(result.skip_reasons[0], "line 2") &&
+              (contains(result.skip_reasons[0], "out of range") || contains(result.skip_reasons[0], "overflow")))
+      << result.skip_reasons[0];
+  EXPECT_TRUE(contains(result.skip_reasons[1], "line 3") && contains(result.skip_reasons[1], "NUL byte at column")) << result.skip_reasons[1];
+
+  const fs::path z = fs::temp_directory_path() / "editlab_readers_hostile.json";
+  {
+    std::ofstream out(z, std::ios::binary);
+    out << R"([{"subject": "a", "src": "q", "answers": ["x"], "rephrase": "r", "loc": "l", "loc_ans": "y", "alt": "z"}])"
+        << std::string(1, '\0') << "garbage";
+  }
+  expect_error(ed::read_zsre, z, {"editlab_readers_hostile.json", "NUL byte"});
+  {
+    std::ofstream out(z, std::ios::binary);
+    out << R"([{"subject": "a", "src": 1e400}])";
+  }
+  expect_error(ed::read_zsre, z, {"editlab_readers_hostile.json", "invalid JSON"});
+  fs::remove(p);
+  fs::remove(z);
+}
+
 TEST(Malformed, FeverErrorsNameFileLineField) {
   const fs::path p = kFixtures / "fever_bad.jsonl";
   expect_error(ed::read_fever, p, {"fever_bad.jsonl", "line 2", "field 'output[0].answer'"});

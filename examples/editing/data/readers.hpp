@@ -68,6 +68,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -275,10 +276,14 @@ ReadResult<Record> read_jsonl(const char* reader, const std::filesystem::path& f
     if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = "line " + std::to_string(line_no);
+    if (const auto nul = line.find('\0'); nul != std::string::npos) {  // nothing after it may pass unread
+      bad_record(opt, result, format(reader, file, where, "", "a NUL byte at column " + std::to_string(nul + 1)));
+      continue;
+    }
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
       bad_record(opt, result, format(reader, file, where, "", std::string("invalid JSON: ") + e.what()));
       continue;
     }
@@ -402,10 +407,13 @@ inline ReadResult<ZsreRecord> read_zsre(const std::filesystem::path& file,
                                         const ReadOptions& opt = {}) {
   static constexpr const char* reader = "editlab::data::read_zsre";
   std::ifstream in = detail::open_or_throw(reader, file);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (const auto nul = text.find('\0'); nul != std::string::npos)
+    throw tensortape::Error(std::string(reader) + ": " + file.string() + ": a NUL byte at offset " + std::to_string(nul));
   nlohmann::json all;
   try {
-    all = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    all = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw tensortape::Error(std::string(reader) + ": " + file.string() + ": invalid JSON: " + e.what());
   }
   if (!all.is_array())

@@ -180,10 +180,11 @@ inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    tt::check(line.find('\0') == std::string::npos, path.string() + ":" + std::to_string(number), "a NUL byte in the line");
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
       tt::fail(path.string() + ":" + std::to_string(number), "not valid JSON (", e.what(), ")");
     }
     try {

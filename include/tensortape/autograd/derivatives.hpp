@@ -64,6 +64,7 @@ TENSORTAPE_RULE(Where) {
 TENSORTAPE_RULE(Affine) { return {g * node.reals[0]}; }
 TENSORTAPE_RULE(Pow) {
   const double p = node.reals[0];
+  if (p == 0.0) return {zeros_like(g)};  // x^0 is constant; p * x^-1 would be 0 * inf = NaN at x = 0
   return {g * pow(node.saved_tensor(0), p - 1.0) * p};
 }
 
@@ -154,8 +155,8 @@ TENSORTAPE_RULE(LogSoftmax) {
 
 // ---- indexing ----
 
-TENSORTAPE_RULE(IndexSelect) { return {index_add(g, node.ints[0], node.indices[0], node.inputs[0].shape)}; }
-TENSORTAPE_RULE(IndexAdd) { return {index_select(g, node.ints[0], node.indices[0])}; }
+TENSORTAPE_RULE(IndexSelect) { return {index_add(g, node.ints[0], node.saved_index(0), node.inputs[0].shape)}; }
+TENSORTAPE_RULE(IndexAdd) { return {index_select(g, node.ints[0], node.saved_index(0))}; }
 
 // ---- views ----
 

@@ -100,6 +100,26 @@ class SavedTensor {
   std::weak_ptr<AutogradMeta<T, B>> weak_meta_;
 };
 
+// Integer indices kept for the backward pass (index_select, index_add, embedding), with the
+// same version check as SavedTensor: changing them in place after the forward would route the
+// gradient to the wrong rows without a word.
+template <class B>
+class SavedIndex {
+ public:
+  explicit SavedIndex(const Tensor<std::int64_t, B>& index) : data_(index), version_(index.version()) {}
+  const Tensor<std::int64_t, B>& unpack(const char* op) const {
+    if (data_.version() != version_) {
+      fail(op, "an index tensor of shape ", data_.shape(), " saved for backward was modified in place (saved at version ",
+           version_, ", now ", data_.version(), "); clone it before the in-place change or move the change after backward");
+    }
+    return data_;
+  }
+
+ private:
+  Tensor<std::int64_t, B> data_;
+  std::uint64_t version_;
+};
+
 template <class T, class B>
 struct Node {
   using Grads = std::vector<Tensor<T, B>>;
@@ -117,7 +137,7 @@ struct Node {
   Shape output_shape;
   // What the rule needs: saved tensors, integer arguments (axes, sizes), real arguments.
   std::vector<SavedTensor<T, B>> saved;
-  std::vector<Tensor<std::int64_t, B>> indices;
+  std::vector<SavedIndex<B>> indices;
   std::vector<std::int64_t> ints;
   std::vector<double> reals;
   std::vector<typename Tensor<T, B>::Hook> hooks;
@@ -128,6 +148,8 @@ struct Node {
   void save(const Tensor<T, B>& tensor) { saved.emplace_back(tensor, false); }
   void save_output(const Tensor<T, B>& tensor) { saved.emplace_back(tensor, true); }
   Tensor<T, B> saved_tensor(std::size_t i) const { return saved.at(i).unpack(name); }
+  void save_index(const Tensor<std::int64_t, B>& index) { indices.emplace_back(index); }
+  const Tensor<std::int64_t, B>& saved_index(std::size_t i) const { return indices.at(i).unpack(name); }
   bool needs(std::size_t i) const { return i < wanted.size() && wanted[i]; }
   void release() {
     saved.clear();

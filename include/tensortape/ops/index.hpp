@@ -51,7 +51,7 @@ Tensor<T, B> index_select(const Tensor<T, B>& x, std::int64_t axis, const Tensor
   }
   if (auto node = record<Op::IndexSelect>("index_select", out, {&x})) {
     node->ints = {static_cast<std::int64_t>(ax)};
-    node->indices = {packed_index};
+    node->save_index(packed_index);
   }
   return out;
 }
@@ -76,7 +76,7 @@ Tensor<T, B> index_add(const Tensor<T, B>& source, std::int64_t axis, const Tens
   }
   if (auto node = record<Op::IndexAdd>("index_add", out, {&source})) {
     node->ints = {static_cast<std::int64_t>(ax)};
-    node->indices = {packed_index};
+    node->save_index(packed_index);
   }
   return out;
 }

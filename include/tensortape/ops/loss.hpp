@@ -6,6 +6,8 @@
 //   auto kl = tt::kl_div(log_q, p, tt::Reduction::BatchMean);
 #pragma once
 
+#include <limits>
+
 #include "tensortape/ops/elementwise.hpp"
 #include "tensortape/ops/index.hpp"
 #include "tensortape/ops/nn.hpp"
@@ -35,7 +37,7 @@ Tensor<T, B> reduce_loss(const Tensor<T, B>& losses, Reduction reduction) {
 }  // namespace detail
 
 // logits (..., C), labels (...) int64 in [0, C) or equal to ignore_index. Mean is over the
-// non-ignored labels (NaN if all are ignored, as in PyTorch).
+// non-ignored labels (NaN if all are ignored, as in PyTorch, with a zero gradient).
 template <class T, class B>
 Tensor<T, B> cross_entropy(const Tensor<T, B>& logits, const Tensor<std::int64_t, B>& labels,
                            std::int64_t ignore_index = -100, Reduction reduction = Reduction::Mean) {
@@ -67,7 +69,10 @@ Tensor<T, B> cross_entropy(const Tensor<T, B>& logits, const Tensor<std::int64_t
   switch (reduction) {
     case Reduction::None: return losses.reshape(label_shape);
     case Reduction::Sum: return sum(losses);
-    default: return sum(losses) * (1.0 / static_cast<double>(counted));
+    default:
+      if (counted == 0)  // NaN, as in PyTorch, but with a zero gradient (1/0 would make it 0 * inf = NaN)
+        return sum(losses) * 0.0 + std::numeric_limits<double>::quiet_NaN();
+      return sum(losses) * (1.0 / static_cast<double>(counted));
   }
 }
 

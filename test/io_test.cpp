@@ -685,6 +685,20 @@ TEST_F(IoTest, FuzzedFilesNeverCrash) {
 // ---------------------------------------------------------------------------------------------
 // atomic writes
 
+// Issue "Hostile files and crashes", item 7: shape [2^62] F32 with 0 bytes passed (2^62 x 4
+// wrapped to 0) and wrote a file the reader rejects; [2^62, 4] was signed overflow.
+TEST_F(IoTest, WriterRejectsShapesWhoseSizeOverflows) {
+  const auto p = path("huge.safetensors");
+  expect_error([&] { io::save(p, {io::SaveEntry{"x", io::Dtype::F32, {std::int64_t{1} << 62}, {}}}); },
+               {"'x'", "[4611686018427387904]", "more bytes than a file can hold"});
+  expect_error([&] { io::save(p, {io::SaveEntry{"y", io::Dtype::F32, {std::int64_t{1} << 62, 4}, {}}}); },
+               {"'y'", "more elements than int64"});
+  EXPECT_FALSE(fs::exists(p));
+  // Tensors themselves: a wrapped element count would size a buffer smaller than its shape.
+  expect_error([] { tt::zeros<float, Cpu>({std::int64_t{1} << 62, 4}); }, {"more elements than int64"});
+  expect_error([] { tt::zeros<float, Cpu>({2, -3}); }, {"negative dimension", "[2, -3]"});
+}
+
 TEST_F(IoTest, AtomicWriteKeepsOldFileOnFailure) {
   const auto target = path("model.safetensors");
   auto x = tt::from_vector<float, Cpu>({2}, {1, 2});
@@ -885,6 +899,28 @@ TEST_F(IoTest, T5ConfigErrorsNameFileAndField) {
   expect_error([&] { io::read_t5_config(p); }, {"'tie_word_embeddings'", "boolean"});
   with([](nlohmann::json& j) { j["eos_token_id"] = nlohmann::json::array({1, 2}); });
   expect_error([&] { io::read_t5_config(p); }, {"'eos_token_id'", "integer"});
+  // Issue "Hostile files and crashes", item 2: sizes whose products wrap int64 (vocab_size 2^61
+  // with d_model 8 made numel 0 and an embedding without storage), or that no machine holds.
+  with([](nlohmann::json& j) {
+    j["vocab_size"] = std::int64_t{1} << 61;
+    j["d_model"] = 8;
+  });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'vocab_size'", "above the cap"});
+  with([](nlohmann::json& j) {
+    j["num_heads"] = std::int64_t{1} << 33;
+    j["d_kv"] = std::int64_t{1} << 31;
+  });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'d_kv'", "above the cap"});
+  with([](nlohmann::json& j) {
+    j["num_heads"] = std::int64_t{1} << 20;
+    j["d_kv"] = std::int64_t{1} << 20;
+  });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "a weight of shape [1048576, 1048576, 512]", "more than"});
+  {
+    auto config = io::parse_t5_config(nlohmann::json::parse(kT5Small));
+    config.vocab_size = std::int64_t{1} << 61;
+    expect_error([&] { tt::nn::validate(config); }, {"T5Config", "'vocab_size'", "above the cap"});
+  }
   write_text(p, "{\"d_model\": 512,");
   expect_error([&] { io::read_t5_config(p); }, {p.string(), "invalid JSON"});
   write_text(p, "[1, 2]");

@@ -18,8 +18,15 @@ namespace tensortape {
 
 using Shape = std::vector<std::int64_t>;
 
+// The number of elements; throws on a negative dim or a product past int64 (a wrapped count
+// would size a buffer smaller than the shape that indexes it).
 inline std::int64_t numel_of(const Shape& shape) {
-  return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) {
+    check(d >= 0, "shape", "negative dimension ", d, " in ", shape);
+    check(!__builtin_mul_overflow(n, d, &n), "shape", shape, " has more elements than int64 can count");
+  }
+  return n;
 }
 
 inline Shape contiguous_strides(const Shape& shape) {
@@ -27,7 +34,8 @@ inline Shape contiguous_strides(const Shape& shape) {
   std::int64_t running = 1;
   for (std::size_t i = shape.size(); i-- > 0;) {
     strides[i] = running;
-    running *= shape[i];
+    check(shape[i] >= 0, "shape", "negative dimension ", shape[i], " in ", shape);
+    check(!__builtin_mul_overflow(running, shape[i], &running), "shape", shape, " has more elements than int64 can count");
   }
   return strides;
 }

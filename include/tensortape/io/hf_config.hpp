@@ -25,6 +25,7 @@
 #include <string>
 
 #include "tensortape/core/error.hpp"
+#include "tensortape/core/shape.hpp"
 #include "tensortape/io/atomic_file.hpp"
 
 namespace tensortape::io {
@@ -100,6 +101,30 @@ struct T5Config {
 };
 
 
+// Sizes a config may claim, checked before anything is allocated: each within a cap far above
+// any published T5 (a 200-byte file must not ask for 2^61 embeddings), and every weight's element
+// count within int64. Throws Error starting with `where`.
+inline void check_t5_sizes(const T5Config& c, const std::string& where) {
+  constexpr std::int64_t cap = std::int64_t{1} << 24;
+  for (const auto& [field, size] : {std::pair{"vocab_size", c.vocab_size}, {"d_model", c.d_model}, {"d_kv", c.d_kv},
+                                    {"d_ff", c.d_ff}, {"num_heads", c.num_heads}, {"num_layers", c.num_layers},
+                                    {"num_decoder_layers", c.num_decoder_layers},
+                                    {"relative_attention_num_buckets", c.relative_attention_num_buckets}})
+    if (size > cap) throw Error(where + "field '" + field + "' is " + std::to_string(size) + ", above the cap " + std::to_string(cap));
+  constexpr std::int64_t weight_cap = std::int64_t{1} << 32;  // elements of one weight matrix
+  for (const Shape& weight : {Shape{c.vocab_size, c.d_model}, Shape{c.num_heads, c.d_kv, c.d_model}, Shape{c.d_ff, c.d_model}}) {
+    std::int64_t elements = 0;
+    try {
+      elements = numel_of(weight);
+    } catch (const Error&) {
+      elements = -1;  // past int64
+    }
+    if (elements < 0 || elements > weight_cap)
+      throw Error(where + "a weight of shape " + shape_str(weight) + " would hold more than " + std::to_string(weight_cap) +
+                  " elements");
+  }
+}
+
 // Fills a T5Config from parsed JSON; `source` names the file in errors.
 inline T5Config parse_t5_config(const nlohmann::json& j, const std::string& source = "<json>") {
   const std::string where = "t5 config: '" + source + "': ";
@@ -159,6 +184,8 @@ inline T5Config parse_t5_config(const nlohmann::json& j, const std::string& sour
   c.pad_token_id = get_int("pad_token_id", false, 0, 0);
   c.eos_token_id = get_int("eos_token_id", false, 1, 0);
   c.decoder_start_token_id = get_int("decoder_start_token_id", false, c.pad_token_id, 0);
+
+  check_t5_sizes(c, where);
 
   static const char* const kModelled[] = {"vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
                                           "num_heads", "relative_attention_num_buckets", "relative_attention_max_distance",

@@ -230,6 +230,15 @@ inline std::string quoted(std::string_view s) {
   return out;
 }
 
+// The element count of a tensor to write, as an Error naming it when the shape overflows int64.
+inline std::int64_t checked_numel(const std::string& name, const Shape& shape) {
+  try {
+    return numel_of(shape);
+  } catch (const Error&) {
+    throw Error("safetensors: tensor " + detail::quoted(name) + ": shape " + shape_str(shape) + " has more elements than int64 can count");
+  }
+}
+
 }  // namespace detail
 
 // The reference implementation's limit on the header size.
@@ -705,7 +714,12 @@ inline std::vector<std::byte> serialize(std::vector<SaveEntry> entries, const st
     if (!seen.insert(e.name).second) throw Error("safetensors: duplicate tensor name " + detail::quoted(e.name));
     for (auto d : e.shape)
       if (d < 0) throw Error("safetensors: tensor " + detail::quoted(e.name) + ": negative dimension in shape " + shape_str(e.shape));
-    if (e.bytes.size() != static_cast<std::size_t>(numel_of(e.shape)) * dtype_size(e.dtype))
+    std::size_t expected_bytes = 0;  // shape x element size, never wrapped: [2^62] F32 would wrap to 0
+    if (__builtin_mul_overflow(static_cast<std::uint64_t>(detail::checked_numel(e.name, e.shape)), dtype_size(e.dtype),
+                               &expected_bytes))
+      throw Error("safetensors: tensor " + detail::quoted(e.name) + ": shape " + shape_str(e.shape) + " x " + dtype_str(e.dtype) +
+                  " is more bytes than a file can hold");
+    if (e.bytes.size() != expected_bytes)
       throw Error("safetensors: tensor " + detail::quoted(e.name) + ": " + std::to_string(e.bytes.size()) + " bytes do not match shape " +
                   shape_str(e.shape) + " x " + dtype_str(e.dtype));
   }

@@ -41,6 +41,7 @@ inline void validate(const T5Config& config) {
   check(config.relative_attention_num_buckets >= 2 && config.relative_attention_max_distance > 0, "T5Config",
         "relative attention needs >= 2 buckets and a positive max distance");
   config.activation();  // throws on an unknown feed_forward_proj
+  io::check_t5_sizes(config, "T5Config: ");
 }
 
 // HF's _relative_position_bucket for one (key - query) offset, computed in float32 as torch does

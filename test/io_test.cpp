@@ -543,11 +543,11 @@ TEST_F(IoTest, BadFilesRaiseErrorsNamingTheProblem) {
       {"length_past_end", build_file("{" + ok_entry + "}", eight, 1000, true), {"header length 1000", "larger than the rest"}},
       {"length_over_limit", build_file("{}", {}, 100'000'001, true), {"exceeds the limit"}},
       {"length_huge", build_file("{}", {}, ~std::uint64_t{0}, true), {"exceeds the limit"}},
-      {"invalid_json", build_file(R"({"a":{"dtype":"F32",)", {}), {"not valid JSON"}},
+      {"invalid_json", build_file(R"({"a":{"dtype":"F32",)", {}), {"invalid JSON"}},
       {"json_array", build_file("[1,2]", {}), {"object"}},
       {"json_string", build_file(R"("hi")", {}), {"object"}},
       {"leading_space", build_file(" {}", {}), {"'{'"}},
-      {"invalid_utf8", build_file("{\"\xC3\x28\":{}}", {}), {"not valid JSON"}},
+      {"invalid_utf8", build_file("{\"\xC3\x28\":{}}", {}), {"invalid JSON"}},
       {"entry_not_object", build_file(R"({"a":[1]})", {}), {"tensor 'a'", "must be an object"}},
       {"missing_dtype", build_file(R"({"a":{"shape":[2],"data_offsets":[0,8]}})", eight), {"tensor 'a'", "missing field 'dtype'"}},
       {"missing_shape", build_file(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", eight), {"tensor 'a'", "missing field 'shape'"}},
@@ -583,6 +583,13 @@ TEST_F(IoTest, BadFilesRaiseErrorsNamingTheProblem) {
        build_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight),
        {"duplicate tensor name 'a'"}},
       {"duplicate_field", build_file(R"({"a":{"dtype":"F32","dtype":"F32","shape":[2],"data_offsets":[0,8]}})", eight), {"duplicate key 'dtype'"}},
+      // Issue "Hostile files and crashes", items 1 and 5: a 100k-deep shape crashed (its error
+      // message dumped it recursively), and a NUL ended the header early without a word.
+      {"deep_nesting", build_file(R"({"a":{"dtype":"F32","shape":)" + std::string(100000, '[') + std::string(100000, ']') + "}}", {}),
+       {"nests deeper than 16 levels"}},
+      {"nul_then_second_definition",
+       build_file("{" + ok_entry + "}" + std::string(1, '\0') + R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight),
+       {"NUL byte at offset"}},
       {"metadata_not_object", build_file(R"({"__metadata__":[1]})", {}), {"__metadata__"}},
       {"metadata_not_string", build_file(R"({"__metadata__":{"k":1}})", {}), {"__metadata__", "'k'", "must be a string"}},
   };
@@ -921,6 +928,13 @@ TEST_F(IoTest, T5ConfigErrorsNameFileAndField) {
     config.vocab_size = std::int64_t{1} << 61;
     expect_error([&] { tt::nn::validate(config); }, {"T5Config", "'vocab_size'", "above the cap"});
   }
+  write_text(p, std::string(kT5Small).substr(0, std::string(kT5Small).rfind('}')) + R"(, "unmodelled": )" +
+                   std::string(50000, '[') + std::string(50000, ']') + "}");
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "nests deeper than 64 levels"});
+  write_text(p, std::string(kT5Small) + std::string(1, '\0') + R"({"d_model": 8})");
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "NUL byte"});
+  write_text(p, R"({"d_model": 512, "d_model": 8})");
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "duplicate key 'd_model'"});
   write_text(p, "{\"d_model\": 512,");
   expect_error([&] { io::read_t5_config(p); }, {p.string(), "invalid JSON"});
   write_text(p, "[1, 2]");

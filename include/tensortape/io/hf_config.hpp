@@ -27,6 +27,7 @@
 #include "tensortape/core/error.hpp"
 #include "tensortape/core/shape.hpp"
 #include "tensortape/io/atomic_file.hpp"
+#include "tensortape/io/json_text.hpp"
 
 namespace tensortape::io {
 
@@ -206,13 +207,7 @@ inline T5Config read_t5_config(const std::filesystem::path& path) {
   if (!in) throw Error("t5 config: '" + name + "': cannot open file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("t5 config: '" + name + "': invalid JSON: " + e.what());
-  }
-  return parse_t5_config(j, name);
+  return parse_t5_config(parse_json(buffer.str(), "t5 config: '" + name + "': "), name);
 }
 
 inline nlohmann::json to_json(const T5Config& c) {

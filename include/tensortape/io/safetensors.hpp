@@ -48,6 +48,7 @@
 #include "tensortape/core/shape.hpp"
 #include "tensortape/core/tensor.hpp"
 #include "tensortape/io/atomic_file.hpp"
+#include "tensortape/io/json_text.hpp"
 
 namespace tensortape::io {
 
@@ -374,27 +375,12 @@ class SafetensorsFile {
     const std::string_view text(reinterpret_cast<const char*>(data + 8), static_cast<std::size_t>(n));
     if (text.empty() || text.front() != '{') fail("header does not start with '{' (the JSON header must be an object)");
 
-    // Reject duplicate keys (nlohmann would silently keep one of them).
-    std::vector<std::set<std::string>> open_objects;
-    std::string duplicate;
     json header;
     try {
-      header = json::parse(text, [&](int, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) {
-          open_objects.emplace_back();
-        } else if (event == json::parse_event_t::object_end) {
-          if (!open_objects.empty()) open_objects.pop_back();
-        } else if (event == json::parse_event_t::key && !open_objects.empty() && parsed.is_string()) {
-          const auto& key = parsed.get_ref<const std::string&>();
-          if (!open_objects.back().insert(key).second && duplicate.empty())
-            duplicate = (open_objects.size() == 1 ? "tensor name " : "key ") + detail::quoted(key);
-        }
-        return true;
-      });
-    } catch (const json::exception& e) {
-      fail(std::string("header is not valid JSON: ") + e.what());
+      header = parse_json(text, "header: ", /*max_depth=*/16, "tensor name");
+    } catch (const Error& e) {
+      fail(e.what());
     }
-    if (!duplicate.empty()) fail("header has a duplicate " + duplicate);
     if (!header.is_object()) fail("header is not a JSON object");
 
     const std::uint64_t buffer_size = size - 8 - n;

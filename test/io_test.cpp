@@ -7,6 +7,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <thread>
+#include <atomic>
+#include <sys/wait.h>
+#include <csignal>
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -767,7 +772,71 @@ TEST_F(IoTest, AtomicWriteKeepsOldFileOnFailure) {
   EXPECT_FALSE(io::SafetensorsFile(target).contains("x"));
   EXPECT_EQ(fs::status(target).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
   EXPECT_TRUE(temp_files().empty());
-  EXPECT_EQ(io::atomic_temp_path(target).string(), target.string() + ".tmp." + std::to_string(::getpid()));
+}
+
+// Issue "Hostile files and crashes", item 6: the temporary name was predictable
+// (<target>.tmp.<pid>) and opened without O_EXCL | O_NOFOLLOW, so a planted symlink made save()
+// overwrite another file; two threads saving to one path shared a temporary file; a SIGKILLed
+// writer's temporary file stayed forever.
+TEST_F(IoTest, AtomicWriteNeverFollowsPlantedFilesAndSurvivesConcurrencyAndKills) {
+  const auto target = path("m.safetensors");
+  const auto x = tt::from_vector<float, Cpu>({2}, {1, 2});
+
+  // The old predictable name, planted as a symlink to a victim: the victim is never written.
+  const auto victim = path("victim.txt");
+  write_text(victim, "precious");
+  fs::create_symlink(victim, target.string() + ".tmp." + std::to_string(::getpid()));
+  std::string seen_temp;
+  io::write_file_atomically(target, [&](io::AtomicFileWriter& out) {
+    for (const auto& t : temp_files())
+      if (t.find(io::atomic_temp_prefix(target)) == 0) seen_temp = t;
+    out.write("new content");
+  });
+  EXPECT_EQ(read_bytes(victim).size(), std::string("precious").size());
+  EXPECT_EQ(seen_temp.size(), io::atomic_temp_prefix(target).size() + 16) << seen_temp;  // 16 random hex digits
+  fs::remove(target.string() + ".tmp." + std::to_string(::getpid()));
+
+  // Concurrent saves to one path: every one succeeds, and the survivor is one of them, whole.
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 15; ++i) {
+        try {
+          io::save(target, std::map<std::string, tt::Tensor<float, Cpu>>{{"x", tt::full<float, Cpu>({256}, float(t))}});
+        } catch (const tt::Error&) {
+          ++failures;
+        }
+      }
+    });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  const auto survivor = loadf(target, "x").to_vector();
+  ASSERT_EQ(survivor.size(), 256u);
+  EXPECT_TRUE(std::all_of(survivor.begin(), survivor.end(), [&](float v) { return v == survivor[0]; }));
+  EXPECT_TRUE(temp_files().empty());
+
+  // SIGKILL mid-save, many times: the target always loads (old or new), and the next save
+  // removes the killed writers' temporary files, not a live writer's.
+  std::mt19937 rng(7);
+  const auto big = tt::full<float, Cpu>({1 << 20}, 3.0f);  // 4 MB, so kills land mid-write
+  for (int round = 0; round < 20; ++round) {
+    const ::pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (;;) io::save(target, std::map<std::string, tt::Tensor<float, Cpu>>{{"x", big}});
+    }
+    ::usleep(std::uniform_int_distribution<int>(1000, 30000)(rng));
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    const auto loaded = loadf(target, "x");
+    EXPECT_TRUE(loaded.numel() == 256 || loaded.numel() == (1 << 20)) << "round " << round;
+  }
+  const std::string live = io::atomic_temp_prefix(target) + "0123456789abcdef";  // this process's: live
+  write_text(live, "a live writer's partial file");
+  io::save(target, std::map<std::string, tt::Tensor<float, Cpu>>{{"x", x}});
+  EXPECT_EQ(temp_files(), std::vector<std::string>{live});
+  fs::remove(live);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-// Atomic file replacement: write everything to `<target>.tmp.<pid>` in the same directory,
-// fsync it, then rename() it over the target. Readers see either the old file or the complete
-// new one, never a partial write. On any failure (including an exception thrown by the fill
-// callback) the temporary file is removed, the target is left untouched, and an Error naming
-// the file is thrown.
+// Atomic file replacement: write everything to a new temporary file
+// `<target>.tmp.<pid>.<random>` in the same directory (created with O_EXCL | O_NOFOLLOW, so a
+// planted file or symlink is never written through, and concurrent saves never share one),
+// fsync it, then rename() it over the target. Readers see either the old file or a complete new
+// one, never a partial write; of concurrent saves to one path, the last rename wins whole. On any
+// failure (including an exception thrown by the fill callback) the temporary file is removed,
+// the target is left untouched, and an Error naming the file is thrown. Temporary files that a
+// killed writer left behind (their process is gone) are removed by the next save of the target.
 //
 //   tt::io::write_file_atomically("model.safetensors", [&](tt::io::AtomicFileWriter& out) {
 //     out.write(header.data(), header.size());
@@ -12,12 +15,18 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <random>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -54,20 +63,49 @@ class AtomicFileWriter {
   std::size_t written_ = 0;
 };
 
-// "<dir>/<name>.tmp.<pid>" next to the target, so the final rename stays on one file system.
-inline std::filesystem::path atomic_temp_path(const std::filesystem::path& target) {
-  std::filesystem::path temp = target;
-  temp += ".tmp." + std::to_string(static_cast<long long>(::getpid()));
-  return temp;
+// "<dir>/<name>.tmp.<pid>." next to the target (the final rename stays on one file system); the
+// temporary file's name goes on with random hex digits.
+inline std::string atomic_temp_prefix(const std::filesystem::path& target) {
+  return target.string() + ".tmp." + std::to_string(static_cast<long long>(::getpid())) + ".";
 }
+
+namespace detail {
+
+// 16 hex digits no other process or thread can predict or repeat.
+inline std::string random_suffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  std::random_device device;
+  const std::uint64_t bits = (static_cast<std::uint64_t>(device()) << 32 | device()) ^ (counter.fetch_add(1) * 0x9e3779b97f4a7c15ULL);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(bits));
+  return hex;
+}
+
+// Removes "<target>.tmp.<pid>.*" files whose writer process no longer exists (SIGKILL, power
+// loss); a live writer's file is left alone. Best effort: errors are ignored.
+inline void remove_stale_temporaries(const std::filesystem::path& target) {
+  std::error_code ec;
+  const std::filesystem::path dir = target.parent_path().empty() ? std::filesystem::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string rest = name.substr(prefix.size());  // "<pid>.<random>"
+    const auto dot = rest.find('.');
+    if (dot == std::string::npos || dot == 0 || rest.find_first_not_of("0123456789") != dot) continue;
+    const long long pid = std::strtoll(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || (::kill(static_cast<::pid_t>(pid), 0) != 0 && errno == ESRCH)) std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+}  // namespace detail
 
 // Writes `target` atomically through `fill`. `what` prefixes error messages (e.g. "save").
 inline void write_file_atomically(const std::filesystem::path& target,
                                   const std::function<void(AtomicFileWriter&)>& fill,
                                   const std::string& what = "write_file_atomically") {
   const std::string target_name = target.string();
-  const std::filesystem::path temp = atomic_temp_path(target);
-  const std::string temp_name = temp.string();
+  std::string temp_name;
   auto fail_errno = [&](const std::string& action, const std::string& name) -> Error {
     return Error(what + ": '" + target_name + "': cannot " + action + " '" + name + "': " + std::strerror(errno));
   };
@@ -77,7 +115,13 @@ inline void write_file_atomically(const std::filesystem::path& target,
   struct ::stat existing {};
   if (::stat(target_name.c_str(), &existing) == 0 && S_ISREG(existing.st_mode)) mode = existing.st_mode & 07777;
 
-  int fd = ::open(temp_name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  detail::remove_stale_temporaries(target);
+  int fd = -1;
+  for (int attempt = 0; fd < 0 && attempt < 8; ++attempt) {  // EEXIST: a name taken by chance, draw another
+    temp_name = atomic_temp_prefix(target) + detail::random_suffix();
+    fd = ::open(temp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) throw fail_errno("create temporary file", temp_name);
 
   bool committed = false;

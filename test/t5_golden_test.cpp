@@ -5,6 +5,7 @@
 #include "support/test_support.hpp"
 
 #include <filesystem>
+#include <fstream>
 
 #include "tensortape/io/t5_checkpoint.hpp"
 
@@ -120,6 +121,35 @@ TEST(T5Checkpoint, BadCheckpointsAreReported) {
   }
   fs::remove(directory / "model.safetensors");
   EXPECT_THROW((tt::io::load_t5<float, Tested>(directory)), tt::Error);  // missing file
+  fs::remove_all(directory);
+}
+
+// Issue "Hostile files and crashes", item 3: a config.json claiming d_model 10^6 or 10^7 layers
+// beside a small weights file built (and randomly initialised) the whole model first: minutes,
+// or all memory. The header is checked against the config before anything is built (these
+// messages come from that check; building would not reach them).
+TEST(T5Checkpoint, ConfigSizesAreCheckedAgainstTheWeightsBeforeBuilding) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
+  const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_sizes_" + std::to_string(::getpid()));
+  fs::create_directories(directory);
+  fs::copy_file(kGolden / "t5_relu_tied" / "model.safetensors", directory / "model.safetensors");
+  const auto golden = nlohmann::json::parse(std::ifstream(kGolden / "t5_relu_tied" / "config.json"));
+  const auto expect_refused = [&](const char* field, std::int64_t value, const std::string& expected) {
+    auto config = golden;
+    config[field] = value;
+    std::ofstream(directory / "config.json") << config.dump();
+    try {
+      tt::io::load_t5<float, Tested>(directory);
+      ADD_FAILURE() << field << " = " << value << ": expected an Error";
+    } catch (const tt::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+    }
+  };
+  expect_refused("d_model", 1000000, "config.json implies");
+  expect_refused("num_layers", 10000000, "encoder blocks; config.json says 10000000");
+  expect_refused("num_decoder_layers", 3, "decoder blocks; config.json says 3");
+  expect_refused("d_ff", 4096, "config.json implies");
   fs::remove_all(directory);
 }
 

@@ -39,13 +39,41 @@ void load_t5_weights(nn::T5Model<T, B>& model, const std::filesystem::path& file
   }
 }
 
+// Checks the sizes `config` claims against the weights file's header, before a model of that
+// size is built: the shared embedding's shape, the number of blocks per stack, and the first
+// encoder block's attention and feed-forward shapes. (A 200-byte config.json asking for 10^7
+// layers or d_model 10^6 beside a small weights file must fail at once, not after minutes of
+// building and allocating.)
+inline void check_t5_weights_header(const T5Config& config, const SafetensorsFile& weights, const std::filesystem::path& file) {
+  const auto expect_shape = [&](const std::string& name, const Shape& shape) {
+    check(weights.contains(name), "load_t5", "'", file.string(), "' has no tensor '", name, "'");
+    check(weights.get(name).shape == shape, "load_t5", "'", file.string(), "' tensor '", name, "' has shape ",
+          weights.get(name).shape, "; config.json implies ", shape);
+  };
+  expect_shape("shared.weight", {config.vocab_size, config.d_model});
+  for (const auto& [stack, layers] : {std::pair{std::string("encoder"), config.num_layers}, {std::string("decoder"), config.num_decoder_layers}}) {
+    std::set<std::string> blocks;  // "<stack>.block.<i>." prefixes present in the file
+    const std::string prefix = stack + ".block.";
+    for (const auto& tensor : weights.tensors())
+      if (tensor.name.compare(0, prefix.size(), prefix) == 0) blocks.insert(tensor.name.substr(0, tensor.name.find('.', prefix.size())));
+    check(static_cast<std::int64_t>(blocks.size()) == layers, "load_t5", "'", file.string(), "' holds ", blocks.size(), " ", stack,
+          " blocks; config.json says ", layers);
+  }
+  if (config.num_layers > 0) {
+    expect_shape("encoder.block.0.layer.0.SelfAttention.q.weight", {config.num_heads * config.d_kv, config.d_model});
+    expect_shape("encoder.block.0.layer.1.DenseReluDense.wo.weight", {config.d_model, config.d_ff});
+  }
+}
+
 // config.json + model.safetensors from `directory`.
 template <class T, class B>
 nn::T5Model<T, B> load_t5(const std::filesystem::path& directory) {
   const auto config = read_t5_config(directory / "config.json");
+  const auto file = directory / "model.safetensors";
+  check_t5_weights_header(config, SafetensorsFile(file), file);
   Rng unused(0);  // every weight is overwritten by the file
   nn::T5Model<T, B> model(config, unused);
-  load_t5_weights(model, directory / "model.safetensors");
+  load_t5_weights(model, file);
   return model;
 }
 

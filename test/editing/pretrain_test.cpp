@@ -7,11 +7,13 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <string>
 
 #include "pretrain/pretrain.hpp"
+#include "train/loop.hpp"
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
@@ -209,6 +211,42 @@ namespace {
 
 // Sharded steps (train/data_parallel.hpp) must compute the whole batch's gradient: each
 // shard's mean token loss weighted by its share of the target tokens.
+// Issue "Hostile files and crashes": a training loop stops with a clear message when its loss or
+// gradient turns non-finite, before the update writes NaN into the weights.
+TEST(TrainingLoop, ANonFiniteStepStopsBeforeTheUpdate) {
+  namespace train = editlab::train;
+  namespace tt = tensortape;
+  auto weight = tt::from_vector<float, editlab::model::Cpu>({2}, {1.0f, -1.0f}).requires_grad_();
+  train::LoopSettings settings;
+  settings.method = "probe";
+  settings.steps = 10;
+  settings.warmup_steps = 0;
+  settings.eval_every = 100;
+  train::TrainControl control;
+  control.quiet = true;
+  std::vector<float> before_bad_step;
+  const auto gradients = [&](int step) {
+    before_bad_step = weight.detach().to_vector();
+    const float scale = step == 3 ? std::numeric_limits<float>::quiet_NaN() : 1.0f;  // step 4 goes bad
+    auto loss = tt::sum(weight * weight) * scale;
+    tt::backward(loss);
+    return train::StepResult{loss.item(), 1};
+  };
+  try {
+    train::run_training({weight}, settings, control, gradients, [] { return 0.0; });
+    FAIL() << "expected an Error";
+  } catch (const tt::Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("editlab train probe: step 4"), std::string::npos) << message;
+    EXPECT_NE(message.find("nan"), std::string::npos) << message;
+  }
+  EXPECT_EQ(weight.detach().to_vector(), before_bad_step);  // the bad step's update never happened
+  for (float w : weight.detach().to_vector()) EXPECT_TRUE(std::isfinite(w));
+  // A finite gradient with a non-finite loss stops too.
+  EXPECT_THROW(train::check_finite_step("x", 1, std::numeric_limits<double>::infinity(), 1.0), tt::Error);
+  EXPECT_NO_THROW(train::check_finite_step("x", 1, 2.0, 3.0));
+}
+
 TEST(DataParallel, ShardedGradientEqualsTheWholeBatchGradient) {
   const fs::path dir = scratch("sharded");
   auto options = tiny(dir);

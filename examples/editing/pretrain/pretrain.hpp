@@ -308,7 +308,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
     adam.zero_grad();
     const double loss = train::backward_sharded(params, train::split_batch(base, examples, micro_batches),
                                                 [&](const model::TextBatch& batch) { return base.loss(batch); }, threads);
-    tt::optim::clip_grad_norm_(params, options.clip_norm);
+    train::check_finite_step("editlab pretrain", step + 1, loss, tt::optim::clip_grad_norm_(params, options.clip_norm));
     adam.step();
     ++step;
     progress.update(step, loss, options.batch_size);

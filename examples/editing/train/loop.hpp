@@ -204,7 +204,7 @@ inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSet
     tt::optim::apply_schedule(adam, s.lr, schedule, step);
     adam.zero_grad();
     const StepResult result = gradients(step);
-    tt::optim::clip_grad_norm_(params, s.clip_norm);
+    check_finite_step("editlab train " + s.method, step + 1, result.loss, tt::optim::clip_grad_norm_(params, s.clip_norm));
     if (update) {
       update(adam);
     } else {

@@ -14,9 +14,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "tensortape/core/error.hpp"
 
 namespace editlab::train {
 
@@ -87,5 +90,17 @@ class Progress {
   double examples_ = 0, smoothed_loss_ = 0;
   bool have_loss_ = false;
 };
+
+
+// Stops a run whose loss or gradient norm is no longer finite, before the optimizer step would
+// write NaN into the weights (and the next checkpoint would keep them): the weights and the last
+// checkpoint stay the last good state.
+inline void check_finite_step(const std::string& what, int step, double loss, double gradient_norm) {
+  if (std::isfinite(loss) && std::isfinite(gradient_norm)) return;
+  throw tensortape::Error(what + ": step " + std::to_string(step) + ": the loss is " + std::to_string(loss) +
+                          " and the gradient norm " + std::to_string(gradient_norm) +
+                          "; stopped before the update, so the weights and the last checkpoint hold no NaN (try a lower"
+                          " learning rate or a tighter clip_norm)");
+}
 
 }  // namespace editlab::train

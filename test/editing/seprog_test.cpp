@@ -779,7 +779,8 @@ TEST(Seprog, PaperFormLossIsThePapersEquations) {
 
 // sp-finetune moves the base model at base_lr and SEPROG's modules at lr: one step with
 // base_lr = lr / 10 moves every base weight by a tenth of what base_lr = lr moves it, and the
-// modules alike.
+// modules alike. train_step() unfreezes the base itself (editlab cost failed on a loaded
+// sp-finetune run, whose base comes frozen) and freezes it again.
 TEST(Seprog, FinetuneMovesTheBaseAtItsOwnLearningRate) {
   auto& t = tiny();  // also writes the tiny base model's folder
   const fs::path dir = scratch_path("editlab_seprog_test_base");
@@ -789,11 +790,11 @@ TEST(Seprog, FinetuneMovesTheBaseAtItsOwnLearningRate) {
     auto base = editlab::model::Seq2Seq::load(dir);
     auto options = small(SeprogVariant::finetune);
     options.base_lr = base_lr;
-    Seprog editor(base, {}, options);
-    base.model.unfreeze();
+    Seprog editor(base, {}, options);  // the base comes frozen, as from a run folder (editlab cost)
     const auto base_before = base.model.parameters().front().to_vector();
     const auto module_before = editor.modules().prompt_hidden.weight.to_vector();
     editor.train_step(edits);
+    for (const auto& p : base.model.parameters()) EXPECT_FALSE(p.requires_grad()) << "the base is frozen again after the step";
     const auto base_after = base.model.parameters().front().to_vector();
     const auto module_after = editor.modules().prompt_hidden.weight.to_vector();
     for (std::size_t i = 0; i < base_after.size(); ++i) base_delta.push_back(base_after[i] - base_before[i]);

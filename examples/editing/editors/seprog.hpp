@@ -115,6 +115,20 @@ class Seprog : public RunEditor {
   // modules; the first call also creates the optimizer state. One edit set is split by its
   // examples, so each thread encodes all K edits (train() deals whole sets to threads instead).
   double train_step(const std::vector<Case>& edits) override {
+    const bool finetune = options_.variant == SeprogVariant::finetune;
+    if (finetune) {  // sp-finetune's base trains too, as in train(); frozen again however the step ends
+      base_->model.unfreeze();
+      base_->model.train();
+    }
+    struct Refreeze {
+      Seq2Seq* base;
+      bool finetune;
+      ~Refreeze() {
+        if (!finetune) return;
+        base->model.freeze();
+        base->model.eval();
+      }
+    } refreeze{base_, finetune};
     auto params = trainable_parameters();
     if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(params, tt::optim::AdamOptions{.lr = options_.lr});
     tt::Rng rng(options_.seed);

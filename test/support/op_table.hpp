@@ -62,6 +62,7 @@ std::vector<OpCase<T, B>> op_table() {
       {"rsqrt", {{3, 4}}, [](const Ts& x) { return tt::rsqrt(x[0]); }, {P}},
       {"pow_cube", {{3, 4}}, [](const Ts& x) { return tt::pow(x[0], 3.0); }, {P}},
       {"pow_fraction", {{3, 4}}, [](const Ts& x) { return tt::pow(x[0], -0.5); }, {P}},
+      {"pow_zero", {{3, 4}}, [](const Ts& x) { return tt::pow(x[0], 0.0); }},  // constant: zero gradient, also at 0
       {"abs", {{3, 4}}, [](const Ts& x) { return tt::abs(x[0]); }, {Z}},
       {"clamp", {{3, 4}}, [](const Ts& x) { return tt::clamp(x[0], -0.8, 0.8); }},
       {"tanh", {{3, 4}}, [](const Ts& x) { return tt::tanh(x[0]); }, {}, {Tr}},

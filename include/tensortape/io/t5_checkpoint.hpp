@@ -18,8 +18,7 @@ namespace tensortape::io {
 // Copies every parameter of `model` from a safetensors file, by HF name. Names the file and
 // the parameter on a missing tensor, a shape mismatch, or a tensor the model has no place for.
 template <class T, class B>
-void load_t5_weights(nn::T5Model<T, B>& model, const std::filesystem::path& file) {
-  const SafetensorsFile weights(file);
+void load_t5_weights(nn::T5Model<T, B>& model, const SafetensorsFile& weights, const std::filesystem::path& file) {
   std::set<std::string> used;
   model.for_each_parameter([&](const std::string& name, Tensor<T, B>& parameter) {
     check(weights.contains(name), "load_t5", "'", file.string(), "' has no tensor '", name, "'");
@@ -37,6 +36,10 @@ void load_t5_weights(nn::T5Model<T, B>& model, const std::filesystem::path& file
     check(used.count(tensor.name) || alias, "load_t5", "'", file.string(), "' has tensor '", tensor.name,
           "' that this T5 model has no parameter for");
   }
+}
+template <class T, class B>
+void load_t5_weights(nn::T5Model<T, B>& model, const std::filesystem::path& file) {
+  load_t5_weights(model, SafetensorsFile(file), file);
 }
 
 // Checks the sizes `config` claims against the weights file's header, before a model of that
@@ -70,10 +73,11 @@ template <class T, class B>
 nn::T5Model<T, B> load_t5(const std::filesystem::path& directory) {
   const auto config = read_t5_config(directory / "config.json");
   const auto file = directory / "model.safetensors";
-  check_t5_weights_header(config, SafetensorsFile(file), file);
+  const SafetensorsFile weights(file);  // opened once: its header is checked, then its tensors read
+  check_t5_weights_header(config, weights, file);
   Rng unused(0);  // every weight is overwritten by the file
   nn::T5Model<T, B> model(config, unused);
-  load_t5_weights(model, file);
+  load_t5_weights(model, weights, file);
   return model;
 }
 

@@ -265,4 +265,58 @@ TEST(Autograd, DeepChainsDoNotOverflowTheStack) {
   EXPECT_EQ(x.grad().item(), 1.0);
 }
 
+// Anomaly mode names the first op that makes a NaN or Inf. Off (the default), the same graphs
+// run through silently, as they must for speed.
+TEST(Autograd, AnomalyModeNamesTheForwardOpThatMadeANaN) {
+  auto x = tt::from_vector<double, Cpu>({3}, {1, -1, 2}).requires_grad_();
+  EXPECT_NO_THROW(tt::log(x * 2.0));
+  tt::DetectAnomalyGuard anomaly;
+  const auto doubled = x * 2.0;  // finite: passes
+  expect_error([&] { tt::log(doubled); }, {"log", "forward", "1 NaN and 0 Inf of the 3 values", "from finite inputs"});
+}
+
+TEST(Autograd, AnomalyModeNamesANonFiniteInputMadeOffTheTape) {
+  auto w = tt::from_vector<double, Cpu>({2}, {1, 2}).requires_grad_();
+  const auto data = tt::from_vector<double, Cpu>({2}, {std::numeric_limits<double>::infinity(), 0});
+  tt::DetectAnomalyGuard anomaly;
+  expect_error([&] { w * data; }, {"anomaly mode (forward): input 1", "0 NaN and 1 Inf", "off the tape"});
+}
+
+TEST(Autograd, AnomalyModeNamesTheBackwardRuleThatMadeAnInf) {
+  // sqrt(0) = 0 is finite, but its derivative 1 / (2 sqrt(0)) is not: the forward passes and the
+  // backward pass stops at sqrt, not at the sum or the product after it.
+  auto x = tt::from_vector<double, Cpu>({2}, {0, 4}).requires_grad_();
+  {
+    auto loss = tt::sum(tt::sqrt(x) * 3.0);
+    EXPECT_NO_THROW(tt::backward(loss));
+    EXPECT_TRUE(std::isinf(x.grad().to_vector()[0]));
+  }
+  x.zero_grad();
+  tt::DetectAnomalyGuard anomaly;
+  auto loss = tt::sum(tt::sqrt(x) * 3.0);
+  expect_error([&] { tt::backward(loss); }, {"sqrt", "anomaly mode (backward)", "gradient of input 0", "0 NaN and 1 Inf"});
+}
+
+TEST(Autograd, AnomalyModeChangesNoResultAndRestoresTheSetting) {
+  const auto values = random({4, 3}, 11).to_vector();
+  auto gradient = [&] {
+    auto x = tt::from_vector<double, Cpu>({4, 3}, values).requires_grad_();
+    tt::backward(tt::sum(tt::softmax(x) * tt::tanh(x)));
+    return x.grad().to_vector();
+  };
+  const auto plain = gradient();
+  EXPECT_FALSE(tt::AnomalyMode::enabled());
+  {
+    tt::DetectAnomalyGuard anomaly;
+    EXPECT_TRUE(tt::AnomalyMode::enabled());
+    {
+      tt::DetectAnomalyGuard off(false);
+      EXPECT_FALSE(tt::AnomalyMode::enabled());
+    }
+    EXPECT_TRUE(tt::AnomalyMode::enabled());
+    EXPECT_EQ(gradient(), plain);
+  }
+  EXPECT_FALSE(tt::AnomalyMode::enabled());
+}
+
 }  // namespace

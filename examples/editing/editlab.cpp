@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{"editlab: edit what a pretrained seq2seq model knows, and measure it"};
   app.require_subcommand(1);
+  app.fallthrough();  // the app's own flags may also come after the subcommand
+  bool detect_anomaly = false;
+  app.add_flag("--detect-anomaly", detect_anomaly,
+               "check every op's output and gradient for NaN/Inf and stop at the first op that made one, naming it "
+               "(slow: for finding where a NaN comes from)");
 
   // pretrain
   editlab::pretrain::PretrainOptions pre;
@@ -124,6 +129,7 @@ int main(int argc, char** argv) {
   editlab::cli::add_edit_options(*edit_cmd, edit);
 
   CLI11_PARSE(app, argc, argv);
+  tensortape::DetectAnomalyGuard anomaly(detect_anomaly);
   try {
     if (pretrain_cmd->parsed()) {
       if (!mix_spec.empty()) pre.mix.set(mix_spec);

@@ -100,7 +100,7 @@ inline void check_finite_step(const std::string& what, int step, double loss, do
   throw tensortape::Error(what + ": step " + std::to_string(step) + ": the loss is " + std::to_string(loss) +
                           " and the gradient norm " + std::to_string(gradient_norm) +
                           "; stopped before the update, so the weights and the last checkpoint hold no NaN (try a lower"
-                          " learning rate or a tighter clip_norm)");
+                          " learning rate or a tighter clip_norm; editlab --detect-anomaly stops at the first op whose output or gradient holds a NaN or Inf, if one does)");
 }
 
 }  // namespace editlab::train

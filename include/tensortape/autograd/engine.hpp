@@ -75,6 +75,7 @@ class BackwardPass {
       }
       if (!any) continue;
       auto input_grads = node.rule(node, grad);
+      if (AnomalyMode::enabled()) check_backward_anomaly(node, grad, input_grads);
       for (std::size_t i = 0; i < node.inputs.size(); ++i) {
         if (!node.wanted[i] || i >= input_grads.size() || !input_grads[i].defined()) continue;
         const auto& input = node.inputs[i];
@@ -130,6 +131,23 @@ class BackwardPass {
         order.push_back(node);
         stack.pop_back();
       }
+    }
+  }
+
+  // Anomaly mode's backward check: blames the rule when the gradient reaching its output was
+  // finite, and says so when it was not (a non-finite seed, or one a hook wrote).
+  static void check_backward_anomaly(const Node<T, B>& node, const Tensor<T, B>& grad_output,
+                                     const std::vector<Tensor<T, B>>& input_grads) {
+    for (std::size_t i = 0; i < input_grads.size() && i < node.inputs.size(); ++i) {
+      if (!node.wanted[i] || !input_grads[i].defined()) continue;
+      const auto counts = count_non_finite(input_grads[i]);
+      if (counts.first + counts.second == 0) continue;
+      const auto output_counts = count_non_finite(grad_output);
+      check(output_counts.first + output_counts.second == 0, node.name,
+            "anomaly mode (backward): the gradient reaching its output holds ", non_finite_summary(grad_output, output_counts),
+            " (a non-finite grad_output, or one a hook changed)");
+      fail(node.name, "anomaly mode (backward): its derivative rule produced ", non_finite_summary(input_grads[i], counts),
+           " in the gradient of input ", i, ", from a finite gradient of its output");
     }
   }
 

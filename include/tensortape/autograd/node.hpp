@@ -6,11 +6,17 @@
 //     weight.add_(update);
 //   }
 //   bool on = tt::GradMode::enabled();
+//   {
+//     tt::DetectAnomalyGuard anomaly;   // the first op to make a NaN/Inf throws, naming itself
+//     tt::backward(loss);
+//   }
 //
 // A Node is appended when an op runs with grad mode on and any input requires grad. Its rule
 // is looked up in Derivative<Op::...> (autograd/derivatives.hpp — all rules in one file).
 #pragma once
 
+#include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +53,72 @@ class NoGradGuard : public GradModeGuard {
  public:
   NoGradGuard() : GradModeGuard(false) {}
 };
+
+// Anomaly mode: while on, every op recorded on the tape checks its output, and every backward
+// rule the gradients it returns, for NaN and Inf, and throws an Error naming the first op that
+// made one (forward or backward) — for finding where a NaN comes from. Each check copies the
+// whole tensor to the host, so it is for debugging runs. Unlike grad mode it is process-wide,
+// so work sharded over threads is checked too.
+class AnomalyMode {
+ public:
+  static bool enabled() { return flag().load(std::memory_order_relaxed); }
+  static void set_enabled(bool on) { flag().store(on, std::memory_order_relaxed); }
+
+ private:
+  static std::atomic<bool>& flag() {
+    static std::atomic<bool> on{false};
+    return on;
+  }
+};
+
+// Turns anomaly mode on (or off) for a scope and restores the previous setting on exit.
+class DetectAnomalyGuard {
+ public:
+  explicit DetectAnomalyGuard(bool on = true) : previous_(AnomalyMode::enabled()) { AnomalyMode::set_enabled(on); }
+  ~DetectAnomalyGuard() { AnomalyMode::set_enabled(previous_); }
+  DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
+  DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+namespace detail {
+
+// How many NaN and Inf values `x` holds (copies it to the host).
+template <class T, class B>
+std::pair<std::int64_t, std::int64_t> count_non_finite(const Tensor<T, B>& x) {
+  std::int64_t nan = 0, inf = 0;
+  for (const T value : x.to_vector()) {
+    nan += std::isnan(value) ? 1 : 0;
+    inf += std::isinf(value) ? 1 : 0;
+  }
+  return {nan, inf};
+}
+
+template <class T, class B>
+std::string non_finite_summary(const Tensor<T, B>& x, std::pair<std::int64_t, std::int64_t> counts) {
+  return std::to_string(counts.first) + " NaN and " + std::to_string(counts.second) + " Inf of the " +
+         std::to_string(x.numel()) + " values of shape " + shape_str(x.shape());
+}
+
+// Anomaly mode's forward check of a recorded op: blames the op when its inputs were finite, and
+// names the input otherwise (an input made on the tape was checked when it was made, so a
+// non-finite one came from a leaf or from work done without grad).
+template <class T, class B>
+void check_forward_anomaly(const char* op, const Tensor<T, B>& output, const std::vector<const Tensor<T, B>*>& inputs) {
+  const auto counts = count_non_finite(output);
+  if (counts.first + counts.second == 0) return;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto input_counts = count_non_finite(*inputs[i]);
+    if (input_counts.first + input_counts.second > 0)
+      fail(op, "anomaly mode (forward): input ", i, " holds ", non_finite_summary(*inputs[i], input_counts),
+           "; it was made off the tape (a leaf, or an op run without grad or before anomaly mode was on)");
+  }
+  fail(op, "anomaly mode (forward): produced ", non_finite_summary(output, counts), " in its output, from finite inputs");
+}
+
+}  // namespace detail
 
 // Every differentiable op; Derivative<Op::X> holds its rule.
 enum class Op {
@@ -238,6 +310,7 @@ std::shared_ptr<Node<T, B>> record(const char* name, Tensor<T, B>& output, const
     auto meta = std::make_shared<AutogradMeta<T, B>>();
     meta->grad_fn = node;
     output.set_autograd_meta(std::move(meta));
+    if (AnomalyMode::enabled()) detail::check_forward_anomaly(name, output, inputs);
     return node;
   }
 }

@@ -908,6 +908,17 @@ TEST_F(IoTest, T5ConfigReadsPublishedConfigs) {
   EXPECT_EQ(f.activation(), io::Activation::GeluTanh);  // transformers: gated-gelu -> gelu_new
   EXPECT_STREQ(io::activation_name(f.activation()), "gelu_new");
   EXPECT_FALSE(f.tie_word_embeddings);
+  // transformers 4.x: the head is scaled exactly when tied; 5.x says so in its own key.
+  EXPECT_TRUE(c.scales_decoder_outputs());
+  EXPECT_FALSE(f.scales_decoder_outputs());
+  auto v5 = nlohmann::json::parse(kFlanT5Base);
+  v5["tie_word_embeddings"] = true;  // what 5.x writes for this untied model
+  v5["scale_decoder_outputs"] = false;
+  const auto f5 = io::parse_t5_config(v5, "flan 5.x");
+  EXPECT_TRUE(f5.tie_word_embeddings);  // untied later by load_t5 when the file has its own lm_head
+  EXPECT_FALSE(f5.scales_decoder_outputs());
+  EXPECT_EQ(io::parse_t5_config(io::to_json(f5)), f5);
+  EXPECT_FALSE(io::to_json(f).contains("scale_decoder_outputs"));  // a 4.x config is written back as 4.x wrote it
 
   auto j = nlohmann::json::parse(kT5Small);
   j["num_decoder_layers"] = 3;
@@ -975,6 +986,16 @@ TEST_F(IoTest, T5ConfigErrorsNameFileAndField) {
   expect_error([&] { io::read_t5_config(p); }, {"'tie_word_embeddings'", "boolean"});
   with([](nlohmann::json& j) { j["eos_token_id"] = nlohmann::json::array({1, 2}); });
   expect_error([&] { io::read_t5_config(p); }, {"'eos_token_id'", "integer"});
+  // Item 8: token ids outside the vocabulary, and too few relative-position buckets, fail here,
+  // naming the file, not later inside the model.
+  with([](nlohmann::json& j) { j["eos_token_id"] = j["vocab_size"]; });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'eos_token_id'", "not a token of the vocabulary"});
+  with([](nlohmann::json& j) { j["decoder_start_token_id"] = 40000; });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'decoder_start_token_id'"});
+  with([](nlohmann::json& j) { j["relative_attention_num_buckets"] = 1; });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'relative_attention_num_buckets'", "at least 4"});
+  with([](nlohmann::json& j) { j["scale_decoder_outputs"] = "no"; });
+  expect_error([&] { io::read_t5_config(p); }, {p.string(), "'scale_decoder_outputs'", "boolean"});
   // Issue "Hostile files and crashes", item 2: sizes whose products wrap int64 (vocab_size 2^61
   // with d_model 8 made numel 0 and an embedding without storage), or that no machine holds.
   with([](nlohmann::json& j) {

@@ -90,6 +90,64 @@ TEST(T5Golden, Float64MatchesTheFloat64Reference) {
   for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) check_parity<double>(name, "_f64", "grad_f64.", 1e-10, 1e-9);
 }
 
+// Issue "Hostile files and crashes", item 8: transformers 5.x writes tie_word_embeddings = true
+// for every T5 and scale_decoder_outputs as its own key; an untied model keeps its lm_head.weight.
+// The loader dropped that head and scaled the shared one (logits off by 1.19 relative). The
+// _v5 folders are the 4.x golden models re-saved by transformers 5.24 (tools/make_t5_golden_v5.py),
+// with 5.x's own outputs: they must load to 5.x's numbers and to the 4.x golden ones.
+TEST(T5Golden, Transformers5CheckpointsLoadToThe4xNumbers) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
+  for (const auto* name : {"t5_relu_tied", "t5_gated_untied"}) {
+    SCOPED_TRACE(name);
+    const auto v5 = kGolden / (std::string(name) + "_v5");
+    EXPECT_TRUE(tt::io::read_t5_config(v5 / "config.json").tie_word_embeddings);  // as 5.x wrote it
+    auto model = tt::io::load_t5<float, Tested>(v5);
+    const bool untied = std::string(name) == "t5_gated_untied";
+    EXPECT_EQ(model.config().tie_word_embeddings, !untied);
+    EXPECT_EQ(model.config().scales_decoder_outputs(), !untied);
+    const tt::io::SafetensorsFile io(v5 / "io.safetensors"), io4(kGolden / name / "io.safetensors");
+    const auto ids = tt::io::load<std::int64_t, Tested>(io, "input_ids");
+    const auto mask = tt::io::load<std::int64_t, Tested>(io, "attention_mask");
+    const auto decoder_ids = tt::io::load<std::int64_t, Tested>(io, "decoder_input_ids");
+    const auto encoded = model.encode(ids, mask);
+    EXPECT_TRUE(relative_close(encoded.to_vector(), tt::io::load<float, Tested>(io, "encoder_last_hidden_state").to_vector(), 1e-4));
+    const auto logits = model.decode(decoder_ids, encoded, mask).to_vector();
+    EXPECT_TRUE(relative_close(logits, tt::io::load<float, Tested>(io, "logits").to_vector(), 1e-4));
+    EXPECT_TRUE(relative_close(logits, tt::io::load<float, Tested>(io4, "logits").to_vector(), 1e-4));
+
+    // Saved by us and loaded again: the same head (4.x and 5.x read what we write the same way).
+    const fs::path copy = fs::temp_directory_path() / ("tensortape_t5_v5_" + std::to_string(::getpid()));
+    tt::io::save_t5(model, copy);
+    auto reloaded = tt::io::load_t5<float, Tested>(copy);
+    EXPECT_EQ(reloaded.config(), model.config());
+    EXPECT_EQ(reloaded.decode(decoder_ids, reloaded.encode(ids, mask), mask).to_vector(), logits);
+    fs::remove_all(copy);
+  }
+}
+
+// No tensor is dropped silently: a copy of the embedding under another name, or a tied head's,
+// must equal shared.weight.
+TEST(T5Checkpoint, EmbeddingCopiesThatDifferFromTheSharedTableAreErrors) {
+  SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
+  const fs::path directory = fs::temp_directory_path() / ("tensortape_t5_alias_" + std::to_string(::getpid()));
+  fs::create_directories(directory);
+  fs::copy_file(kGolden / "t5_relu_tied" / "config.json", directory / "config.json", fs::copy_options::overwrite_existing);
+  auto tensors = tt::io::load_all<float, tt::backend::Eigen>(kGolden / "t5_relu_tied" / "model.safetensors");
+  const auto shared = tensors.at("shared.weight");
+  tensors["encoder.embed_tokens.weight"] = shared.contiguous_copy();
+  tt::io::save(directory / "model.safetensors", tensors);
+  EXPECT_NO_THROW((tt::io::load_t5<float, Tested>(directory)));  // an equal copy is the same table
+  tensors["encoder.embed_tokens.weight"] = shared * 2.0;
+  tt::io::save(directory / "model.safetensors", tensors);
+  try {
+    tt::io::load_t5<float, Tested>(directory);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const tt::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'encoder.embed_tokens.weight' differs from shared.weight"), std::string::npos) << e.what();
+  }
+  fs::remove_all(directory);
+}
+
 TEST(T5Checkpoint, SaveThenLoadGivesTheSameModel) {
   SKIP_UNLESS_BACKEND_AVAILABLE(Tested);
   auto model = tt::io::load_t5<float, Tested>(kGolden / "t5_gated_untied");

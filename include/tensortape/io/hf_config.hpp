@@ -12,6 +12,12 @@
 // decoder_start_token_id = pad_token_id. Keys not modelled here are kept in `extra` and written
 // back unchanged.
 //
+// The head: transformers 4.x scales the decoder output by d_model^-0.5 exactly when the head is
+// tied; 5.x writes the scaling as its own key, scale_decoder_outputs, and always writes
+// tie_word_embeddings = true (an untied T5 v1.1 then keeps its own lm_head.weight in the file,
+// which load_t5 takes as an untied head, as 5.x does). So scale_decoder_outputs, when present,
+// decides the scaling; when absent, tying does.
+//
 // feed_forward_proj is "[gated-]ACT" like transformers: "relu" -> ReLU, ungated; "gated-gelu" ->
 // gated with gelu_new (the tanh approximation), as transformers maps it; "gelu" -> exact (erf)
 // GELU; "gelu_new" / "silu" as named.
@@ -21,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -89,12 +96,15 @@ struct T5Config {
   double layer_norm_epsilon = 1e-6;
   std::string feed_forward_proj = "relu";
   bool tie_word_embeddings = true;
+  std::optional<bool> scale_decoder_outputs;  // absent: follows tie_word_embeddings (4.x)
   std::int64_t decoder_start_token_id = 0;
   std::int64_t pad_token_id = 0;
   std::int64_t eos_token_id = 1;
   nlohmann::json extra = nlohmann::json::object();  // other keys of config.json, written back as read
 
   // Both follow from feed_forward_proj, the one field that says it (throws if it is unknown).
+  // Whether the head multiplies the decoder output by d_model^-0.5 before projecting.
+  bool scales_decoder_outputs() const { return scale_decoder_outputs.value_or(tie_word_embeddings); }
   bool is_gated() const { return detail::parse_feed_forward_proj(feed_forward_proj, "t5 config: ").gated; }
   Activation activation() const { return detail::parse_feed_forward_proj(feed_forward_proj, "t5 config: ").activation; }
 
@@ -182,16 +192,31 @@ inline T5Config parse_t5_config(const nlohmann::json& j, const std::string& sour
     if (!v.is_boolean()) throw Error(where + "field 'tie_word_embeddings' must be a boolean, got " + v.type_name());
     c.tie_word_embeddings = v.get<bool>();
   }
+  if (present("scale_decoder_outputs")) {
+    const auto& v = j.at("scale_decoder_outputs");
+    if (!v.is_boolean()) throw Error(where + "field 'scale_decoder_outputs' must be a boolean, got " + v.type_name());
+    c.scale_decoder_outputs = v.get<bool>();
+  }
   c.pad_token_id = get_int("pad_token_id", false, 0, 0);
   c.eos_token_id = get_int("eos_token_id", false, 1, 0);
   c.decoder_start_token_id = get_int("decoder_start_token_id", false, c.pad_token_id, 0);
+  for (const auto& [field, id] : {std::pair{"pad_token_id", c.pad_token_id}, {"eos_token_id", c.eos_token_id},
+                                  {"decoder_start_token_id", c.decoder_start_token_id}})
+    if (id >= c.vocab_size)
+      throw Error(where + "field '" + field + "' is " + std::to_string(id) + ", not a token of the vocabulary of " +
+                  std::to_string(c.vocab_size));
+  // The encoder's bidirectional buckets split the count in two, and each half needs an exact
+  // bucket and a logarithmic one.
+  if (c.relative_attention_num_buckets < 4)
+    throw Error(where + "field 'relative_attention_num_buckets' is " + std::to_string(c.relative_attention_num_buckets) +
+                "; T5's relative positions need at least 4");
 
   check_t5_sizes(c, where);
 
   static const char* const kModelled[] = {"vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
                                           "num_heads", "relative_attention_num_buckets", "relative_attention_max_distance",
                                           "dropout_rate", "layer_norm_epsilon", "feed_forward_proj", "tie_word_embeddings",
-                                          "pad_token_id", "eos_token_id", "decoder_start_token_id"};
+                                          "scale_decoder_outputs", "pad_token_id", "eos_token_id", "decoder_start_token_id"};
   c.extra = nlohmann::json::object();
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool modelled = false;
@@ -227,6 +252,7 @@ inline nlohmann::json to_json(const T5Config& c) {
   j["layer_norm_epsilon"] = c.layer_norm_epsilon;
   j["feed_forward_proj"] = c.feed_forward_proj;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (c.scale_decoder_outputs) j["scale_decoder_outputs"] = *c.scale_decoder_outputs;
   j["pad_token_id"] = c.pad_token_id;
   j["eos_token_id"] = c.eos_token_id;
   j["decoder_start_token_id"] = c.decoder_start_token_id;

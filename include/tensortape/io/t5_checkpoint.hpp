@@ -1,6 +1,10 @@
 // T5 checkpoints in Hugging Face layout: a directory with config.json and model.safetensors,
-// parameters under their HF names. Ours load in transformers and theirs in ours; a tied
-// lm_head, absent from the file, is the shared embedding.
+// parameters under their HF names. Ours load in transformers and theirs (4.x and 5.x) in ours;
+// a tied lm_head, absent from the file, is the shared embedding. A file that holds its own
+// lm_head.weight, different from shared.weight, gets an untied head whatever config.json says
+// about tying (transformers 5.x writes tie_word_embeddings = true for every T5 and unties the
+// same way). No tensor of the file is ever dropped: the stacks' copies of the embedding and a
+// tied lm_head must equal shared.weight, and any other tensor must have a place in the model.
 //
 //   auto model = tt::io::load_t5<float, Cpu>("models/base");   // config.json + model.safetensors
 //   tt::io::save_t5(model, "models/edited");                   // both files written atomically
@@ -14,6 +18,13 @@
 #include "tensortape/nn/t5.hpp"
 
 namespace tensortape::io {
+
+namespace detail {
+inline bool same_tensor(const TensorView& a, const TensorView& b) {
+  return a.dtype == b.dtype && a.shape == b.shape && a.data.size() == b.data.size() &&
+         std::equal(a.data.begin(), a.data.end(), b.data.begin());
+}
+}  // namespace detail
 
 // Copies every parameter of `model` from a safetensors file, by HF name. Names the file and
 // the parameter on a missing tensor, a shape mismatch, or a tensor the model has no place for.
@@ -29,12 +40,15 @@ void load_t5_weights(nn::T5Model<T, B>& model, const SafetensorsFile& weights, c
     parameter = trainable ? loaded.requires_grad_() : loaded;
     used.insert(name);
   });
-  // HF may also store the shared table under the stacks' own names; anything else is foreign.
+  // HF may also store the shared table under the stacks' own names (and a tied head's): such a
+  // copy must equal it; anything else is foreign.
   for (const auto& tensor : weights.tensors()) {
+    if (used.count(tensor.name)) continue;
     const bool alias = tensor.name == "encoder.embed_tokens.weight" || tensor.name == "decoder.embed_tokens.weight" ||
                        (tensor.name == "lm_head.weight" && model.config().tie_word_embeddings);
-    check(used.count(tensor.name) || alias, "load_t5", "'", file.string(), "' has tensor '", tensor.name,
-          "' that this T5 model has no parameter for");
+    check(alias, "load_t5", "'", file.string(), "' has tensor '", tensor.name, "' that this T5 model has no parameter for");
+    check(detail::same_tensor(tensor, weights.get("shared.weight")), "load_t5", "'", file.string(), "' tensor '", tensor.name,
+          "' differs from shared.weight, which this model uses in its place");
   }
 }
 template <class T, class B>
@@ -71,10 +85,15 @@ inline void check_t5_weights_header(const T5Config& config, const SafetensorsFil
 // config.json + model.safetensors from `directory`.
 template <class T, class B>
 nn::T5Model<T, B> load_t5(const std::filesystem::path& directory) {
-  const auto config = read_t5_config(directory / "config.json");
+  auto config = read_t5_config(directory / "config.json");
   const auto file = directory / "model.safetensors";
   const SafetensorsFile weights(file);  // opened once: its header is checked, then its tensors read
   check_t5_weights_header(config, weights, file);
+  if (config.tie_word_embeddings && weights.contains("lm_head.weight") &&
+      !detail::same_tensor(weights.get("lm_head.weight"), weights.get("shared.weight"))) {
+    config.scale_decoder_outputs = config.scales_decoder_outputs();  // untying must not change the scaling
+    config.tie_word_embeddings = false;
+  }
   Rng unused(0);  // every weight is overwritten by the file
   nn::T5Model<T, B> model(config, unused);
   load_t5_weights(model, weights, file);

@@ -38,8 +38,8 @@ inline void validate(const T5Config& config) {
         "T5Config", "sizes must be positive (vocab_size ", config.vocab_size, ", d_model ", config.d_model, ", d_kv ",
         config.d_kv, ", d_ff ", config.d_ff, ", num_heads ", config.num_heads, ")");
   check(config.num_layers >= 0 && config.num_decoder_layers >= 0, "T5Config", "negative layer count");
-  check(config.relative_attention_num_buckets >= 2 && config.relative_attention_max_distance > 0, "T5Config",
-        "relative attention needs >= 2 buckets and a positive max distance");
+  check(config.relative_attention_num_buckets >= 4 && config.relative_attention_max_distance > 0, "T5Config",
+        "relative attention needs >= 4 buckets and a positive max distance");
   config.activation();  // throws on an unknown feed_forward_proj
   io::check_t5_sizes(config, "T5Config: ");
 }
@@ -377,10 +377,11 @@ class T5Model : public Module<T, B> {
     return project_to_vocab(hidden);
   }
 
-  // hidden (..., D) -> logits (..., V); a tied head rescales by d_model^-0.5 first.
+  // hidden (..., D) -> logits (..., V), through the shared embedding when tied; rescaled by
+  // d_model^-0.5 first where the config says so (by default, when tied: T5Config).
   Tensor<T, B> project_to_vocab(const Tensor<T, B>& hidden) const {
-    if (config_.tie_word_embeddings) return linear(hidden * (1.0 / std::sqrt(static_cast<double>(config_.d_model))), shared.weight);
-    return lm_head(hidden);
+    const auto scaled = config_.scales_decoder_outputs() ? hidden * (1.0 / std::sqrt(static_cast<double>(config_.d_model))) : hidden;
+    return config_.tie_word_embeddings ? linear(scaled, shared.weight) : lm_head(scaled);
   }
 
   void for_each_child(const typename Module<T, B>::ChildVisitor& visit) override {

@@ -101,17 +101,41 @@ class BackwardPass {
   bool input_wanted(const Meta* meta) const {
     if (!meta) return false;
     if (meta->grad_fn) return wanted(meta->grad_fn.get());
-    return all_leaves_ ? meta->requires_grad : target_metas_.count(meta) > 0;
+    return leaf_wanted(meta);
   }
+  bool leaf_wanted(const Meta* meta) const { return all_leaves_ ? meta->requires_grad : target_metas_.count(meta) > 0; }
 
-  // A node is wanted when a target is reachable from it (memoised).
-  bool wanted(const Node<T, B>* node) const {
-    if (auto found = wanted_memo_.find(node); found != wanted_memo_.end()) return found->second;
-    wanted_memo_[node] = false;  // guards against revisiting while in progress
-    bool result = target_nodes_.count(node) > 0;
-    for (const auto& input : node->inputs) result = input_wanted(input.meta.get()) || result;
-    wanted_memo_[node] = result;
-    return result;
+  // A node is wanted when a target is reachable from it (memoised). Iterative, like collect():
+  // the recursive form overflowed the stack on a 20000-op chain under AddressSanitizer.
+  bool wanted(const Node<T, B>* root) const {
+    if (auto found = wanted_memo_.find(root); found != wanted_memo_.end()) return found->second;
+    // Each node on the stack holds in the memo what it has found so far; the graph is acyclic,
+    // so an input already in the memo is finished.
+    std::vector<std::pair<const Node<T, B>*, std::size_t>> stack{{root, 0}};
+    wanted_memo_[root] = target_nodes_.count(root) > 0;
+    while (!stack.empty()) {
+      auto& [node, next_input] = stack.back();
+      if (next_input < node->inputs.size()) {
+        const Meta* meta = node->inputs[next_input++].meta.get();
+        if (!meta) continue;
+        if (!meta->grad_fn) {
+          if (leaf_wanted(meta)) wanted_memo_[node] = true;
+          continue;
+        }
+        const Node<T, B>* input = meta->grad_fn.get();
+        if (auto found = wanted_memo_.find(input); found != wanted_memo_.end()) {
+          if (found->second) wanted_memo_[node] = true;
+          continue;
+        }
+        wanted_memo_[input] = target_nodes_.count(input) > 0;
+        stack.push_back({input, 0});
+      } else {
+        const bool result = wanted_memo_[node];
+        stack.pop_back();
+        if (result && !stack.empty()) wanted_memo_[stack.back().first] = true;
+      }
+    }
+    return wanted_memo_[root];
   }
 
   // Depth-first post-order of wanted nodes (iterative, so deep graphs cannot overflow the stack).

@@ -228,6 +228,27 @@ struct Node {
     indices.clear();
     released = true;
   }
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Freeing a graph must not recurse along it (node -> input's metadata -> its node -> ...):
+  // a 200000-op chain overflowed the stack. Nodes that only this one keeps alive are unlinked
+  // one by one instead, each dying with no inputs left.
+  ~Node() {
+    std::vector<std::shared_ptr<AutogradMeta<T, B>>> pending;
+    for (auto& input : inputs)
+      if (input.meta) pending.push_back(std::move(input.meta));
+    while (!pending.empty()) {
+      auto meta = std::move(pending.back());
+      pending.pop_back();
+      if (meta.use_count() != 1 || !meta->grad_fn) continue;  // kept alive elsewhere, or a leaf
+      auto node = std::move(meta->grad_fn);
+      if (node.use_count() != 1) continue;
+      for (auto& input : node->inputs)
+        if (input.meta) pending.push_back(std::move(input.meta));
+    }
+  }
 };
 
 // ---- Tensor's autograd members ----

@@ -639,7 +639,7 @@ TEST(Report, MalformedLinesNameTheFileAndTheLine) {
     }
   };
   const std::string good = to_json(row("m", "qa", 1, 0.5, 0, 0.1, 0)).dump();
-  expect_error(good + "\n\n{not json\n", path.string() + ":3: not valid JSON");
+  expect_error(good + "\n\n{not json\n", path.string() + ":3: invalid JSON");
   expect_error(good + "\n" + R"({"method":"m","benchmark":"qa","batch_size":1,"draws":5,"es_se":0,"dd":0,"dd_se":0,"acc_drop":0})" + "\n",
                path.string() + ":2: field 'es': missing");
   expect_error(R"({"method":"m","benchmark":"qa","batch_size":"4","draws":5,"es":1,"es_se":0,"dd":0,"dd_se":0,"acc_drop":0})",
@@ -647,6 +647,9 @@ TEST(Report, MalformedLinesNameTheFileAndTheLine) {
   expect_error(R"({"method":"m","benchmark":"qa","batch_size":4,"draws":5,"es":"high","es_se":0,"dd":0,"dd_se":0,"acc_drop":0})",
                ":1: field 'es': must be a number");
   expect_error("[1, 2]\n", ":1: result row: expected a JSON object");
+  expect_error(good.substr(0, good.size() - 1) + R"(,"es":0.9})" + "\n", ":1: a duplicate key 'es'");
+  expect_error(std::string(100000, '[') + std::string(100000, ']') + "\n", ":1: nests deeper than 64 levels");
+  expect_error(good + "\n" + std::string(1, '\0') + good + "\n", ":2: a NUL byte at offset 0");
   EXPECT_THROW(read_jsonl(scratch("absent.jsonl")), tensortape::Error);
 }
 

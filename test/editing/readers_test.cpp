@@ -325,6 +325,56 @@ TEST(Malformed, HugeNumbersAndNulBytesAreBadRecords) {
   fs::remove(z);
 }
 
+// Issue "Hostile files and crashes", one rule for every reader: the dataset readers parse with
+// io::parse_json, so a value nested 100000 deep or an object with a key twice is a bad record
+// named as such (nlohmann alone builds both, silently keeping one of the two keys).
+TEST(Malformed, DeepNestingAndDuplicateKeysAreBadRecords) {
+  const std::string good = first_line(kFixtures / "lot_bad.jsonl");  // a valid record: {"id": ...}
+  ASSERT_EQ(good.front(), '{');
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const fs::path p = fs::temp_directory_path() / "editlab_readers_nested.jsonl";
+  {
+    std::ofstream out(p, std::ios::binary);
+    out << good << "\n"
+        << R"({"extra": )" << deep << ", " << good.substr(1) << "\n"  // too deep
+        << R"({"answer": 0, )" << good.substr(1) << "\n"               // 'answer' twice
+        << good << "\n";
+  }
+  expect_error(ed::read_leapofthought, p, {"editlab_readers_nested.jsonl", "line 2", "nests deeper than 64 levels"});
+  ed::ReadOptions skip;
+  skip.skip_bad_records = true;
+  const auto result = ed::read_leapofthought(p, skip);
+  EXPECT_EQ(result.records.size(), 2u);
+  ASSERT_EQ(result.skip_reasons.size(), 2u);
+  EXPECT_TRUE(contains(result.skip_reasons[1], "line 3") && contains(result.skip_reasons[1], "a duplicate key 'answer'"))
+      << result.skip_reasons[1];
+  {
+    std::ofstream out(p, std::ios::binary);
+    out << R"({"input": "Paris is in France.", "input": "Paris is in Spain.", "output": [{"answer": "SUPPORTS"}]})" << "\n";
+  }
+  expect_error(ed::read_fever, p, {"line 1", "a duplicate key 'input'"});
+  {
+    std::ofstream out(p, std::ios::binary);
+    out << R"({"entity1": ["a"], "relation": )" << deep << R"(, "entity2": ["b"]})" << "\n";
+  }
+  expect_error(ed::read_wikidata5m, p, {"line 1", "nests deeper than 64 levels"});
+
+  const fs::path z = fs::temp_directory_path() / "editlab_readers_nested.json";
+  const std::string record = R"({"subject": "a", "src": "q", "answers": ["x"], "rephrase": "r", "loc": "l", "loc_ans": "y", "alt": "z")";
+  {
+    std::ofstream out(z, std::ios::binary);
+    out << "[" << record << R"(, "alt": "w"}])";
+  }
+  expect_error(ed::read_zsre, z, {"editlab_readers_nested.json", "a duplicate key 'alt'"});
+  {
+    std::ofstream out(z, std::ios::binary);
+    out << "[" << record << "}, " << deep << "]";
+  }
+  expect_error(ed::read_zsre, z, {"editlab_readers_nested.json", "nests deeper than 64 levels"});
+  fs::remove(p);
+  fs::remove(z);
+}
+
 TEST(Malformed, FeverErrorsNameFileLineField) {
   const fs::path p = kFixtures / "fever_bad.jsonl";
   expect_error(ed::read_fever, p, {"fever_bad.jsonl", "line 2", "field 'output[0].answer'"});

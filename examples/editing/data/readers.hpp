@@ -61,8 +61,10 @@
 //   "editlab::data::read_zsre: f.json: record 3: field 'answers': expected array, got string"
 //   "editlab::data::read_leapofthought: f.jsonl: line 7: field 'metadata.statement': missing"
 //   "editlab::data::read_fever: f.jsonl: line 2: invalid JSON: ..."
+// JSON is read by tensortape::io::parse_json, under the rules of every reader of the library: a
+// NUL byte, nesting deeper than 64 levels or a duplicate key in an object is invalid too.
 // With ReadOptions::skip_bad_records the record is dropped instead and counted. A file that
-// cannot be opened, or a zsRE file that is not one JSON array, always throws.
+// cannot be opened, or a zsRE file that is not one valid JSON array, always throws.
 #pragma once
 
 #include <cstddef>
@@ -79,6 +81,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tensortape/core/error.hpp"
+#include "tensortape/io/json_text.hpp"
 
 namespace editlab::data {
 
@@ -282,9 +285,9 @@ ReadResult<Record> read_jsonl(const char* reader, const std::filesystem::path& f
     }
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
-      bad_record(opt, result, format(reader, file, where, "", std::string("invalid JSON: ") + e.what()));
+      j = tensortape::io::parse_json(line, "");
+    } catch (const tensortape::Error& e) {  // invalid JSON, nested too deep, or a duplicate key
+      bad_record(opt, result, format(reader, file, where, "", e.what()));
       continue;
     }
     try {
@@ -408,14 +411,7 @@ inline ReadResult<ZsreRecord> read_zsre(const std::filesystem::path& file,
   static constexpr const char* reader = "editlab::data::read_zsre";
   std::ifstream in = detail::open_or_throw(reader, file);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (const auto nul = text.find('\0'); nul != std::string::npos)
-    throw tensortape::Error(std::string(reader) + ": " + file.string() + ": a NUL byte at offset " + std::to_string(nul));
-  nlohmann::json all;
-  try {
-    all = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
-    throw tensortape::Error(std::string(reader) + ": " + file.string() + ": invalid JSON: " + e.what());
-  }
+  const nlohmann::json all = tensortape::io::parse_json(text, std::string(reader) + ": " + file.string() + ": ");
   if (!all.is_array())
     throw tensortape::Error(std::string(reader) + ": " + file.string() +
                             ": expected a JSON array of records, got " + all.type_name());

@@ -36,6 +36,7 @@
 
 #include "eval/harness.hpp"
 #include "tensortape/core/error.hpp"
+#include "tensortape/io/json_text.hpp"
 
 namespace editlab::eval {
 
@@ -180,17 +181,12 @@ inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    tt::check(line.find('\0') == std::string::npos, path.string() + ":" + std::to_string(number), "a NUL byte in the line");
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
-      tt::fail(path.string() + ":" + std::to_string(number), "not valid JSON (", e.what(), ")");
-    }
+    const std::string where = path.string() + ":" + std::to_string(number);
+    const nlohmann::json j = tt::io::parse_json(line, where + ": ");  // NUL bytes, depth, duplicate keys
     try {
       rows.push_back(row_from_json(j));
     } catch (const tt::Error& e) {
-      tt::fail(path.string() + ":" + std::to_string(number), e.what());
+      tt::fail(where, e.what());
     }
   }
   return rows;

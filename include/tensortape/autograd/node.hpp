@@ -233,20 +233,24 @@ struct Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
   // Freeing a graph must not recurse along it (node -> input's metadata -> its node -> ...):
-  // a 200000-op chain overflowed the stack. Nodes that only this one keeps alive are unlinked
-  // one by one instead, each dying with no inputs left.
+  // a 200000-op chain overflowed the stack. Inputs whose node only they keep alive are unlinked
+  // one by one instead, each node dying with none such left; the list allocates only then.
   ~Node() {
     std::vector<std::shared_ptr<AutogradMeta<T, B>>> pending;
-    for (auto& input : inputs)
-      if (input.meta) pending.push_back(std::move(input.meta));
+    unlink_sole_owners(*this, pending);
     while (!pending.empty()) {
-      auto meta = std::move(pending.back());
+      const auto node = std::move(pending.back()->grad_fn);
       pending.pop_back();
-      if (meta.use_count() != 1 || !meta->grad_fn) continue;  // kept alive elsewhere, or a leaf
-      auto node = std::move(meta->grad_fn);
-      if (node.use_count() != 1) continue;
-      for (auto& input : node->inputs)
-        if (input.meta) pending.push_back(std::move(input.meta));
+      unlink_sole_owners(*node, pending);
+    }
+  }
+
+ private:
+  static void unlink_sole_owners(Node& node, std::vector<std::shared_ptr<AutogradMeta<T, B>>>& pending) {
+    for (auto& input : node.inputs) {
+      const auto& meta = input.meta;
+      if (meta && meta.use_count() == 1 && meta->grad_fn && meta->grad_fn.use_count() == 1)
+        pending.push_back(std::move(input.meta));
     }
   }
 };

@@ -11,9 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,13 +24,6 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Starts `editlab args...` with its output discarded.
 pid_t spawn_editlab(const std::vector<std::string>& args) {
@@ -149,9 +140,9 @@ TEST(Crash, KilledAndResumedPretrainingEndsWithTheUninterruptedWeights) {
                                      [&] { return pretrain_finished(dir / "killed"); });
   EXPECT_GE(killed.kills_after_checkpoint, 3) << "too few kills landed mid-run to test resuming";
   ASSERT_TRUE(pretrain_finished(dir / "killed")) << "exit status " << killed.exit_status;
-  EXPECT_TRUE(bytes(dir / "whole" / "model.safetensors") == bytes(dir / "killed" / "model.safetensors"))
+  EXPECT_TRUE(file_bytes(dir / "whole" / "model.safetensors") == file_bytes(dir / "killed" / "model.safetensors"))
       << "the resumed weights differ from the uninterrupted run's";
-  EXPECT_TRUE(bytes(dir / "whole" / "spiece.model") == bytes(dir / "killed" / "spiece.model"));
+  EXPECT_TRUE(file_bytes(dir / "whole" / "spiece.model") == file_bytes(dir / "killed" / "spiece.model"));
 }
 
 TEST(Crash, KilledAndResumedEditorTrainingEndsWithTheUninterruptedWeights) {
@@ -173,7 +164,7 @@ TEST(Crash, KilledAndResumedEditorTrainingEndsWithTheUninterruptedWeights) {
                                      [&] { return fs::exists(dir / "killed" / "run.json"); });
   EXPECT_GE(killed.kills_after_checkpoint, 3) << "too few kills landed mid-run to test resuming";
   ASSERT_TRUE(fs::exists(dir / "killed" / "run.json")) << "exit status " << killed.exit_status;
-  EXPECT_TRUE(bytes(dir / "whole" / "seprog.safetensors") == bytes(dir / "killed" / "seprog.safetensors"))
+  EXPECT_TRUE(file_bytes(dir / "whole" / "seprog.safetensors") == file_bytes(dir / "killed" / "seprog.safetensors"))
       << "the resumed weights differ from the uninterrupted run's";
 }
 

@@ -6,10 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <set>
-#include <sstream>
 #include <string>
 
 #include "pretrain/pretrain.hpp"
@@ -28,13 +26,6 @@ PretrainOptions tiny(const fs::path& out) {
   o.steps = 12;
   o.checkpoint_every = 5;
   return o;
-}
-
-std::string bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 fs::path scratch(const std::string& name) {
@@ -60,8 +51,8 @@ TEST(Pretrain, StoppedAndResumedRunEqualsUninterruptedRun) {
   auto second = tiny(split);
   second.resume = true;
   editlab::pretrain::pretrain(second);
-  EXPECT_TRUE(bytes(whole / "model.safetensors") == bytes(split / "model.safetensors")) << "resumed weights differ";
-  EXPECT_TRUE(bytes(whole / "spiece.model") == bytes(split / "spiece.model"));
+  EXPECT_TRUE(file_bytes(whole / "model.safetensors") == file_bytes(split / "model.safetensors")) << "resumed weights differ";
+  EXPECT_TRUE(file_bytes(whole / "spiece.model") == file_bytes(split / "spiece.model"));
 }
 
 TEST(Pretrain, ResumesFromThePreviousCheckpointWhenASwapWasInterrupted) {
@@ -76,7 +67,7 @@ TEST(Pretrain, ResumesFromThePreviousCheckpointWhenASwapWasInterrupted) {
   auto second = tiny(crashed);
   second.resume = true;
   editlab::pretrain::pretrain(second);
-  EXPECT_TRUE(bytes(whole / "model.safetensors") == bytes(crashed / "model.safetensors")) << "resumed weights differ";
+  EXPECT_TRUE(file_bytes(whole / "model.safetensors") == file_bytes(crashed / "model.safetensors")) << "resumed weights differ";
 }
 
 TEST(Pretrain, BadResumesFailClearly) {

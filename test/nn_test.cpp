@@ -319,12 +319,53 @@ TEST(T5Decoding, ScoringIsTeacherForcedCrossEntropy) {
   EXPECT_NEAR(total / 5.0, mean_loss, 1e-12);
   const auto nll = tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, batch.labels).to_vector();
   EXPECT_NEAR(nll[0], -(values[0] + values[1] + values[2]), 1e-12);
+  // score_candidates encodes the input once for all candidates: the same numbers, to the last
+  // bit, as scoring each candidate on its own, with and without a prefix.
   const auto other = tt::from_vector<std::int64_t, Cpu>({2, 2}, {3, 1, 4, 1});
-  const auto scores = tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other});
-  ASSERT_EQ(scores.shape(), (tt::Shape{2, 2}));
-  EXPECT_NEAR(scores.to_vector()[0], -nll[0], 1e-12);
-  EXPECT_NEAR(scores.to_vector()[3],
-              -tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, other).to_vector()[1], 1e-12);
+  const auto prefix = tt::randn<double, Cpu>({2, 3, model.config().d_model}, rng);
+  for (const bool with_prefix : {false, true}) {
+    SCOPED_TRACE(with_prefix ? "with prefix" : "without prefix");
+    const auto p = with_prefix ? prefix : tt::Tensor<double, Cpu>();
+    const auto scores = tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other}, p);
+    ASSERT_EQ(scores.shape(), (tt::Shape{2, 2}));
+    const auto first = tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, batch.labels, p).to_vector();
+    const auto second = tt::nn::sequence_nll(model, batch.input_ids, batch.attention_mask, other, p).to_vector();
+    EXPECT_EQ(scores.to_vector(), (std::vector<double>{-first[0], -second[0], -first[1], -second[1]}));
+  }
+}
+
+// The shared encoder output takes gradient from every candidate: the encoder's parameter
+// gradients of a weighted sum of the scores match float64 central differences.
+TEST(T5Decoding, CandidateScoresGradientReachesTheSharedEncoder) {
+  tt::Rng rng(9);
+  T5Model<double, Cpu> model(test::tiny_t5_config("relu"), rng);
+  const Batch<double> batch;
+  const auto other = tt::from_vector<std::int64_t, Cpu>({2, 2}, {3, 1, 4, 1});
+  const auto weights = tt::from_vector<double, Cpu>({2, 2}, {0.3, -1.1, 0.7, 0.5});  // (B, C)
+  const auto objective = [&]() {
+    return tt::sum(tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other}) * weights);
+  };
+  tt::backward(objective());
+  int checked = 0;
+  for (auto& [name, p] : model.named_parameters()) {
+    if (name.rfind("encoder.", 0) != 0) continue;
+    auto values = p.to_vector();
+    const auto grad = p.grad().to_vector();
+    for (std::size_t e = 0; e < values.size(); e += 11, ++checked) {
+      const double step = 1e-6, original = values[e];
+      tt::NoGradGuard no_grad;
+      values[e] = original + step;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      const double plus = objective().item();
+      values[e] = original - step;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      const double minus = objective().item();
+      values[e] = original;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      ASSERT_NEAR(grad[e], (plus - minus) / (2 * step), 1e-7 + 1e-5 * std::abs(grad[e])) << name << "[" << e << "]";
+    }
+  }
+  EXPECT_GT(checked, 20);
 }
 
 }  // namespace

@@ -32,16 +32,24 @@ Tensor<std::int64_t, B> shift_right(const Tensor<std::int64_t, B>& labels, std::
   return from_vector<std::int64_t, B>(labels.shape(), shifted);
 }
 
-// log p(label_t | input, labels_<t) for every target position (B, T); 0 where the label is -100.
+// log p(label_t | input, labels_<t) for every target position (B, T); 0 where the label is -100,
+// from an encoder output already computed: encoded (B, S, D) = model.encode(input_ids, mask).
 // Differentiable (editors train through it); prefix (B, P, D) is optional.
+template <class T, class B>
+Tensor<T, B> decoder_token_log_probs(const T5Model<T, B>& model, const Tensor<T, B>& encoded,
+                                     const Tensor<std::int64_t, B>& attention_mask, const Tensor<std::int64_t, B>& labels,
+                                     const Tensor<T, B>& prefix = {}) {
+  const auto& config = model.config();
+  auto logits = model.decode(shift_right(labels, config.decoder_start_token_id, config.pad_token_id), encoded, attention_mask, prefix);
+  return -cross_entropy(logits, labels, -100, Reduction::None);
+}
+
+// The same from the input ids: encodes, then decoder_token_log_probs.
 template <class T, class B>
 Tensor<T, B> token_log_probs(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
                              const Tensor<std::int64_t, B>& attention_mask, const Tensor<std::int64_t, B>& labels,
                              const Tensor<T, B>& prefix = {}) {
-  const auto& config = model.config();
-  auto encoded = model.encode(input_ids, attention_mask);
-  auto logits = model.decode(shift_right(labels, config.decoder_start_token_id, config.pad_token_id), encoded, attention_mask, prefix);
-  return -cross_entropy(logits, labels, -100, Reduction::None);
+  return decoder_token_log_probs(model, model.encode(input_ids, attention_mask), attention_mask, labels, prefix);
 }
 
 // Negative log-likelihood of each label sequence (B): the sum over its non-ignored tokens.
@@ -54,15 +62,17 @@ Tensor<T, B> sequence_nll(const T5Model<T, B>& model, const Tensor<std::int64_t,
 
 // Log-likelihood of each candidate label sequence (each (B, T_c)) for every row: (B, C).
 // Classification-style tasks pick the argmax over candidates. An optional prefix (B, P, D) is
-// prepended to the decoder inputs, as in T5Model::decode.
+// prepended to the decoder inputs, as in T5Model::decode. The input is encoded once and its
+// encoder output shared by every candidate (the same numbers as C calls of sequence_nll).
 template <class T, class B>
 Tensor<T, B> score_candidates(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
                               const Tensor<std::int64_t, B>& attention_mask,
                               const std::vector<Tensor<std::int64_t, B>>& candidates, const Tensor<T, B>& prefix = {}) {
   check(!candidates.empty(), "score_candidates", "no candidates given");
+  const auto encoded = model.encode(input_ids, attention_mask);  // (B, S, D)
   std::vector<Tensor<T, B>> scores;
   for (const auto& candidate : candidates)
-    scores.push_back(-sequence_nll(model, input_ids, attention_mask, candidate, prefix));
+    scores.push_back(sum(decoder_token_log_probs(model, encoded, attention_mask, candidate, prefix), {1}));
   return stack(scores, 1);
 }
 

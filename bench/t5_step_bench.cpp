@@ -198,7 +198,7 @@ void run_interleaved(benchmark::State& state, const std::vector<std::string>& na
     const auto& n = names[j];
     const auto* c = contenders[j];
     state.counters[n + "_ms"] = 1e3 * seconds[j] / steps;
-    state.counters[n + "_GFLOP"] = 1e-9 * step_flops(Registry::mode_of(n));
+    state.counters[n + "_GFLOP"] = 1e-9 * step_flops(Registry::mode_of(n), /*all_positions=*/n.starts_with("libtorch"));
     if (n.starts_with("gemm_floor")) continue;  // no forward/backward/Adam split
     state.counters[n + "_fwd_ms"] = 1e3 * c->forward_s / steps;
     state.counters[n + "_bwd_ms"] = 1e3 * c->backward_s / steps;

@@ -80,7 +80,8 @@ struct Gemm {
   double flops() const { return 2.0 * double(batch) * double(m) * double(n) * double(k); }
 };
 
-inline std::vector<Gemm> step_gemms(Mode mode) {
+// all_positions: the last decoder block computed over every position, as libtorch's model does.
+inline std::vector<Gemm> step_gemms(Mode mode, bool all_positions = false) {
   const std::int64_t I = kHeads * kHeadDim, L = kTarget + (mode == Mode::TS1 ? 0 : kPrefix), BH = kBatch * kHeads;
   const std::int64_t ne = kBatch * kSource, nd = kBatch * L, nt = kBatch * kTarget;
   const bool weights_train = mode != Mode::TS2Frozen;
@@ -103,26 +104,33 @@ inline std::vector<Gemm> step_gemms(Mode mode) {
     linear(ne, kModel, kFeedForward, weights_train);                                    // wi
     linear(ne, kFeedForward, kModel, weights_train);                                    // wo
   }
-  // Decoder: every hidden state needs a gradient (from the prefix or from the weights).
+  // Decoder: every hidden state needs a gradient (from the prefix or from the weights). With a
+  // prefix, the last block computes the target positions' outputs only (T5Model::decode): its
+  // queries, attention output, cross-attention and feed-forward take nt rows, its keys and
+  // values all nd. libtorch's model (t5_step_libtorch.cpp) runs every block over all L.
   for (std::int64_t l = 0; l < kDecoderLayers; ++l) {
-    for (int i = 0; i < 4; ++i) linear(nd, kModel, I, true);                            // self q, k, v, o
-    product({BH, L, L, kHeadDim}, true, true);
-    product({BH, L, kHeadDim, L}, true, true);
-    linear(nd, kModel, I, true);                                                        // cross q
+    const bool last = l + 1 == kDecoderLayers && !all_positions;
+    const std::int64_t rows = last ? nt : nd, queries = last ? kTarget : L;
+    linear(rows, kModel, I, true);                                                      // self q
+    for (int i = 0; i < 2; ++i) linear(nd, kModel, I, true);                            // self k, v
+    product({BH, queries, L, kHeadDim}, true, true);                                    // scores
+    product({BH, queries, kHeadDim, L}, true, true);                                    // context
+    linear(rows, I, kModel, true);                                                      // self o
+    linear(rows, kModel, I, true);                                                      // cross q
     for (int i = 0; i < 2; ++i) linear(ne, kModel, I, weights_train);                   // cross k, v of the encoder output
-    product({BH, L, kSource, kHeadDim}, true, weights_train);                           // scores: keys from the encoder
-    product({BH, L, kHeadDim, kSource}, true, weights_train);                           // context: values from the encoder
-    linear(nd, I, kModel, true);                                                        // cross o
-    linear(nd, kModel, kFeedForward, true);
-    linear(nd, kFeedForward, kModel, true);
+    product({BH, queries, kSource, kHeadDim}, true, weights_train);                     // scores: keys from the encoder
+    product({BH, queries, kHeadDim, kSource}, true, weights_train);                     // context: values from the encoder
+    linear(rows, I, kModel, true);                                                      // cross o
+    linear(rows, kModel, kFeedForward, true);
+    linear(rows, kFeedForward, kModel, true);
   }
   linear(nt, kModel, kVocab, true);  // tied head
   return out;
 }
 
-inline double step_flops(Mode mode) {
+inline double step_flops(Mode mode, bool all_positions = false) {
   double total = 0;
-  for (const auto& g : step_gemms(mode)) total += g.flops();
+  for (const auto& g : step_gemms(mode, all_positions)) total += g.flops();
   return total;
 }
 

@@ -156,6 +156,31 @@ TEST(T5, PrefixGradientThroughFrozenBackboneRunsNoWeightGradientGemm) {
   }
 }
 
+// decode() with a prefix computes the last decoder block for the target positions only; the
+// logits equal those of the whole stack run over prefix and targets, then cut to the targets.
+TEST(T5, PrefixedDecodeEqualsTheFullStackCutToTheTargets) {
+  for (const std::string feed_forward : {"relu", "gated-gelu"}) {
+    SCOPED_TRACE(feed_forward);
+    tt::Rng rng(12);
+    T5Model<double, Cpu> model(test::tiny_t5_config(feed_forward), rng);
+    const Batch<double> batch;
+    const auto prefix = tt::randn<double, Cpu>({2, 3, model.config().d_model}, rng);  // (B, P, D)
+    const auto encoded = model.encode(batch.input_ids, batch.attention_mask);
+    const auto logits = model.decode(batch.decoder_input_ids, encoded, batch.attention_mask, prefix);  // (B, T, V)
+    const auto embeddings = tt::concat<double, Cpu>({prefix, model.shared(batch.decoder_input_ids)}, 1);  // (B, P + T, D)
+    const auto full = model.decoder(embeddings, tt::nn::causal_mask_bias<double, Cpu>(6, 6), encoded,
+                                    tt::nn::key_mask_bias<double, Cpu>(batch.attention_mask), nullptr);  // (B, P + T, D)
+    const auto expected = model.project_to_vocab(full.narrow(1, 3, 3).contiguous_copy());
+    ASSERT_EQ(logits.shape(), expected.shape());
+    EXPECT_TRUE(all_close(logits.to_vector(), expected.to_vector(), 1e-12, 1e-12));
+    // Keeping every position is the plain stack.
+    EXPECT_EQ(model.decoder(embeddings, tt::nn::causal_mask_bias<double, Cpu>(6, 6), encoded,
+                            tt::nn::key_mask_bias<double, Cpu>(batch.attention_mask), nullptr, 6)
+                  .to_vector(),
+              full.to_vector());
+  }
+}
+
 TEST(T5, PaddedKeysAreIgnoredAndTheDecoderIsCausal) {
   tt::Rng rng(5);
   T5Model<double, Cpu> model(test::tiny_t5_config("gated-gelu"), rng);

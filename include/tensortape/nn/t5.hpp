@@ -244,11 +244,22 @@ class T5Block : public Module<T, B> {
   }
 
   // hidden (B, T, D); self_bias (1 or B, H, T, T); memory (B, S, D) and cross_bias for the decoder.
+  // keep_last > 0 returns only the last keep_last positions (B, keep_last, D): their queries
+  // still attend over every position, and nothing is computed for the others' outputs (a
+  // prefix's positions after the decoder's last block, whose outputs are discarded).
   Tensor<T, B> operator()(Tensor<T, B> hidden, const Tensor<T, B>& self_bias, const Tensor<T, B>& memory,
-                          const Tensor<T, B>& cross_bias, Rng* rng) const {
+                          const Tensor<T, B>& cross_bias, Rng* rng, std::int64_t keep_last = 0) const {
     const auto residual = [&](const Tensor<T, B>& update) { return training_dropout(update, *this, dropout_, rng); };
-    auto normed = self_attention_norm(hidden);
-    hidden = hidden + residual(self_attention(normed, normed, self_bias, rng));
+    const auto normed = self_attention_norm(hidden);  // (B, T, D): keys and values at every position
+    const std::int64_t length = hidden.shape()[1];
+    if (keep_last > 0 && keep_last < length) {
+      const std::int64_t first = length - keep_last;
+      const auto query_bias = self_bias.shape()[2] == length ? self_bias.narrow(2, first, keep_last) : self_bias;
+      hidden = hidden.narrow(1, first, keep_last) +
+               residual(self_attention(normed.narrow(1, first, keep_last), normed, query_bias, rng));  // (B, keep_last, D)
+    } else {
+      hidden = hidden + residual(self_attention(normed, normed, self_bias, rng));
+    }
     if (is_decoder_) hidden = hidden + residual(cross_attention(cross_attention_norm(hidden), memory, cross_bias, rng));
     return hidden + residual(feed_forward(feed_forward_norm(hidden), rng));
   }
@@ -309,13 +320,18 @@ class T5Stack : public Module<T, B> {
 
   // embeddings (B, L, D); self_mask_bias broadcasts to (B, 1, L, L); memory/cross_mask_bias for
   // the decoder. The position bias comes from block 0 and is reused by every block.
+  // keep_last > 0: only the last keep_last positions are returned (B, keep_last, D), and the last
+  // block computes only theirs (T5Block::operator()).
   Tensor<T, B> operator()(const Tensor<T, B>& embeddings, const Tensor<T, B>& self_mask_bias, const Tensor<T, B>& memory,
-                          const Tensor<T, B>& cross_mask_bias, Rng* rng) const {
+                          const Tensor<T, B>& cross_mask_bias, Rng* rng, std::int64_t keep_last = 0) const {
     auto hidden = training_dropout(embeddings, *this, dropout_, rng);
+    const std::int64_t length = embeddings.shape()[1];
     if (!block.empty()) {
-      const std::int64_t length = embeddings.shape()[1];
       const auto self_bias = block[0].self_attention.position_bias(length, length) + self_mask_bias;  // (B, H, L, L)
-      for (const auto& layer : block) hidden = layer(hidden, self_bias, memory, cross_mask_bias, rng);
+      for (std::size_t i = 0; i < block.size(); ++i)
+        hidden = block[i](hidden, self_bias, memory, cross_mask_bias, rng, i + 1 == block.size() ? keep_last : 0);
+    } else if (keep_last > 0 && keep_last < length) {
+      hidden = hidden.narrow(1, length - keep_last, keep_last);
     }
     return training_dropout(final_layer_norm(hidden), *this, dropout_, rng);
   }
@@ -372,8 +388,9 @@ class T5Model : public Module<T, B> {
       embeddings = concat<T, B>({prefix, embeddings}, 1);  // (B, P + T, D)
     }
     const std::int64_t length = prefix_length + targets;
-    auto hidden = decoder(embeddings, causal_mask_bias<T, B>(length, length), encoded, key_mask_bias<T, B>(encoder_mask), rng);
-    if (prefix_length > 0) hidden = hidden.narrow(1, prefix_length, targets);  // (B, T, D)
+    // The prefix positions' outputs are discarded: the last block computes the T targets' only.
+    const auto hidden = decoder(embeddings, causal_mask_bias<T, B>(length, length), encoded, key_mask_bias<T, B>(encoder_mask),
+                                rng, prefix_length > 0 ? targets : 0);  // (B, T, D)
     return project_to_vocab(hidden);
   }
 

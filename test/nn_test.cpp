@@ -89,6 +89,35 @@ TEST(T5, FreezeDeepCopyAndTrainMode) {
   EXPECT_FALSE(model.encoder.final_layer_norm.training());
 }
 
+// After one backward of objective(), compares the gradient of every stride-th entry of each
+// parameter whose name starts with name_prefix against float64 central differences of
+// objective(). Returns how many entries were compared.
+template <class Objective>
+int expect_gradients_match_finite_differences(T5Model<double, Cpu>& model, const Objective& objective,
+                                              std::size_t stride, const std::string& name_prefix = "") {
+  tt::backward(objective());
+  int checked = 0;
+  for (auto& [name, p] : model.named_parameters()) {
+    if (name.rfind(name_prefix, 0) != 0) continue;
+    auto values = p.to_vector();
+    const auto grad = p.grad().to_vector();
+    for (std::size_t e = 0; e < values.size(); e += stride, ++checked) {
+      const double step = 1e-6, original = values[e];
+      tt::NoGradGuard no_grad;
+      values[e] = original + step;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      const double plus = objective().item();
+      values[e] = original - step;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      const double minus = objective().item();
+      values[e] = original;
+      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
+      EXPECT_NEAR(grad[e], (plus - minus) / (2 * step), 1e-7 + 1e-5 * std::abs(grad[e])) << name << "[" << e << "]";
+    }
+  }
+  return checked;
+}
+
 // Finite differences of the sequence loss w.r.t. sampled entries of every parameter.
 TEST(T5, ParameterGradientsMatchFiniteDifferences) {
   for (const std::string feed_forward : {"relu", "gated-gelu"}) {
@@ -100,24 +129,7 @@ TEST(T5, ParameterGradientsMatchFiniteDifferences) {
       auto encoded = model.encode(batch.input_ids, batch.attention_mask);
       return tt::cross_entropy(model.decode(batch.decoder_input_ids, encoded, batch.attention_mask), batch.labels);
     };
-    tt::backward(loss_of());
-    for (auto& [name, p] : model.named_parameters()) {
-      auto values = p.to_vector();
-      const auto grad = p.grad().to_vector();
-      for (std::size_t e = 0; e < values.size(); e += 7) {
-        const double step = 1e-6, original = values[e];
-        tt::NoGradGuard no_grad;
-        values[e] = original + step;
-        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-        const double plus = loss_of().item();
-        values[e] = original - step;
-        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-        const double minus = loss_of().item();
-        values[e] = original;
-        p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-        ASSERT_NEAR(grad[e], (plus - minus) / (2 * step), 1e-7 + 1e-5 * std::abs(grad[e])) << name << "[" << e << "]";
-      }
-    }
+    EXPECT_GT(expect_gradients_match_finite_differences(model, loss_of, 7), 100);
   }
 }
 
@@ -370,27 +382,7 @@ TEST(T5Decoding, CandidateScoresGradientReachesTheSharedEncoder) {
   const auto objective = [&]() {
     return tt::sum(tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other}) * weights);
   };
-  tt::backward(objective());
-  int checked = 0;
-  for (auto& [name, p] : model.named_parameters()) {
-    if (name.rfind("encoder.", 0) != 0) continue;
-    auto values = p.to_vector();
-    const auto grad = p.grad().to_vector();
-    for (std::size_t e = 0; e < values.size(); e += 11, ++checked) {
-      const double step = 1e-6, original = values[e];
-      tt::NoGradGuard no_grad;
-      values[e] = original + step;
-      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-      const double plus = objective().item();
-      values[e] = original - step;
-      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-      const double minus = objective().item();
-      values[e] = original;
-      p.copy_(tt::from_vector<double, Cpu>(p.shape(), values));
-      ASSERT_NEAR(grad[e], (plus - minus) / (2 * step), 1e-7 + 1e-5 * std::abs(grad[e])) << name << "[" << e << "]";
-    }
-  }
-  EXPECT_GT(checked, 20);
+  EXPECT_GT(expect_gradients_match_finite_differences(model, objective, 11, "encoder."), 20);
 }
 
 }  // namespace

@@ -291,13 +291,18 @@ void measure_memory(const std::vector<std::string>& names) {
 int main(int argc, char** argv) {
 #if defined(TENSORTAPE_BENCH_LIBTORCH)
   // libtorch's intra-op threads are OpenMP threads, which by default spin after each parallel
-  // region, on the same two cores that OpenBLAS's threads need: every contender, the GEMM-only
-  // one included, then ran about 3x slower (docs/benchmarks.md). libgomp reads the setting when it loads, so re-run this binary with it set; an
-  // explicit OMP_WAIT_POLICY (e.g. active) is left alone.
+  // region. Beside OpenBLAS's pthread build they spin on the cores OpenBLAS's threads need:
+  // every contender, the GEMM-only one included, then ran about 3x slower (docs/benchmarks.md),
+  // so that build re-runs this binary with OMP_WAIT_POLICY=passive (libgomp reads it when it
+  // loads). With OpenBLAS's OpenMP build (_OPENMP: cmake/TensortapeDependencies.cmake) all of
+  // them share one OpenMP team, and libgomp's default serves both best. An explicit
+  // OMP_WAIT_POLICY is left alone.
+#if !defined(_OPENMP)
   if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);
   }
+#endif
 #endif
   // Our own flags first; Google Benchmark rejects flags it does not know.
   bool memory = true;
@@ -338,7 +343,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("workload", "V=2000 D=256 H=4 d_kv=64 d_ff=1024 layers=2+2 B=64 S=16 T=8 P=32 fp32");
 #if defined(TENSORTAPE_BENCH_LIBTORCH)
   benchmark::AddCustomContext("libtorch", torch_t5_version());
-  benchmark::AddCustomContext("OMP_WAIT_POLICY", std::getenv("OMP_WAIT_POLICY"));
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  benchmark::AddCustomContext("OMP_WAIT_POLICY", wait_policy ? wait_policy : "(libgomp's default)");
 #endif
   for (Mode mode : {Mode::TS1, Mode::TS2Frozen, Mode::TS2All}) {
     char flops[64];

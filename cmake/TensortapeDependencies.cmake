@@ -2,6 +2,20 @@
 # source tree and by the installed package config, so consumers get the same setup.
 include(CMakeFindDependencyMacro)
 
+# The CPU backends split their non-GEMM kernels over OpenMP threads (backend/cpu_parallel.hpp),
+# sharing one thread team with OpenBLAS's OpenMP build (Debian: libopenblas-openmp-dev), which
+# is looked for first. That build is required for it: OpenMP threads beside OpenBLAS's pthread
+# build spin against each other on the same cores (TS-1 ran 2.9x slower; docs/benchmarks.md).
+# Without both, the kernels run on one thread and BLAS is whatever FindBLAS finds.
+if(NOT DEFINED TENSORTAPE_WITH_OPENMP)
+  set(TENSORTAPE_WITH_OPENMP ON)
+endif()
+set(_tensortape_library_path "${CMAKE_LIBRARY_PATH}")
+if(TENSORTAPE_WITH_OPENMP)
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  list(PREPEND CMAKE_LIBRARY_PATH /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+endif()
+
 set(BLA_VENDOR OpenBLAS)
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(BLAS REQUIRED)
@@ -9,6 +23,16 @@ find_package(Threads REQUIRED)
 # io/ (safetensors headers, HF config.json) parses JSON with nlohmann-json (nlohmann-json3-dev).
 # Found here at file scope so the installed package config finds it too.
 find_package(nlohmann_json 3 REQUIRED)
+
+set(TENSORTAPE_HAS_OPENMP OFF)
+if(TENSORTAPE_WITH_OPENMP)
+  if(OpenMP_CXX_FOUND AND BLAS_LIBRARIES MATCHES "openblas-openmp")
+    set(TENSORTAPE_HAS_OPENMP ON)
+  else()
+    message(STATUS "tensortape: OpenMP or OpenBLAS's OpenMP build (libopenblas-openmp-dev) not found (BLAS: ${BLAS_LIBRARIES}); "
+                   "the CPU backends' non-GEMM kernels run on one thread")
+  endif()
+endif()
 
 if(NOT DEFINED TENSORTAPE_WITH_XTENSOR)
   set(TENSORTAPE_WITH_XTENSOR ON)
@@ -41,9 +65,15 @@ if(TENSORTAPE_WITH_SENTENCEPIECE)
     message(STATUS "tensortape: sentencepiece not found (pkg-config sentencepiece); text::SentencePiece disabled")
   endif()
 endif()
+set(CMAKE_LIBRARY_PATH "${_tensortape_library_path}")  # xtensor-blas found the same BLAS
 
 function(tensortape_link_dependencies target)
+  # BLAS from a directory of its own (the OpenMP build's) lands in the RUNPATH, so it is the
+  # libopenblas.so.0 loaded whichever variant the system's alternative points to.
   target_link_libraries(${target} INTERFACE Eigen3::Eigen BLAS::BLAS Threads::Threads)
+  if(TENSORTAPE_HAS_OPENMP)
+    target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
+  endif()
   target_link_libraries(${target} INTERFACE nlohmann_json::nlohmann_json)
   # Eigen's own GEMM reaches 0.4-0.75x OpenBLAS here; this sends Eigen products to BLAS.
   target_compile_definitions(${target} INTERFACE EIGEN_USE_BLAS)

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "model/seq2seq.hpp"
+#include "tensortape/backend/cpu_parallel.hpp"
 #include "world/corpus.hpp"
 
 extern "C" void openblas_set_num_threads(int num_threads);  // tensortape links OpenBLAS (cmake/)
@@ -49,7 +50,8 @@ struct Shard {
 };
 
 // The number of shards to use: `requested`, or one per core when it is 0. With more than one
-// shard OpenBLAS is switched to one thread per call, so the shards do not oversubscribe cores.
+// shard OpenBLAS is switched to one thread per call (and backward_sharded keeps each shard's
+// other kernels on its thread), so the shards do not oversubscribe cores.
 inline int shard_count(int requested) {
   const int shards = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (shards > 1) openblas_set_num_threads(1);
@@ -102,6 +104,8 @@ double backward_sharded(const std::vector<model::Tensor>& params, const std::vec
   std::vector<double> losses(shards.size(), 0.0);
   std::vector<std::exception_ptr> errors(shards.size());
   const auto run = [&](std::size_t thread) {
+    // One shard per core already: each shard's kernels stay on its own thread.
+    const tt::backend::cpu::ScopedKernelThreads one_per_shard(thread_count > 1 ? 1 : tt::backend::cpu::kernel_thread_cap);
     for (std::size_t s = 0; s < shards.size(); ++s) {
       if (thread_of(s, thread_count) != thread) continue;
       try {

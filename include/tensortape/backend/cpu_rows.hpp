@@ -4,13 +4,16 @@
 //   // a (4, 5, 6) contiguous, bias (6) expanded to (4, 5, 6) with strides (0, 0, 1)
 //   auto rows = cpu::split_rows<2>(a.shape, {&a.strides, &bias.strides});
 //   // rows.outer_shape == {20}, rows.length == 6, rows.step == {1, 1}
-//   cpu::for_each_row(rows, [&](const auto& offsets) { /* a row at offsets[0], bias at offsets[1] */ });
+//   cpu::for_each_row(rows, a.data, [&](const auto& offsets, std::int64_t length) {
+//     /* `length` elements of a row at offsets[0], of bias at offsets[1] */
+//   });
 #pragma once
 
 #include <array>
 #include <cstdint>
 
 #include "tensortape/backend/cpu_common.hpp"
+#include "tensortape/backend/cpu_parallel.hpp"
 
 namespace tensortape::backend::cpu {
 
@@ -62,22 +65,69 @@ Rows<N> split_rows(const Shape& shape, const std::array<const Shape*, N>& stride
   return rows;
 }
 
-// Calls visit(offsets) once per row, offsets[v] being where view v's row starts.
+// Calls visit(offsets) for `count` consecutive rows starting at row `first` (rows numbered in
+// row-major order of outer_shape), offsets[v] being where view v's row starts.
 template <std::size_t N, class Visit>
-void for_each_row(const Rows<N>& rows, Visit&& visit) {
-  std::array<const Shape*, N> strides;
-  for (std::size_t v = 0; v < N; ++v) strides[v] = &rows.outer_strides[v];
-  for_each_offset<N>(rows.outer_shape, strides, visit);
+void walk_rows(const Rows<N>& rows, std::int64_t first, std::int64_t count, Visit&& visit) {
+  const Shape& shape = rows.outer_shape;
+  const std::size_t rank = shape.size();
+  Shape index(rank, 0);
+  std::array<std::int64_t, N> offsets{};
+  for (std::size_t d = rank; d-- > 0;) {
+    index[d] = first % shape[d];
+    first /= shape[d];
+    for (std::size_t v = 0; v < N; ++v) offsets[v] += index[d] * rows.outer_strides[v][d];
+  }
+  for (std::int64_t i = 0; i < count; ++i) {
+    visit(offsets);
+    for (std::size_t d = rank; d-- > 0;) {  // odometer, updating offsets incrementally
+      if (++index[d] < shape[d]) {
+        for (std::size_t v = 0; v < N; ++v) offsets[v] += rows.outer_strides[v][d];
+        break;
+      }
+      for (std::size_t v = 0; v < N; ++v) offsets[v] -= rows.outer_strides[v][d] * (shape[d] - 1);
+      index[d] = 0;
+    }
+  }
 }
 
-// Strided copy that moves whole contiguous rows with memcpy (head splits, narrowed windows,
-// concat); returns false, copying nothing, when rows are not contiguous on both sides.
+// Calls visit(offsets, length) for pieces covering every row, in parallel (cpu_parallel.hpp):
+// whole rows when there are at least as many rows as threads, else each row cut into pieces at
+// aligned addresses of view 0 (whose data is `view0`), so one long contiguous row still spreads
+// over the threads. offsets[v] is where view v's piece starts; a piece spans `length` elements.
+template <std::size_t N, class T, class Visit>
+void for_each_row(const Rows<N>& rows, const T* view0, Visit&& visit) {
+  std::int64_t row_count = 1;
+  for (auto d : rows.outer_shape) row_count *= d;
+  if (row_count == 0 || rows.length == 0) return;
+  if (row_count >= parallel_threads(row_count * rows.length) || rows.step[0] != 1) {
+    parallel_ranges(row_count, rows.length, [&](std::int64_t begin, std::int64_t end) {
+      walk_rows(rows, begin, end - begin, [&](const auto& offsets) { visit(offsets, rows.length); });
+    });
+    return;
+  }
+  walk_rows(rows, 0, row_count, [&](const auto& row) {
+    parallel_aligned_ranges(view0 + row[0], rows.length, [&](std::int64_t lo, std::int64_t hi) {
+      auto offsets = row;
+      for (std::size_t v = 0; v < N; ++v) offsets[v] += lo * rows.step[v];
+      visit(offsets, hi - lo);
+    });
+  });
+}
+
+// Strided copy by rows, split over threads: whole contiguous rows move with memcpy (head
+// splits, narrowed windows, concat), others element by element along the row (transposes).
 template <class T>
-bool copy_contiguous_rows(ConstView<T> src, StridedView<T> dst) {
-  const auto rows = split_rows<2>(src.shape, {&src.strides, &dst.strides});
-  if (rows.step[0] != 1 || rows.step[1] != 1) return false;
-  for_each_row(rows, [&](const auto& offset) { copy(src.data + offset[0], rows.length, dst.data + offset[1]); });
-  return true;
+void copy_rows(ConstView<T> src, StridedView<T> dst) {
+  if (numel_of(src.shape) == 0) return;
+  const auto rows = split_rows<2>(src.shape, {&dst.strides, &src.strides});
+  const std::int64_t to_step = rows.step[0], from_step = rows.step[1];
+  for_each_row(rows, dst.data, [&](const auto& offset, std::int64_t length) {
+    T* to = dst.data + offset[0];
+    const T* from = src.data + offset[1];
+    if (from_step == 1 && to_step == 1) return copy(from, length, to);
+    for (std::int64_t i = 0; i < length; ++i) to[i * to_step] = from[i * from_step];
+  });
 }
 
 }  // namespace tensortape::backend::cpu

@@ -33,8 +33,7 @@ struct Xtensor : Reference {
 
   template <class T>
   static void copy_strided(ConstView<T> src, StridedView<T> dst) {
-    if (numel_of(src.shape) == 0 || cpu::copy_contiguous_rows(src, dst)) return;
-    Reference::copy_strided(src, dst);  // transposes: element by element
+    cpu::copy_rows(src, dst);
   }
 
   template <class T>
@@ -46,13 +45,15 @@ struct Xtensor : Reference {
     if (!row_kernels_pay(rows)) {
       // Gather into dst first, then one pass over it in place.
       copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
-      auto all = row(dst, count);
-      unary_row<T>(args, row(static_cast<const T*>(dst), count), all);
+      cpu::parallel_aligned_ranges(dst, count, [&](std::int64_t begin, std::int64_t end) {
+        auto part = row(dst + begin, end - begin);
+        unary_row<T>(args, row(static_cast<const T*>(dst + begin), end - begin), part);
+      });
       return;
     }
-    cpu::for_each_row(rows, [&](const auto& offset) {
-      auto out = row(dst + offset[0], rows.length);
-      with_row(src.data + offset[1], rows.step[1], rows.length, [&](const auto& x) { unary_row<T>(args, x, out); });
+    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+      auto out = row(dst + offset[0], length);
+      with_row(src.data + offset[1], rows.step[1], length, [&](const auto& x) { unary_row<T>(args, x, out); });
     });
   }
 
@@ -64,10 +65,10 @@ struct Xtensor : Reference {
     const Shape dst_strides = contiguous_strides(a.shape);
     const auto rows = cpu::split_rows<3>(a.shape, {&dst_strides, &a.strides, &b.strides});
     if (!row_kernels_pay(rows)) return Reference::binary(op, a, b, dst);
-    cpu::for_each_row(rows, [&](const auto& offset) {
-      auto out = row(dst + offset[0], rows.length);
-      with_row(a.data + offset[1], rows.step[1], rows.length, [&](const auto& x) {
-        with_row(b.data + offset[2], rows.step[2], rows.length, [&](const auto& y) { binary_row<T>(op, x, y, out); });
+    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+      auto out = row(dst + offset[0], length);
+      with_row(a.data + offset[1], rows.step[1], length, [&](const auto& x) {
+        with_row(b.data + offset[2], rows.step[2], length, [&](const auto& y) { binary_row<T>(op, x, y, out); });
       });
     });
   }
@@ -78,8 +79,7 @@ struct Xtensor : Reference {
     const Shape dst_strides = contiguous_strides(a.shape);
     const auto rows = cpu::split_rows<4>(a.shape, {&dst_strides, &condition.strides, &a.strides, &b.strides});
     if (!row_kernels_pay(rows)) return Reference::where(condition, a, b, dst);
-    const std::int64_t length = rows.length;
-    cpu::for_each_row(rows, [&](const auto& offset) {
+    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
       auto out = row(dst + offset[0], length);
       with_row(condition.data + offset[1], rows.step[1], length, [&](const auto& c) {
         with_row(a.data + offset[2], rows.step[2], length, [&](const auto& x) {

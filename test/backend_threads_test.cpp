@@ -1,0 +1,244 @@
+// The CPU backends' kernels split over threads (backend/cpu_parallel.hpp) on inputs large
+// enough to be split: every slicing path (whole rows, pieces of one long row, broadcast rows,
+// gathers, reductions split over outer blocks or over the inner dim, scatter with repeated
+// indices) must give bitwise the same result on 2 threads as on 1, and match
+// backend::Reference (same tolerances as backend_primitives_test.cpp).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "tensortape/backend/cpu_parallel.hpp"
+#include "tensortape/backend/eigen.hpp"
+#include "tensortape/backend/reference.hpp"
+#include "tensortape/core/rng.hpp"
+#if defined(TENSORTAPE_HAS_XTENSOR)
+#include "tensortape/backend/xtensor.hpp"
+#endif
+
+namespace {
+
+namespace tt = tensortape;
+using tt::Shape;
+using tt::backend::Binary;
+using tt::backend::ConstView;
+using tt::backend::Reduce;
+using tt::backend::Reference;
+using tt::backend::Unary;
+
+template <class B>
+class BackendThreads : public ::testing::Test {
+ protected:
+  void SetUp() override {
+#if !defined(_OPENMP)
+    GTEST_SKIP() << "built without OpenMP (TENSORTAPE_WITH_OPENMP=OFF, or OpenMP or libopenblas0-openmp not found): "
+                    "the kernels run on one thread";
+#endif
+  }
+
+  std::vector<float> random(std::int64_t n, double offset = 0.0) {
+    std::vector<float> out(static_cast<std::size_t>(n));
+    for (auto& v : out) v = float(offset + rng.normal());
+    return out;
+  }
+
+  // Runs `kernel` (which fills `out`) on 1 and then on 2 threads; expects identical bits, and
+  // returns the 2-thread result. `out` lies `misalign` elements past a 64-byte boundary in both
+  // runs: vectorised kernels treat an unaligned head apart, so only equal alignment compares.
+  std::vector<float> same_on_one_and_two_threads(std::size_t size, const std::function<void(float*)>& kernel,
+                                                 const std::string& what, std::size_t misalign = 0) {
+    std::vector<float> one(size + 32, -7.0f), two(size + 32, -7.0f);
+    const auto at = [&](std::vector<float>& buffer) {
+      const auto skip = (64 - reinterpret_cast<std::uintptr_t>(buffer.data()) % 64) % 64 / sizeof(float);
+      return buffer.data() + skip + misalign;
+    };
+    float* out_one = at(one);
+    float* out_two = at(two);
+#if defined(_OPENMP)
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(1);
+    kernel(out_one);
+    omp_set_num_threads(2);
+    EXPECT_EQ(tt::backend::cpu::parallel_threads(std::int64_t{1} << 20), 2) << what;
+    kernel(out_two);
+    omp_set_num_threads(before);
+#endif
+    EXPECT_EQ(std::memcmp(out_one, out_two, size * sizeof(float)), 0) << what << ": 1 and 2 threads differ";
+    return std::vector<float>(out_two, out_two + size);
+  }
+
+  static void expect_close(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    int reported = 0;
+    for (std::size_t i = 0; i < got.size() && reported < 5; ++i) {
+      const double allowed = 1e-5 * std::max(1.0, std::abs(double(want[i])));
+      if (!(std::abs(double(got[i]) - double(want[i])) <= allowed)) {
+        ADD_FAILURE() << what << ": element " << i << " is " << got[i] << ", Reference says " << want[i];
+        ++reported;
+      }
+    }
+  }
+
+  tt::Rng rng{20261204};
+};
+
+using Backends = ::testing::Types<tt::backend::Eigen
+#if defined(TENSORTAPE_HAS_XTENSOR)
+                                  , tt::backend::Xtensor
+#endif
+                                  >;
+TYPED_TEST_SUITE(BackendThreads, Backends);
+
+TYPED_TEST(BackendThreads, ElementwiseKernelsSplitIdenticallyOnEveryRowLayout) {
+  using B = TypeParam;
+  struct Layout {
+    const char* label;
+    Shape shape, strides;
+  };
+  // (a) one contiguous row cut into pieces, of even and odd length; (b) many padded rows; (c) a
+  // transposed view (the gather-then-vector path); (d) two long rows, the second operand
+  // broadcast along each row.
+  const std::vector<Layout> layouts = {{"one long row", {40000}, {1}},
+                                       {"one long odd row", {40003}, {1}},
+                                       {"padded rows", {300, 137}, {140, 1}},
+                                       {"transposed", {150, 200}, {1, 150}},
+                                       {"two long rows", {2, 20000}, {20000, 1}}};
+  for (const auto& layout : layouts) {
+    const std::int64_t count = tt::numel_of(layout.shape);
+    std::int64_t span = 1;
+    for (std::size_t d = 0; d < layout.shape.size(); ++d) span += (layout.shape[d] - 1) * layout.strides[d];
+    const auto x_storage = this->random(span), y_storage = this->random(span);
+    const auto condition_storage = this->random(span);
+    const ConstView<float> x{x_storage.data(), layout.shape, layout.strides};
+    const ConstView<float> y{y_storage.data(), layout.shape, layout.strides};
+    const ConstView<float> condition{condition_storage.data(), layout.shape, layout.strides};
+    // The last dim broadcast from one value per row: rows of stride 0.
+    const Shape per_row_strides = layout.shape.size() == 1 ? Shape{0} : Shape{layout.strides[0], 0};
+    const ConstView<float> per_row{y_storage.data(), layout.shape, per_row_strides};
+    const std::string where = std::string(" of ") + layout.label;
+    const auto size = static_cast<std::size_t>(count);
+
+    std::vector<float> want(size);
+    for (std::size_t misalign : {0, 3}) {  // output 64-byte aligned, and 12 bytes past it
+      for (const auto& [label, op] : {std::pair{"exp", Unary::Exp}, std::pair{"tanh", Unary::Tanh}}) {
+        const std::string what = label + where + ", output " + std::to_string(misalign) + " elements past 64 bytes";
+        const auto got = this->same_on_one_and_two_threads(size, [&](float* out) { B::unary({op}, x, out); }, what, misalign);
+        Reference::unary({op}, x, want.data());
+        this->expect_close(got, want, what);
+      }
+    }
+    std::vector<float> got;
+
+    got = this->same_on_one_and_two_threads(size, [&](float* out) { B::binary(Binary::Mul, x, per_row, out); },
+                                            "x * per-row value" + where);
+    Reference::binary(Binary::Mul, x, per_row, want.data());
+    this->expect_close(got, want, "x * per-row value" + where);
+
+    got = this->same_on_one_and_two_threads(size, [&](float* out) { B::where(condition, x, y, out); }, "where" + where);
+    Reference::where(condition, x, y, want.data());
+    this->expect_close(got, want, "where" + where);
+
+    got = this->same_on_one_and_two_threads(size, [&](float* out) {
+      B::copy_strided(x, tt::backend::StridedView<float>{out, layout.shape, tt::contiguous_strides(layout.shape)});
+    }, "copy" + where);
+    Reference::copy_strided(x, tt::backend::StridedView<float>{want.data(), layout.shape, tt::contiguous_strides(layout.shape)});
+    this->expect_close(got, want, "copy" + where);
+  }
+}
+
+TYPED_TEST(BackendThreads, ReductionsSplitOverBlocksOrOverTheInnerDim) {
+  using B = TypeParam;
+  struct Extent {
+    std::int64_t outer, n, inner;
+  };
+  // (1, n, inner): one block, split over inner; (3, n, inner): split over blocks; inner == 1:
+  // contiguous columns, split over outer.
+  for (const auto& [outer, n, inner] : std::vector<Extent>{{1, 64, 1000}, {3, 50, 300}, {300, 60, 1}}) {
+    const auto x = this->random(outer * n * inner);
+    for (auto op : {Reduce::Sum, Reduce::Max}) {
+      const std::string what = std::string(op == Reduce::Sum ? "sum" : "max") + " of " + tt::shape_str({outer, n, inner});
+      const auto size = static_cast<std::size_t>(outer * inner);
+      const auto got = this->same_on_one_and_two_threads(size, [&](float* out) { B::reduce(op, x.data(), outer, n, inner, out); }, what);
+      std::vector<float> want(size), scale(size), magnitude(x.size());
+      for (std::size_t i = 0; i < x.size(); ++i) magnitude[i] = std::abs(x[i]);
+      Reference::reduce(op, x.data(), outer, n, inner, want.data());
+      Reference::reduce(Reduce::Sum, magnitude.data(), outer, n, inner, scale.data());
+      for (std::size_t i = 0; i < size; ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-5 * scale[i]) << what << ", element " << i;
+      }
+    }
+  }
+}
+
+TYPED_TEST(BackendThreads, SoftmaxGatherScatterAndAdamSplitIdentically) {
+  using B = TypeParam;
+  const std::int64_t rows = 300, cols = 200;
+  const auto logits = this->random(rows * cols);
+  for (bool log : {false, true}) {
+    const std::string what = log ? "log_softmax" : "softmax";
+    std::vector<float> want(logits.size());
+    const auto got = this->same_on_one_and_two_threads(logits.size(), [&](float* out) { B::softmax(logits.data(), rows, cols, out, log); }, what);
+    Reference::softmax(logits.data(), rows, cols, want.data(), log);
+    this->expect_close(got, want, what);
+  }
+
+  // index_select / index_add of (1, dim, inner) with repeated indices: scattered rows add up.
+  const std::int64_t dim = 50, count = 1000, inner = 64;
+  const auto table = this->random(dim * inner), rows_in = this->random(count * inner);
+  std::vector<std::int64_t> idx(count);
+  for (auto& i : idx) i = static_cast<std::int64_t>(this->rng.below(static_cast<std::uint64_t>(dim)));
+  std::vector<float> want(static_cast<std::size_t>(count * inner));
+  auto got = this->same_on_one_and_two_threads(want.size(), [&](float* out) {
+    B::index_select(table.data(), 1, dim, inner, idx.data(), count, out);
+  }, "index_select");
+  Reference::index_select(table.data(), 1, dim, inner, idx.data(), count, want.data());
+  this->expect_close(got, want, "index_select");
+
+  got = this->same_on_one_and_two_threads(table.size(), [&](float* out) {
+    std::copy(table.begin(), table.end(), out);
+    B::index_add(rows_in.data(), 1, count, inner, idx.data(), dim, out);
+  }, "index_add");
+  want.assign(table.begin(), table.end());
+  Reference::index_add(rows_in.data(), 1, count, inner, idx.data(), dim, want.data());
+  for (std::size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << "index_add, element " << i;
+
+  // Adam on 50k parameters (param, exp_avg, exp_avg_sq updated in place, laid end to end in out).
+  const std::int64_t n = 50000;
+  const auto grad = this->random(n), start = this->random(3 * n, 1.5);
+  const tt::backend::AdamArgs args{.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01,
+                                   .decoupled = true, .correction1 = 0.1, .correction2_sqrt = 0.05};
+  const auto adam = [&](auto backend, float* out) {
+    std::copy(start.begin(), start.end(), out);
+    for (std::int64_t i = n; i < 3 * n; ++i) out[i] = std::abs(out[i]);  // second moments are >= 0
+    decltype(backend)::adam_step(args, out, grad.data(), out + n, out + 2 * n, n);
+  };
+  got = this->same_on_one_and_two_threads(start.size(), [&](float* out) { adam(B{}, out); }, "adam_step");
+  want.resize(start.size());
+  adam(Reference{}, want.data());
+  this->expect_close(got, want, "adam_step");
+}
+
+TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
+#if !defined(_OPENMP)
+  GTEST_SKIP() << "built without OpenMP: the kernels always run on one thread";
+#else
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const std::int64_t large = std::int64_t{1} << 20;
+  EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 2);
+  EXPECT_EQ(tt::backend::cpu::parallel_threads(tt::backend::cpu::kMinParallelElements - 1), 1);  // too small to split
+  {
+    const tt::backend::cpu::ScopedKernelThreads one(1);
+    EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 1);
+  }
+  EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 2);
+  omp_set_num_threads(before);
+#endif
+}
+
+}  // namespace

@@ -26,11 +26,13 @@ find_package(nlohmann_json 3 REQUIRED)
 
 set(TENSORTAPE_HAS_OPENMP OFF)
 if(TENSORTAPE_WITH_OPENMP)
-  if(OpenMP_CXX_FOUND AND BLAS_LIBRARIES MATCHES "openblas-openmp")
+  # One team needs one runtime: Debian's OpenBLAS OpenMP build uses GCC's libgomp, so a
+  # compiler whose OpenMP is another runtime (clang: LLVM's libomp) keeps the kernels on one thread.
+  if(OpenMP_CXX_FOUND AND "${OpenMP_CXX_LIB_NAMES}" MATCHES "gomp" AND BLAS_LIBRARIES MATCHES "openblas-openmp")
     set(TENSORTAPE_HAS_OPENMP ON)
   else()
-    message(STATUS "tensortape: OpenMP or OpenBLAS's OpenMP build (libopenblas-openmp-dev) not found (BLAS: ${BLAS_LIBRARIES}); "
-                   "the CPU backends' non-GEMM kernels run on one thread")
+    message(STATUS "tensortape: no OpenMP on libgomp, or no OpenBLAS OpenMP build (libopenblas-openmp-dev; "
+                   "BLAS: ${BLAS_LIBRARIES}); the CPU backends' non-GEMM kernels run on one thread")
   endif()
 endif()
 

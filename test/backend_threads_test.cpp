@@ -67,6 +67,8 @@ class BackendThreads : public ::testing::Test {
     EXPECT_EQ(tt::backend::cpu::parallel_threads(std::int64_t{1} << 20), 2) << what;
     kernel(out_two);
     omp_set_num_threads(before);
+#else
+    (void)kernel;  // SetUp skipped the test
 #endif
     EXPECT_EQ(std::memcmp(out_one, out_two, size * sizeof(float)), 0) << what << ": 1 and 2 threads differ";
     return std::vector<float>(out_two, out_two + size);
@@ -125,8 +127,9 @@ TYPED_TEST(BackendThreads, ElementwiseKernelsSplitIdenticallyOnEveryRowLayout) {
 
     std::vector<float> want(size);
     for (std::size_t misalign : {0, 3}) {  // output 64-byte aligned, and 12 bytes past it
-      for (const auto& [label, op] : {std::pair{"exp", Unary::Exp}, std::pair{"tanh", Unary::Tanh}}) {
-        const std::string what = label + where + ", output " + std::to_string(misalign) + " elements past 64 bytes";
+      for (const auto& label_op : {std::pair{"exp", Unary::Exp}, std::pair{"tanh", Unary::Tanh}}) {
+        const Unary op = label_op.second;  // lambdas capture this
+        const std::string what = label_op.first + where + ", output " + std::to_string(misalign) + " elements past 64 bytes";
         const auto got = this->same_on_one_and_two_threads(size, [&](float* out) { B::unary({op}, x, out); }, what, misalign);
         Reference::unary({op}, x, want.data());
         this->expect_close(got, want, what);
@@ -158,7 +161,8 @@ TYPED_TEST(BackendThreads, ReductionsSplitOverBlocksOrOverTheInnerDim) {
   };
   // (1, n, inner): one block, split over inner; (3, n, inner): split over blocks; inner == 1:
   // contiguous columns, split over outer.
-  for (const auto& [outer, n, inner] : std::vector<Extent>{{1, 64, 1000}, {3, 50, 300}, {300, 60, 1}}) {
+  for (const Extent& extent : std::vector<Extent>{{1, 64, 1000}, {3, 50, 300}, {300, 60, 1}}) {
+    const std::int64_t outer = extent.outer, n = extent.n, inner = extent.inner;  // lambdas capture these
     const auto x = this->random(outer * n * inner);
     for (auto op : {Reduce::Sum, Reduce::Max}) {
       const std::string what = std::string(op == Reduce::Sum ? "sum" : "max") + " of " + tt::shape_str({outer, n, inner});

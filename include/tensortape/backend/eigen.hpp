@@ -1,8 +1,9 @@
 // backend::Eigen — the default CPU backend. Elementwise kernels, reductions, softmax and
-// gather/scatter are Eigen array expressions over Eigen::Map (vectorised). GEMM goes to BLAS
-// (OpenBLAS) per matrix when EIGEN_USE_BLAS is defined, as the tensortape CMake target does;
-// without it, to Eigen's own product (correct, ~0.4-0.75x as fast). Memory primitives are
-// Reference's.
+// gather/scatter are Eigen array expressions over Eigen::Map (vectorised), split over OpenMP
+// threads when built with them (cpu_parallel.hpp). GEMM goes to BLAS (OpenBLAS) per matrix when
+// EIGEN_USE_BLAS is defined, as the tensortape CMake target does; without it, to Eigen's own
+// product (correct, ~0.4-0.75x as fast). Strided copies go by rows (cpu::copy_rows); the other
+// memory primitives are Reference's.
 //
 //   using Cpu = tt::backend::Eigen;
 //   float* c = Cpu::allocate<float>(64 * 10);                             // (64, 10)

@@ -1,9 +1,11 @@
 // backend::Xtensor — a CPU backend on xtensor and xtensor-blas, kept beside backend::Eigen to
 // compare libraries. Kernels are xtensor expressions over xt::adapt views of raw storage;
 // GEMM is xt::blas::gemm per matrix, because xtensor-blas's N-d products fall back to one dot
-// per output element. Memory primitives are Reference's. Needs xtensor and xtensor-blas: the
-// CMake target defines TENSORTAPE_HAS_XTENSOR=1 when it found them. xtensor-blas declares the
-// CBLAS interface itself, so a file including this header must not also include <cblas.h>.
+// per output element. Elementwise kernels split over OpenMP threads like backend::Eigen's;
+// strided copies go by rows (cpu::copy_rows), the other memory primitives are Reference's.
+// Needs xtensor and xtensor-blas: the CMake target defines TENSORTAPE_HAS_XTENSOR=1 when it
+// found them. xtensor-blas declares the CBLAS interface itself, so a file including this
+// header must not also include <cblas.h>.
 //
 //   #if defined(TENSORTAPE_HAS_XTENSOR)
 //   using Cpu = tt::backend::Xtensor;

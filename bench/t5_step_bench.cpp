@@ -20,7 +20,7 @@
 // order, and times each on its own (this VM's speed drifts for seconds at a time; see the GEMM
 // section of docs/benchmarks.md). Counters per contender: <name>_ms (wall time per step) and
 // its split <name>_fwd_ms / _bwd_ms / _adam_ms, <name>_GFLOP (GEMM work per step, counted
-// analytically) and, for tensortape, <name>_gemm_calls per step.
+// analytically), <name>_faults (page faults per step) and, for tensortape, <name>_gemm_calls per step.
 //
 // Before the benchmarks run, the process
 //   - checks that both implementations compute the same loss for the same weights (copied into
@@ -30,6 +30,8 @@
 //     of its own (this binary re-run with --t5_memory_child=<name>), 3 steps each; the results
 //     go into the JSON context as rss_<name> = "peak_kb baseline_kb". --t5_memory=0 skips it.
 // --t5_profile=<name>:<steps> runs only that contender's steps (for perf / callgrind) and exits.
+// --t5_host_cache=1 turns the CPU storage's caching allocator on (up to 1 GiB cached; off by
+// default, as in the library), in the memory children too: run with and without, in turn.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -181,6 +183,13 @@ struct Registry {
   }
 };
 
+// Page faults of the whole process so far: pages the OS had to map (zero-filled) for it.
+long page_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt + usage.ru_majflt;
+}
+
 Registry& registry() {
   static Registry r;
   return r;
@@ -189,9 +198,11 @@ Registry& registry() {
 void run_interleaved(benchmark::State& state, const std::vector<std::string>& names) {
   std::vector<Contender*> contenders;
   for (const auto& n : names) contenders.push_back(&registry().get(n));
-  for (auto* c : contenders) c->forward_s = c->backward_s = c->adam_s = 0, c->gemm_calls = 0;
+  for (auto* c : contenders) c->forward_s = c->backward_s = c->adam_s = 0, c->gemm_calls = 0, c->page_faults = 0;
   const auto seconds = time_interleaved(state, contenders.size(), [&](std::size_t who) {
+    const long faults_before = page_faults();
     benchmark::DoNotOptimize(contenders[who]->step());
+    contenders[who]->page_faults += page_faults() - faults_before;
   });
   const double steps = double(state.iterations());
   for (std::size_t j = 0; j < contenders.size(); ++j) {
@@ -199,6 +210,7 @@ void run_interleaved(benchmark::State& state, const std::vector<std::string>& na
     const auto* c = contenders[j];
     state.counters[n + "_ms"] = 1e3 * seconds[j] / steps;
     state.counters[n + "_GFLOP"] = 1e-9 * step_flops(Registry::mode_of(n), /*all_positions=*/n.starts_with("libtorch"));
+    state.counters[n + "_faults"] = double(c->page_faults) / steps;
     if (n.starts_with("gemm_floor")) continue;  // no forward/backward/Adam split
     state.counters[n + "_fwd_ms"] = 1e3 * c->forward_s / steps;
     state.counters[n + "_bwd_ms"] = 1e3 * c->backward_s / steps;
@@ -269,13 +281,17 @@ int memory_child(const std::string& name) {
   return 0;
 }
 
+// --t5_host_cache=1: freed storage blocks are kept for the next tensors of their size.
+bool host_cache = false;
+
 void measure_memory(const std::vector<std::string>& names) {
   for (const auto& n : names) {
     // popen's shell is a child of this process, so /proc/self/exe there is the shell: resolve it here.
     char self[4096] = {0};
     const auto length = readlink("/proc/self/exe", self, sizeof self - 1);
     if (length <= 0) return;
-    FILE* pipe = popen((std::string(self) + " --t5_memory_child=" + n).c_str(), "r");
+    const std::string flags = std::string(" --t5_host_cache=") + (host_cache ? "1" : "0") + " --t5_memory_child=" + n;
+    FILE* pipe = popen((std::string(self) + flags).c_str(), "r");
     long peak = 0, baseline = 0;
     if (pipe == nullptr || std::fscanf(pipe, "%ld %ld", &peak, &baseline) != 2) {
       std::fprintf(stderr, "t5_step_bench: memory child for %s failed\n", n.c_str());
@@ -309,8 +325,12 @@ int main(int argc, char** argv) {
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg.starts_with("--t5_memory_child=")) return memory_child(arg.substr(18));
-    if (arg.starts_with("--t5_memory=")) {
+    if (arg.starts_with("--t5_host_cache=")) {
+      host_cache = arg.substr(16) != "0";
+      tt::backend::cpu::CachingAllocator::instance().set_cache_limit(host_cache ? std::size_t(1) << 30 : 0);
+    } else if (arg.starts_with("--t5_memory_child=")) {
+      return memory_child(arg.substr(18));
+    } else if (arg.starts_with("--t5_memory=")) {
       memory = arg.substr(12) != "0";
     } else if (arg.starts_with("--t5_profile=")) {
       const auto spec = arg.substr(13);
@@ -340,6 +360,7 @@ int main(int argc, char** argv) {
 
   set_threads();
   benchmark::AddCustomContext("threads", std::to_string(kThreads));
+  benchmark::AddCustomContext("host_cache", host_cache ? "on" : "off");
   benchmark::AddCustomContext("workload", "V=2000 D=256 H=4 d_kv=64 d_ff=1024 layers=2+2 B=64 S=16 T=8 P=32 fp32");
 #if defined(TENSORTAPE_BENCH_LIBTORCH)
   benchmark::AddCustomContext("libtorch", torch_t5_version());

@@ -145,6 +145,7 @@ class Contender {
   virtual std::vector<float> prefix_grad() = 0;
   double forward_s = 0, backward_s = 0, adam_s = 0;
   std::int64_t gemm_calls = 0;
+  std::int64_t page_faults = 0;  // minor + major faults of the whole process during this contender's steps
 };
 
 template <class B>

@@ -8,8 +8,8 @@ training step per contender, ratios, GEMM GFLOP/s and peak resident memory.
 
 Benchmarks "TS1" and "TS2" carry one set of counters per contender ("tensortape",
 "libtorch", "tensortape_frozen", "libtorch_frozen", "tensortape_all", "libtorch_all"):
-<name>_ms, <name>_fwd_ms, <name>_bwd_ms, <name>_adam_ms, <name>_GFLOP and, for tensortape,
-<name>_gemm_calls; "gemm_floor[_frozen|_all]" runs only the step's GEMMs through
+<name>_ms, <name>_fwd_ms, <name>_bwd_ms, <name>_adam_ms, <name>_GFLOP, <name>_faults (page
+faults per step, in newer JSON) and, for tensortape, <name>_gemm_calls; "gemm_floor[_frozen|_all]" runs only the step's GEMMs through
 cblas_sgemm. Times are medians over repetitions. A ratio is the median of the
 per-repetition ratios when the JSON holds the individual repetitions (contenders of one
 repetition ran interleaved, so they share the VM's speed at the time), else the ratio of
@@ -37,7 +37,7 @@ def load(path):
     for run in report["benchmarks"]:
         name = run["run_name"].split("/")[0]
         entry = out.setdefault(name, {"median": None, "reps": []})
-        counters = {k: v for k, v in run.items() if isinstance(v, (int, float)) and k.endswith(("_ms", "_GFLOP", "_calls"))}
+        counters = {k: v for k, v in run.items() if isinstance(v, (int, float)) and k.endswith(("_ms", "_GFLOP", "_calls", "_faults"))}
         if run.get("run_type") == "aggregate":
             if run.get("aggregate_name") == "median":
                 entry["median"] = counters
@@ -114,8 +114,8 @@ def table(path, check_goals):
     print(f"\nTS-2 frozen / all-trainable step: tensortape {fmt(own, '.2f', 'x')}, libtorch {fmt(theirs_own, '.2f', 'x')} "
           f"(GEMM FLOPs: {fmt(flop_ratio, '.2f', 'x')}).")
 
-    print("\n| step split, median ms | forward | backward | Adam | GEMM calls |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| step split, median ms | forward | backward | Adam | GEMM calls | page faults |")
+    print("|---|---:|---:|---:|---:|---:|")
     for label, bench, ours, theirs, _ in ROWS:
         entry = data.get(bench)
         if not entry or not entry["median"]:
@@ -126,7 +126,7 @@ def table(path, check_goals):
                 continue
             calls = m.get(f"{name}_gemm_calls")
             print(f"| {label}: {name} | {m[f'{name}_fwd_ms']:.1f} | {m[f'{name}_bwd_ms']:.1f} | {m[f'{name}_adam_ms']:.1f} "
-                  f"| {fmt(calls, '.0f')} |")
+                  f"| {fmt(calls, '.0f')} | {fmt(m.get(f'{name}_faults'), '.0f')} |")
 
     print(f"\n{context.get('num_cpus', '?')} CPUs, threads={context.get('threads', '?')}, libtorch "
           f"{context.get('libtorch', '-')}, OMP_WAIT_POLICY={context.get('OMP_WAIT_POLICY', '-')}, {context.get('date', '')}.")

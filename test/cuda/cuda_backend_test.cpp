@@ -1,8 +1,8 @@
 // backend::Cuda beyond the shared op tables: the caching allocator, host <-> device copies of
 // every element type, the cuBLASLt plan cache, GEMM epilogues, the TF32 switch, a few training
 // steps against backend::Reference, and the error paths. Tests that need a GPU skip, saying
-// why, when none is visible; the host-side pieces (size classes, error text, the no-device
-// error) run everywhere.
+// why, when none is visible; the host-side pieces (error text, the no-device error) run
+// everywhere. The size classes are tested in host_allocator_test.cpp.
 #include "support/test_support.hpp"
 
 namespace {
@@ -14,26 +14,6 @@ namespace cuda = tt::backend::cuda;
 #define SKIP_WITHOUT_GPU() SKIP_UNLESS_BACKEND_AVAILABLE(Gpu)
 
 // ---- host-only pieces: run on every machine ----
-
-TEST(CudaAllocatorSizeClass, RoundsUpByAtMostAQuarterInMultiplesOf512) {
-  EXPECT_EQ(cuda::CachingAllocator::size_class(1), 512u);
-  EXPECT_EQ(cuda::CachingAllocator::size_class(512), 512u);
-  EXPECT_EQ(cuda::CachingAllocator::size_class(513), 1024u);
-  EXPECT_EQ(cuda::CachingAllocator::size_class(1025), 1536u);
-  EXPECT_EQ(cuda::CachingAllocator::size_class(5000), 5120u);
-  EXPECT_EQ(cuda::CachingAllocator::size_class(std::size_t(1) << 20), std::size_t(1) << 20);
-  std::size_t previous = 0;
-  for (std::size_t bytes = 1; bytes < (std::size_t(1) << 26); bytes = bytes * 5 / 4 + 7) {
-    const std::size_t size = cuda::CachingAllocator::size_class(bytes);
-    ASSERT_GE(size, bytes);
-    ASSERT_EQ(size % 512, 0u) << bytes;
-    ASSERT_GE(size, previous) << "classes must grow with the request";
-    if (bytes > 512) {
-      ASSERT_LE(size, bytes + bytes / 4 + 512) << bytes;
-    }
-    previous = size;
-  }
-}
 
 TEST(CudaErrors, NameTheCallItsArgumentsAndTheStatus) {
   expect_error([] { cuda::check_cuda(cudaErrorInvalidValue, "cudaMemcpyAsync", "bytes=", 64); },

@@ -1,4 +1,4 @@
-// Pieces shared by the CPU backends: aligned host allocation and a strided multi-index walker
+// Pieces shared by the CPU backends: host allocation (cpu_allocator.hpp) and a strided multi-index walker
 // that visits every element of up to four same-shaped strided views.
 #pragma once
 
@@ -6,24 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <new>
 
+#include "tensortape/backend/cpu_allocator.hpp"
 #include "tensortape/backend/kinds.hpp"
 
 namespace tensortape::backend::cpu {
-
-inline constexpr std::size_t kAlignment = 64;  // a cache line; enough for AVX-512 loads
-
-template <class T>
-T* allocate(std::int64_t n) {
-  if (n <= 0) return nullptr;
-  return static_cast<T*>(::operator new(static_cast<std::size_t>(n) * sizeof(T), std::align_val_t{kAlignment}));
-}
-
-template <class T>
-void deallocate(T* p, std::int64_t) {
-  if (p) ::operator delete(p, std::align_val_t{kAlignment});
-}
 
 template <class T>
 void copy(const T* src, std::int64_t n, T* dst) {

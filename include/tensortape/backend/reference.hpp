@@ -23,6 +23,11 @@ struct Reference {
   static T* allocate(std::int64_t n) { return cpu::allocate<T>(n); }
   template <class T>
   static void deallocate(T* p, std::int64_t n) { cpu::deallocate(p, n); }
+  // The host storage's caching allocator (cpu_allocator.hpp), shared by every CPU backend; the
+  // same calls as backend::Cuda's.
+  static cpu::HostAllocatorStats memory_stats() { return cpu::CachingAllocator::instance().stats(); }
+  static void reset_peak_memory_stats() { cpu::CachingAllocator::instance().reset_peaks(); }
+  static void release_cached_memory() { cpu::CachingAllocator::instance().release_cached(); }
   template <class T>
   static void copy_to_host(const T* src, std::int64_t n, T* host) { cpu::copy(src, n, host); }
   template <class T>

@@ -12,7 +12,6 @@
 // are still queued is only handed to work queued after them on the same stream.
 #pragma once
 
-#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "tensortape/backend/cuda/check.hpp"
+#include "tensortape/backend/size_class.hpp"
 
 namespace tensortape::backend::cuda {
 
@@ -36,16 +36,6 @@ struct AllocatorStats {
 
 class CachingAllocator {
  public:
-  // Bytes in the class that serves a request: at least 512, then steps of a quarter of the
-  // request's power of two (1024, 1280, 1536, 1792, 2048, 2560, ...), so a block is at most
-  // 25% larger than asked and nearby sizes share blocks.
-  static std::size_t size_class(std::size_t bytes) {
-    constexpr std::size_t kMinimum = 512;
-    if (bytes <= kMinimum) return kMinimum;
-    const std::size_t step = std::max(kMinimum, std::bit_floor(bytes) / 4);
-    return (bytes + step - 1) / step * step;
-  }
-
   CachingAllocator() = default;
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -53,7 +43,7 @@ class CachingAllocator {
   // nullptr for 0 bytes. On out-of-memory, frees the cache (after `stream` drains) and retries once.
   void* allocate(std::size_t bytes, cudaStream_t stream) {
     if (bytes == 0) return nullptr;
-    const std::size_t size = size_class(bytes);
+    const std::size_t size = backend::size_class(bytes);
     std::lock_guard lock(mutex_);
     void* block = nullptr;
     if (auto it = free_.find(size); it != free_.end() && !it->second.empty()) {

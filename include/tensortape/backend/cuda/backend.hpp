@@ -114,8 +114,7 @@ struct Cuda {
     cuda::launch_adam_step(args, param, grad, exp_avg, exp_avg_sq, n);
   }
 
-  // ---- CUDA only ----
-  static void synchronize() { cuda::Device::get().synchronize(); }
+  // ---- memory: the same calls as the CPU backends' (backend::Reference) ----
   static cuda::AllocatorStats memory_stats() { return cuda::Device::get().allocator().stats(); }
   static void reset_peak_memory_stats() { cuda::Device::get().allocator().reset_peaks(); }
   // Returns every cached (released) block to the driver; blocks in use are untouched.
@@ -123,6 +122,9 @@ struct Cuda {
     auto& device = cuda::Device::get();
     device.allocator().release_all(device.stream());
   }
+
+  // ---- CUDA only ----
+  static void synchronize() { cuda::Device::get().synchronize(); }
   static void set_allow_tf32(bool on) { cuda::Device::get().set_allow_tf32(on); }
 };
 

@@ -52,6 +52,7 @@ class CachingAllocator {
   }
 
   CachingAllocator() = default;  // tests make their own; the backends use instance()
+  ~CachingAllocator() { release_cached(); }  // blocks still in use are their owners' to free
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
 

@@ -118,19 +118,14 @@ class CachingAllocator {
   // Gives every cached block back to the OS.
   void release_cached() noexcept {
     std::lock_guard lock(mutex_);
-    for (auto& [size, blocks] : free_) {
-      for (void* block : blocks) ::operator delete(block, std::align_val_t{kAlignment});
-      stats_.system_frees += static_cast<std::int64_t>(blocks.size());
-      stats_.bytes_cached -= static_cast<std::int64_t>(size * blocks.size());
-      blocks.clear();
-    }
+    release_cached_locked();
   }
 
-  // The most bytes the free lists may hold; lowering it frees the cache first.
+  // The most bytes the free lists may hold; lowering it below what they hold frees the cache.
   void set_cache_limit(std::size_t bytes) {
-    if (bytes < limit_) release_cached();
     std::lock_guard lock(mutex_);
     limit_ = bytes;
+    if (stats_.bytes_cached > static_cast<std::int64_t>(limit_)) release_cached_locked();
   }
   std::size_t cache_limit() const {
     std::lock_guard lock(mutex_);
@@ -150,6 +145,15 @@ class CachingAllocator {
   }
 
  private:
+  void release_cached_locked() noexcept {
+    for (auto& [size, blocks] : free_) {
+      for (void* block : blocks) ::operator delete(block, std::align_val_t{kAlignment});
+      stats_.system_frees += static_cast<std::int64_t>(blocks.size());
+      stats_.bytes_cached -= static_cast<std::int64_t>(size * blocks.size());
+      blocks.clear();
+    }
+  }
+
   void count_in_use_locked(std::size_t size) {
     stats_.bytes_in_use += static_cast<std::int64_t>(size);
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);

@@ -1,7 +1,8 @@
 # consumer_find_package: checks that an installed tensortape works from another CMake project.
 #
 #   cmake -DBUILD_DIR=<tensortape build> -DSOURCE_DIR=<this folder> -DWORK_DIR=<scratch>
-#         -DREADME=<README.md> [-DCXX_COMPILER=...] [-DGENERATOR=...] -P run_consumer_test.cmake
+#         -DREADME=<README.md> [-DCXX_COMPILER=...] [-DGENERATOR=...] [-DEXPECT_KERNELS=ON]
+#         -P run_consumer_test.cmake
 #
 # 1. cmake --install BUILD_DIR --prefix WORK_DIR/prefix
 # 2. configure SOURCE_DIR with -DCMAKE_PREFIX_PATH=WORK_DIR/prefix, and check that
@@ -36,6 +37,9 @@ set(configure_args -S "${SOURCE_DIR}" -B "${consumer_build}" -DCMAKE_BUILD_TYPE=
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
 if(DEFINED CXX_COMPILER AND NOT CXX_COMPILER STREQUAL "")
   list(APPEND configure_args "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}")
+endif()
+if(EXPECT_KERNELS)  # the build made tensortape::kernels: the consumer must find and link it
+  list(APPEND configure_args -DEXPECT_KERNELS=ON)
 endif()
 if(DEFINED GENERATOR AND NOT GENERATOR STREQUAL "")
   list(APPEND configure_args -G "${GENERATOR}")

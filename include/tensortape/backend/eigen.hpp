@@ -20,6 +20,7 @@
 #include <numbers>
 #include <type_traits>
 
+#include "tensortape/backend/compiled_kernels.hpp"
 #include "tensortape/backend/cpu_rows.hpp"
 #include "tensortape/backend/reference.hpp"
 
@@ -29,168 +30,42 @@ struct Eigen : Reference {
   static constexpr const char* name = "Eigen";
 
   template <class T>
-  static void copy_strided(ConstView<T> src, StridedView<T> dst) {
-    cpu::copy_rows(src, dst);
-  }
+  static void copy_strided(ConstView<T> src, StridedView<T> dst);
 
   template <class T>
-  static void unary(UnaryArgs args, ConstView<T> src, T* dst) {
-    const std::int64_t count = numel_of(src.shape);
-    if (count == 0) return;
-    const Shape dst_strides = contiguous_strides(src.shape);
-    const auto rows = cpu::split_rows<2>(src.shape, {&dst_strides, &src.strides});
-    if (!row_kernels_pay(rows)) {
-      // Gather into dst first, then one vectorised pass over it in place.
-      copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
-      cpu::parallel_aligned_ranges(dst, count, [&](std::int64_t begin, std::int64_t end) {
-        unary_row<T>(args, ConstRowMap<T>(dst + begin, end - begin), RowMap<T>(dst + begin, end - begin));
-      });
-      return;
-    }
-    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
-      with_row(src.data + offset[1], rows.step[1], length,
-               [&](const auto& x) { unary_row<T>(args, x, RowMap<T>(dst + offset[0], length)); });
-    });
-  }
+  static void unary(UnaryArgs args, ConstView<T> src, T* dst);
 
   // Fast for same-shape contiguous inputs, a scalar on either side, and row or column
   // broadcasts (bias (N) against (M, N)): all collapse to rows of stride 0 or 1.
   template <class T>
-  static void binary(Binary op, ConstView<T> a, ConstView<T> b, T* dst) {
-    if (numel_of(a.shape) == 0) return;
-    const Shape dst_strides = contiguous_strides(a.shape);
-    const auto rows = cpu::split_rows<3>(a.shape, {&dst_strides, &a.strides, &b.strides});
-    if (!row_kernels_pay(rows)) return Reference::binary(op, a, b, dst);
-    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
-      with_row(a.data + offset[1], rows.step[1], length, [&](const auto& x) {
-        with_row(b.data + offset[2], rows.step[2], length,
-                 [&](const auto& y) { binary_row<T>(op, x, y, RowMap<T>(dst + offset[0], length)); });
-      });
-    });
-  }
+  static void binary(Binary op, ConstView<T> a, ConstView<T> b, T* dst);
 
   template <class T>
-  static void where(ConstView<T> condition, ConstView<T> a, ConstView<T> b, T* dst) {
-    if (numel_of(a.shape) == 0) return;
-    const Shape dst_strides = contiguous_strides(a.shape);
-    const auto rows = cpu::split_rows<4>(a.shape, {&dst_strides, &condition.strides, &a.strides, &b.strides});
-    if (!row_kernels_pay(rows)) return Reference::where(condition, a, b, dst);
-    cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
-      with_row(condition.data + offset[1], rows.step[1], length, [&](const auto& c) {
-        with_row(a.data + offset[2], rows.step[2], length, [&](const auto& x) {
-          with_row(b.data + offset[3], rows.step[3], length, [&](const auto& y) {
-            RowMap<T>(dst + offset[0], length) = (c != T(0)).select(x, y);
-          });
-        });
-      });
-    });
-  }
+  static void where(ConstView<T> condition, ConstView<T> a, ConstView<T> b, T* dst);
 
   // src (outer, n, inner) -> dst (outer, inner)
   template <class T>
-  static void reduce(Reduce op, const T* src, std::int64_t outer, std::int64_t n, std::int64_t inner, T* dst) {
-    const T identity = op == Reduce::Sum ? T(0) : -std::numeric_limits<T>::infinity();
-    if (n == 0) return Reference::fill(dst, outer * inner, identity);
-    if (inner == 1) {
-      cpu::parallel_ranges(outer, n, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t o = begin; o < end; ++o) {
-          ConstRowMap<T> column(src + o * n, n);
-          // PropagateNumbers skips NaN like Reference's std::max accumulation does.
-          dst[o] = op == Reduce::Sum ? column.sum() : column.template maxCoeff<::Eigen::PropagateNumbers>();
-        }
-      });
-      return;
-    }
-    // Accumulate whole rows of each (n, inner) block so the inner loop is contiguous; a slice
-    // [begin, end) of the inner dim is one thread's, so one block alone still splits.
-    const bool split_inner = outer < cpu::parallel_threads(outer * n * inner);
-    const std::int64_t items = split_inner ? inner : outer;
-    cpu::parallel_ranges(items, split_inner ? outer * n : n * inner, [&](std::int64_t begin, std::int64_t end) {
-      const std::int64_t o_begin = split_inner ? 0 : begin, o_end = split_inner ? outer : end;
-      const std::int64_t i_begin = split_inner ? begin : 0, width = split_inner ? end - begin : inner;
-      for (std::int64_t o = o_begin; o < o_end; ++o) {
-        const T* block = src + o * n * inner + i_begin;  // (n, width) with row stride inner
-        RowMap<T> total(dst + o * inner + i_begin, width);
-        total = ConstRowMap<T>(block, width);
-        for (std::int64_t j = 1; j < n; ++j) {
-          ConstRowMap<T> row(block + j * inner, width);
-          if (op == Reduce::Sum) {
-            total += row;
-          } else {
-            total = (total < row).select(row, total);
-          }
-        }
-      }
-    });
-  }
+  static void reduce(Reduce op, const T* src, std::int64_t outer, std::int64_t n, std::int64_t inner, T* dst);
 
   // Row-wise softmax (or log-softmax) of src (rows, cols), max-subtracted for stability.
   template <class T>
-  static void softmax(const T* src, std::int64_t rows, std::int64_t cols, T* dst, bool log) {
-    if (cols == 0) return;
-    cpu::parallel_ranges(rows, cols, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t r = begin; r < end; ++r) {
-        ConstRowMap<T> x(src + r * cols, cols);
-        RowMap<T> y(dst + r * cols, cols);
-        const T max = x.template maxCoeff<::Eigen::PropagateNumbers>();
-        if (log) {
-          const T log_total = std::log((x - max).exp().sum());
-          y = (x - max) - log_total;
-        } else {
-          y = (x - max).exp();
-          y /= y.sum();
-        }
-      }
-    });
-  }
+  static void softmax(const T* src, std::int64_t rows, std::int64_t cols, T* dst, bool log);
 
   template <class T>
-  static void gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
-    if (g.m <= 0 || g.n <= 0) return;
-    for (std::int64_t i = 0; i < g.batch; ++i) {
-      T* C = c + i * g.stride_c;  // (m, n), row stride ldc
-      if (g.k == 0) {             // an empty sum: C = beta * C, and never read C when beta == 0
-        MatrixMap<T> out(C, g.m, g.n, ::Eigen::OuterStride<>(g.ldc));
-        if (g.beta == 0.0) out.setZero(); else out *= T(g.beta);
-        continue;
-      }
-      gemm_one(g, a + i * g.stride_a, b + i * g.stride_b, C);
-    }
-  }
+  static void gemm(const GemmArgs& g, const T* a, const T* b, T* c);
 
   // src (outer, dim, inner), idx (count) -> dst (outer, count, inner)
   template <class T>
   static void index_select(const T* src, std::int64_t outer, std::int64_t dim, std::int64_t inner,
-                           const std::int64_t* idx, std::int64_t count, T* dst) {
-    cpu::parallel_ranges(outer * count, inner, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t row = begin; row < end; ++row) {  // row = o * count + j
-        const std::int64_t o = row / count, j = row % count;
-        RowMap<T>(dst + row * inner, inner) = ConstRowMap<T>(src + (o * dim + idx[j]) * inner, inner);
-      }
-    });
-  }
+                           const std::int64_t* idx, std::int64_t count, T* dst);
 
   // dst (outer, dim, inner) += scatter of src (outer, count, inner) at rows idx (count)
   template <class T>
   static void index_add(const T* src, std::int64_t outer, std::int64_t count, std::int64_t inner,
-                        const std::int64_t* idx, std::int64_t dim, T* dst) {
-    // Repeated indices add into the same row, so threads split the inner dim, never j; each
-    // element's sum keeps the order j = 0, 1, ...
-    cpu::parallel_ranges(inner, outer * count, [&](std::int64_t begin, std::int64_t end) {
-      const std::int64_t width = end - begin;
-      for (std::int64_t o = 0; o < outer; ++o)
-        for (std::int64_t j = 0; j < count; ++j)
-          RowMap<T>(dst + (o * dim + idx[j]) * inner + begin, width) +=
-              ConstRowMap<T>(src + (o * count + j) * inner + begin, width);
-    });
-  }
+                        const std::int64_t* idx, std::int64_t dim, T* dst);
 
   template <class T>
-  static void adam_step(const AdamArgs& a, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
-    cpu::parallel_aligned_ranges(param, n, [&](std::int64_t begin, std::int64_t end) {
-      Reference::adam_step(a, param + begin, grad + begin, exp_avg + begin, exp_avg_sq + begin, end - begin);
-    });
-  }
+  static void adam_step(const AdamArgs& a, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n);
 
  private:
   template <class T>
@@ -323,6 +198,174 @@ struct Eigen : Reference {
   }
 };
 
+template <class T>
+void Eigen::copy_strided(ConstView<T> src, StridedView<T> dst) {
+  cpu::copy_rows(src, dst);
+}
+
+template <class T>
+void Eigen::unary(UnaryArgs args, ConstView<T> src, T* dst) {
+  const std::int64_t count = numel_of(src.shape);
+  if (count == 0) return;
+  const Shape dst_strides = contiguous_strides(src.shape);
+  const auto rows = cpu::split_rows<2>(src.shape, {&dst_strides, &src.strides});
+  if (!row_kernels_pay(rows)) {
+    // Gather into dst first, then one vectorised pass over it in place.
+    copy_strided(src, StridedView<T>{dst, src.shape, dst_strides});
+    cpu::parallel_aligned_ranges(dst, count, [&](std::int64_t begin, std::int64_t end) {
+      unary_row<T>(args, ConstRowMap<T>(dst + begin, end - begin), RowMap<T>(dst + begin, end - begin));
+    });
+    return;
+  }
+  cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+    with_row(src.data + offset[1], rows.step[1], length,
+             [&](const auto& x) { unary_row<T>(args, x, RowMap<T>(dst + offset[0], length)); });
+  });
+}
+
+template <class T>
+void Eigen::binary(Binary op, ConstView<T> a, ConstView<T> b, T* dst) {
+  if (numel_of(a.shape) == 0) return;
+  const Shape dst_strides = contiguous_strides(a.shape);
+  const auto rows = cpu::split_rows<3>(a.shape, {&dst_strides, &a.strides, &b.strides});
+  if (!row_kernels_pay(rows)) return Reference::binary(op, a, b, dst);
+  cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+    with_row(a.data + offset[1], rows.step[1], length, [&](const auto& x) {
+      with_row(b.data + offset[2], rows.step[2], length,
+               [&](const auto& y) { binary_row<T>(op, x, y, RowMap<T>(dst + offset[0], length)); });
+    });
+  });
+}
+
+template <class T>
+void Eigen::where(ConstView<T> condition, ConstView<T> a, ConstView<T> b, T* dst) {
+  if (numel_of(a.shape) == 0) return;
+  const Shape dst_strides = contiguous_strides(a.shape);
+  const auto rows = cpu::split_rows<4>(a.shape, {&dst_strides, &condition.strides, &a.strides, &b.strides});
+  if (!row_kernels_pay(rows)) return Reference::where(condition, a, b, dst);
+  cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+    with_row(condition.data + offset[1], rows.step[1], length, [&](const auto& c) {
+      with_row(a.data + offset[2], rows.step[2], length, [&](const auto& x) {
+        with_row(b.data + offset[3], rows.step[3], length, [&](const auto& y) {
+          RowMap<T>(dst + offset[0], length) = (c != T(0)).select(x, y);
+        });
+      });
+    });
+  });
+}
+
+template <class T>
+void Eigen::reduce(Reduce op, const T* src, std::int64_t outer, std::int64_t n, std::int64_t inner, T* dst) {
+  const T identity = op == Reduce::Sum ? T(0) : -std::numeric_limits<T>::infinity();
+  if (n == 0) return Reference::fill(dst, outer * inner, identity);
+  if (inner == 1) {
+    cpu::parallel_ranges(outer, n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t o = begin; o < end; ++o) {
+        ConstRowMap<T> column(src + o * n, n);
+        // PropagateNumbers skips NaN like Reference's std::max accumulation does.
+        dst[o] = op == Reduce::Sum ? column.sum() : column.template maxCoeff<::Eigen::PropagateNumbers>();
+      }
+    });
+    return;
+  }
+  // Accumulate whole rows of each (n, inner) block so the inner loop is contiguous; a slice
+  // [begin, end) of the inner dim is one thread's, so one block alone still splits.
+  const bool split_inner = outer < cpu::parallel_threads(outer * n * inner);
+  const std::int64_t items = split_inner ? inner : outer;
+  cpu::parallel_ranges(items, split_inner ? outer * n : n * inner, [&](std::int64_t begin, std::int64_t end) {
+    const std::int64_t o_begin = split_inner ? 0 : begin, o_end = split_inner ? outer : end;
+    const std::int64_t i_begin = split_inner ? begin : 0, width = split_inner ? end - begin : inner;
+    for (std::int64_t o = o_begin; o < o_end; ++o) {
+      const T* block = src + o * n * inner + i_begin;  // (n, width) with row stride inner
+      RowMap<T> total(dst + o * inner + i_begin, width);
+      total = ConstRowMap<T>(block, width);
+      for (std::int64_t j = 1; j < n; ++j) {
+        ConstRowMap<T> row(block + j * inner, width);
+        if (op == Reduce::Sum) {
+          total += row;
+        } else {
+          total = (total < row).select(row, total);
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void Eigen::softmax(const T* src, std::int64_t rows, std::int64_t cols, T* dst, bool log) {
+  if (cols == 0) return;
+  cpu::parallel_ranges(rows, cols, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      ConstRowMap<T> x(src + r * cols, cols);
+      RowMap<T> y(dst + r * cols, cols);
+      const T max = x.template maxCoeff<::Eigen::PropagateNumbers>();
+      if (log) {
+        const T log_total = std::log((x - max).exp().sum());
+        y = (x - max) - log_total;
+      } else {
+        y = (x - max).exp();
+        y /= y.sum();
+      }
+    }
+  });
+}
+
+template <class T>
+void Eigen::gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
+  if (g.m <= 0 || g.n <= 0) return;
+  for (std::int64_t i = 0; i < g.batch; ++i) {
+    T* C = c + i * g.stride_c;  // (m, n), row stride ldc
+    if (g.k == 0) {             // an empty sum: C = beta * C, and never read C when beta == 0
+      MatrixMap<T> out(C, g.m, g.n, ::Eigen::OuterStride<>(g.ldc));
+      if (g.beta == 0.0) out.setZero(); else out *= T(g.beta);
+      continue;
+    }
+    gemm_one(g, a + i * g.stride_a, b + i * g.stride_b, C);
+  }
+}
+
+template <class T>
+void Eigen::index_select(const T* src, std::int64_t outer, std::int64_t dim, std::int64_t inner,
+                         const std::int64_t* idx, std::int64_t count, T* dst) {
+  cpu::parallel_ranges(outer * count, inner, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t row = begin; row < end; ++row) {  // row = o * count + j
+      const std::int64_t o = row / count, j = row % count;
+      RowMap<T>(dst + row * inner, inner) = ConstRowMap<T>(src + (o * dim + idx[j]) * inner, inner);
+    }
+  });
+}
+
+template <class T>
+void Eigen::index_add(const T* src, std::int64_t outer, std::int64_t count, std::int64_t inner,
+                      const std::int64_t* idx, std::int64_t dim, T* dst) {
+  // Repeated indices add into the same row, so threads split the inner dim, never j; each
+  // element's sum keeps the order j = 0, 1, ...
+  cpu::parallel_ranges(inner, outer * count, [&](std::int64_t begin, std::int64_t end) {
+    const std::int64_t width = end - begin;
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t j = 0; j < count; ++j)
+        RowMap<T>(dst + (o * dim + idx[j]) * inner + begin, width) +=
+            ConstRowMap<T>(src + (o * count + j) * inner + begin, width);
+  });
+}
+
+template <class T>
+void Eigen::adam_step(const AdamArgs& a, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, std::int64_t n) {
+  cpu::parallel_aligned_ranges(param, n, [&](std::int64_t begin, std::int64_t end) {
+    Reference::adam_step(a, param + begin, grad + begin, exp_avg + begin, exp_avg_sq + begin, end - begin);
+  });
+}
+
 static_assert(Backend<Eigen>);
+
+// The kernels' explicit instantiations (compiled_kernels.hpp): declared where the build links
+// tensortape::kernels, defined once in cmake/cpu_kernels_eigen.cpp.
+#define TENSORTAPE_EIGEN_KERNELS(prefix, T) \
+  TENSORTAPE_CPU_KERNELS(prefix, Eigen, T)  \
+  prefix template void Eigen::adam_step<T>(const AdamArgs&, T*, const T*, T*, T*, std::int64_t);
+#if defined(TENSORTAPE_COMPILED_KERNELS)
+TENSORTAPE_EIGEN_KERNELS(extern, float)
+TENSORTAPE_EIGEN_KERNELS(extern, double)
+#endif
 
 }  // namespace tensortape::backend

@@ -18,7 +18,9 @@
 //   tt::backward(tt::sum(dw * dw));
 //
 // Backends: backend::Reference (plain loops, the oracle), backend::Eigen, backend::Xtensor
-// (when built with xtensor). Read docs/ and include/tensortape/*/ headers for more.
+// (when built with xtensor). Read docs/ and include/tensortape/*/ headers for more. Linking the
+// CMake target tensortape::kernels instead of tensortape::tensortape takes the CPU backends'
+// kernels precompiled (backend/compiled_kernels.hpp): the same code, compiled once.
 #pragma once
 
 #include "tensortape/backend/reference.hpp"

@@ -37,9 +37,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   Tensor log_answer_scale;                       // (2): log of the answer match's scale in the scope and the selection score
   // exact_match only:
   Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
-  // label_slots only:
-  tt::nn::Linear<float, Cpu> label_map;          // D -> D: a label slot is e + label_map(e)
-  bool token_match = false, answer_match = false, exact_match = false, label_route = false;
+  bool token_match = false, answer_match = false, exact_match = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -66,9 +64,6 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
       answer_projection = {d, o.memory_dim, rng, false};
       log_answer_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
     }
-    label_route = o.label_slots > 0;
-    // Small: a slot starts as the token's own embedding, what the decoder reads for that token.
-    if (label_route) label_map = {d, d, rng, false, 0.02};
   }
 
   void for_each_own_parameter(const ParameterVisitor& visit) override {
@@ -87,7 +82,6 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     visit("prompt_out", prompt_out);
     if (token_match) visit("salience", salience);
     if (answer_match) visit("answer_projection", answer_projection);
-    if (label_route) visit("label_map", label_map);
   }
 };
 

@@ -117,13 +117,6 @@ struct SeprogOptions {
   // mix (training keeps the soft attention, which the gradient needs), beyond the paper: with
   // many edits of one subject the attention spreads over them and the prompt blurs.
   bool hard_selection = true;
-  // Beyond the paper: the selected edit's label, as the frozen embeddings of its first
-  // label_slots tokens (zeros past its end), goes before the P generated vectors in the prefix,
-  // each slot plus a learned linear map of itself. Answer token t then sits a constant
-  // label_slots + P positions before decoding step t. A label of several pieces no longer has to
-  // pass through one d_h vector, and what the route learns does not depend on which tokens the
-  // label holds. 0 turns it off.
-  int label_slots = 0;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -144,19 +137,13 @@ struct SeprogOptions {
     o.scope_from_match_only = false;
     o.word_dropout = o.sibling_share = o.swap_negatives = 0.0;
     o.hard_selection = false;
-    o.label_slots = 0;
     return o;
   }
 
   // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
   // the value, key_tokens rows of [scope salience, selection salience | key token (d_h)], with
-  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h); with
-  // label_slots, the label's first label_slots token ids after all of those.
+  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h) last.
   std::int64_t memory_width() const {
-    return route_width() + label_slots;
-  }
-  // The width before the label's token ids.
-  std::int64_t route_width() const {
     if (token_match)
       return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim) + (exact_match ? key_tokens : 0) + (answer_match ? memory_dim : 0);
     return key_value ? 2 * memory_dim : memory_dim;
@@ -167,7 +154,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection}, {"label_slots", label_slots},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -198,7 +185,6 @@ struct SeprogOptions {
     o.sibling_share = j.value("sibling_share", 0.0);
     o.swap_negatives = j.value("swap_negatives", 0.0);
     o.hard_selection = j.value("hard_selection", false);
-    o.label_slots = j.value("label_slots", 0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");

@@ -19,7 +19,7 @@
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
-namespace {
+namespace editlab_contract_test {
 
 namespace fs = std::filesystem;
 using editlab::eval::BasePredictor;
@@ -163,4 +163,4 @@ TYPED_TEST(EditorContract, TheHarnessMeasuresAgainstItsOwnBase) {
   }
 }
 
-}  // namespace
+}  // namespace editlab_contract_test

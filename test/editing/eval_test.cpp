@@ -19,7 +19,7 @@
 #include "eval/report.hpp"
 #include "scratch.hpp"
 
-namespace {
+namespace editlab_eval_test {
 
 using namespace editlab::eval;
 using editlab::Benchmark;
@@ -770,4 +770,4 @@ TEST(Report, BatchSizeTableListsEveryRow) {
   EXPECT_LT(both.find("Table 2"), both.find("Per edit batch size"));
 }
 
-}  // namespace
+}  // namespace editlab_eval_test

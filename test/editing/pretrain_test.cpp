@@ -15,7 +15,7 @@
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
-namespace {
+namespace editlab_pretrain_test {
 
 namespace fs = std::filesystem;
 using editlab::pretrain::PretrainOptions;
@@ -196,10 +196,6 @@ TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   }
 }
 
-}  // namespace
-
-namespace {
-
 // Sharded steps (train/data_parallel.hpp) must compute the whole batch's gradient: each
 // shard's mean token loss weighted by its share of the target tokens.
 // Issue "Hostile files and crashes": a training loop stops with a clear message when its loss or
@@ -289,4 +285,4 @@ TEST(DataParallel, ThreadsTakeShortAndLongMicroBatchesAlike) {
   EXPECT_EQ(got, (std::vector<std::size_t>{0, 1, 2, 2, 1, 0}));
 }
 
-}  // namespace
+}  // namespace editlab_pretrain_test

@@ -14,7 +14,7 @@
 namespace fs = std::filesystem;
 namespace ed = editlab::data;
 
-namespace {
+namespace editlab_readers_test {
 
 const fs::path kShared = EDITLAB_SHARED_DATA_DIR;
 const fs::path kFixtures = EDITLAB_FIXTURES_DIR;
@@ -65,7 +65,6 @@ bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-}  // namespace
 
 // ---- zsRE, real file ---------------------------------------------------------------------
 
@@ -411,3 +410,5 @@ TEST(Malformed, Wikidata5mErrorsNameFileLineField) {
   EXPECT_TRUE(contains(result.skip_reasons[3], "line 5") &&
               contains(result.skip_reasons[3], "field 'entity2[1]'")) << result.skip_reasons[3];
 }
+
+}  // namespace editlab_readers_test

@@ -16,7 +16,7 @@
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
-namespace {
+namespace editlab_seprog_test {
 
 namespace fs = std::filesystem;
 using editlab::editors::Seprog;
@@ -844,5 +844,5 @@ TEST(Seprog, FinetuneIsMeasuredAgainstTheOriginalBase) {
   EXPECT_DOUBLE_EQ(rows[0].es0, editlab::eval::accuracy(pristine.answer(in_inputs), in_scope));
 }
 
-}  // namespace
+}  // namespace editlab_seprog_test
 

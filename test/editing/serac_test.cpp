@@ -16,7 +16,7 @@
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
-namespace {
+namespace editlab_serac_test {
 
 namespace fs = std::filesystem;
 using editlab::Case;
@@ -206,4 +206,4 @@ TEST(Serac, TheClassifierLossIsTheBalancedBceOfTheScores) {
   EXPECT_NEAR(loss, expected, 1e-3 * std::max(1.0, expected));
 }
 
-}  // namespace
+}  // namespace editlab_serac_test

@@ -14,7 +14,7 @@
 #include "data/tracks.hpp"
 #include "world/corpus.hpp"
 
-namespace {
+namespace editlab_tracks_test {
 
 namespace fs = std::filesystem;
 using editlab::data::Track;
@@ -160,4 +160,4 @@ TEST(Tracks, SpanCorruptionBlanksOneToThreeWordsAndCoversEveryWord) {
   EXPECT_EQ(editlab::world::span_corruption("aircraft", 3).target, "aircraft");
 }
 
-}  // namespace
+}  // namespace editlab_tracks_test

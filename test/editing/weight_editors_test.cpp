@@ -20,7 +20,7 @@
 #include "scratch.hpp"
 #include "tiny_pretrain.hpp"
 
-namespace {
+namespace editlab_weight_editors_test {
 
 namespace fs = std::filesystem;
 namespace ed = editlab::editors;
@@ -324,4 +324,4 @@ TEST(Registry, OptionsAreCheckedByNameAndType) {
   EXPECT_TRUE(ed::method("mend").trains);
 }
 
-}  // namespace
+}  // namespace editlab_weight_editors_test

@@ -16,7 +16,7 @@
 #include "world/corpus.hpp"
 #include "world/world.hpp"
 
-namespace {
+namespace editlab_world_test {
 
 using namespace editlab::world;
 
@@ -539,4 +539,4 @@ TEST(Benchmarks, TextgenNewContinuationComesFromTheSampler) {
   EXPECT_THROW(make_benchmark(default_world(), "nope", fake_continuation), tensortape::Error);
 }
 
-}  // namespace
+}  // namespace editlab_world_test

@@ -1,9 +1,14 @@
-#include <tensortape/tensortape.hpp>
+#include <tensortape/autograd/engine.hpp>  // backward, grad
+#include <tensortape/backend/eigen.hpp>    // backend::Eigen
+#include <tensortape/ops/inplace.hpp>      // add_
+#include <tensortape/ops/loss.hpp>         // cross_entropy
+#include <tensortape/ops/nn.hpp>           // linear
+#include <tensortape/ops/reduce.hpp>       // sum
 
 #include <cstdio>
 
 namespace tt = tensortape;
-using Cpu = tt::backend::Eigen;  // or backend::Reference, backend::Xtensor
+using Cpu = tt::backend::Eigen;  // or backend::Reference, backend::Xtensor (their own headers)
 
 int main() {
   tt::Rng rng(42);

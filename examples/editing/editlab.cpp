@@ -62,8 +62,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pretrain_cmd->add_option("--data-dir", pre.data_dir, "the shared data folder (for the lot and zsre1k tracks)")->capture_default_str();
   pretrain_cmd->add_option("--out", pre.out, "output folder (config.json, model.safetensors, spiece.model)")->capture_default_str();
-  pretrain_cmd->add_option("--world-seed", pre.world.seed, "seed of the generated world")->capture_default_str();
-  pretrain_cmd->add_option("--people", pre.world.people, "number of people in the world")->capture_default_str()->check(CLI::Range(2, 100000));
+  editlab::cli::add_world_options(*pretrain_cmd, pre.world);
   pretrain_cmd->add_option("--steps", pre.steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--batch-size", pre.batch_size, "examples per step")->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_option("--lr", pre.lr, "peak learning rate (Adam; linear warm-up and decay)")->capture_default_str()->check(CLI::PositiveNumber);

@@ -1,6 +1,7 @@
 // Crash safety of the editlab command itself: `editlab pretrain` and `editlab train`, killed
 // with SIGKILL at random moments (before the first checkpoint, mid-step, mid-checkpoint) and
-// resumed, end with exactly the weights of an uninterrupted run with the same seed.
+// resumed, end with exactly the weights of an uninterrupted run with the same seed; and a base
+// model of another world is refused.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -156,6 +157,13 @@ TEST(Crash, KilledAndResumedEditorTrainingEndsWithTheUninterruptedWeights) {
     args.insert(args.end(), kTinyWorld.begin(), kTinyWorld.end());
     return args;
   };
+  // A base model pretrained on another world is refused before anything is trained or written.
+  auto other_world = train_args(dir / "other_world");
+  other_world.resize(other_world.size() - kTinyWorld.size());
+  other_world.insert(other_world.end(), {"--people", "8", "--world-seed", "4"});
+  EXPECT_EQ(run_editlab(other_world), 1);
+  EXPECT_FALSE(fs::exists(dir / "other_world" / "run.json"));
+  EXPECT_TRUE(editlab::train::find_checkpoint(dir / "other_world").empty());
   ASSERT_EQ(run_editlab(train_args(dir / "whole")), 0);
   const auto whole_run = editlab::train::read_json(dir / "whole" / "run.json");
   ASSERT_GT(whole_run.at("training").at("best_step").get<int>(), 0) << "training must move the weights for the test to mean anything";

@@ -30,8 +30,26 @@ std::string fake_continuation(const std::string& prompt, tensortape::Rng& rng) {
   return "sampled " + std::to_string(prompt.size()) + " " + std::to_string(rng.below(1000));
 }
 
+const World& stress_world() {
+  static const World w = [] {
+    WorldOptions o;
+    o.stress = true;
+    return generate(o);
+  }();
+  return w;
+}
+
+// "qa" is qa of the default world; "stress:qa" is qa of its stress variant.
 Benchmark benchmark(const std::string& name) {
+  const std::string stress = "stress:";
+  if (name.rfind(stress, 0) == 0) return make_benchmark(stress_world(), name.substr(stress.size()), fake_continuation);
   return make_benchmark(default_world(), name, fake_continuation);
+}
+
+std::vector<std::string> stress_benchmark_names() {
+  std::vector<std::string> out;
+  for (const auto& name : benchmark_names()) out.push_back("stress:" + name);
+  return out;
 }
 
 std::uint64_t fnv(const std::string& text) { return editlab::world::detail::fnv1a(text); }
@@ -183,6 +201,52 @@ TEST(PretrainingMix, ShuffledQuestionsKeepTheirWordsNearTheirPlace) {
     moved += shuffled != question;
   }
   EXPECT_GT(moved, 400) << "most draws change the order";
+}
+
+TEST(World, StressNamesAreTwoToFourPartsSharedAcrossEntities) {
+  const World& w = stress_world();
+  WorldOptions stress;
+  stress.stress = true;
+  EXPECT_EQ(w.serialize(), generate(stress).serialize());
+  std::set<std::string> names, words;
+  for (const auto& c : w.classes) words.insert(c.name);
+  for (const auto& s : w.species) words.insert(s.name);
+  std::map<std::string, int> names_with_part;
+  for (const auto& e : w.entities) {
+    EXPECT_TRUE(names.insert(e.name).second) << e.name << " twice";
+    const auto parts = detail::name_parts(e.name);
+    EXPECT_GE(parts.size(), 2u) << e.name;
+    EXPECT_LE(parts.size(), 4u) << e.name;
+    std::set<std::string_view> distinct(parts.begin(), parts.end());
+    EXPECT_EQ(distinct.size(), parts.size()) << e.name;
+    for (std::string_view part : parts) {
+      ++names_with_part[std::string(part)];
+      std::string lower(part);
+      lower[0] = static_cast<char>(lower[0] - 'A' + 'a');
+      EXPECT_EQ(words.count(lower), 0u) << part << " is also a class or species";
+    }
+  }
+  // A part tells few subjects apart: nearly every part stands in several names.
+  int shared = 0;
+  for (const auto& [part, count] : names_with_part) shared += count >= 2;
+  EXPECT_GE(shared * 10, static_cast<int>(names_with_part.size()) * 9);
+  EXPECT_LE(names_with_part.size() * 2, w.entities.size());
+  // The default world's names stay single words.
+  for (const auto& e : default_world().entities) EXPECT_EQ(detail::name_parts(e.name).size(), 1u) << e.name;
+}
+
+TEST(PretrainingMix, DroppedWordsSpareEveryPartOfTheSubjectsName) {
+  tensortape::Rng rng(5);
+  const std::string question = "question: Where was Talimo Kren Dusa born?";
+  std::set<std::string> dropped;
+  for (int trial = 0; trial < 200; ++trial) {
+    auto kept = detail::split_words(drop_a_word(question, "Talimo Kren Dusa", rng));
+    auto all = detail::split_words(question);
+    ASSERT_EQ(kept.size() + 1, all.size());
+    for (const auto& word : all)
+      if (std::find(kept.begin(), kept.end(), word) == kept.end()) dropped.insert(word);
+  }
+  EXPECT_EQ(dropped, (std::set<std::string>{"Where", "was", "born?"}));
 }
 
 TEST(PretrainingMix, ReplacedWordsSpareThePrefixTheSubjectAndThePunctuation) {
@@ -350,6 +414,36 @@ TEST_P(BenchmarkSplits, EveryCaseHasScopeSetsAndAChangedLabel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, BenchmarkSplits, ::testing::ValuesIn(benchmark_names()));
+INSTANTIATE_TEST_SUITE_P(Stress, BenchmarkSplits, ::testing::ValuesIn(stress_benchmark_names()));
+
+// In the stress world, qa's, factcheck's and relations' out-scope examples are about the edit's
+// neighbours (a subject sharing a part of its name, or a fact with its old or new answer); in
+// the default world most are not.
+TEST(Benchmarks, StressOutScopeIsAboutTheEditsNeighbours) {
+  for (const bool stress : {false, true}) {
+    const World& w = stress ? stress_world() : default_world();
+    std::map<std::string, std::string> object_of;  // "subject|relation" -> the object's name
+    for (const auto& f : w.facts) object_of[detail::fact_key(w, f)] = w.answer(f);
+    for (const std::string name : {"qa", "factcheck", "relations"}) {
+      const Benchmark b = benchmark(stress ? "stress:" + name : name);
+      std::size_t near = 0, total = 0;
+      for (Split s : kSplits)
+        for (const auto& c : b.split(s)) {
+          const std::string& old_object = object_of.at(c.changes.at(0));
+          for (const auto& e : c.out_scope) {
+            const std::string& object = object_of.at(e.fact);
+            near += detail::share_a_name_part(e.subject, c.subject) || object == old_object || object == c.edit.target;
+            ++total;
+          }
+        }
+      if (stress) {
+        EXPECT_GE(near * 100, total * 95) << name << ": " << near << " of " << total;
+      } else {
+        EXPECT_LE(near * 2, total) << name << ": " << near << " of " << total;
+      }
+    }
+  }
+}
 
 TEST(Benchmarks, HeldOutPhrasingsOnlyInValidationAndTestInScope) {
   const auto heldout = heldout_texts(default_world());
@@ -399,9 +493,9 @@ std::map<std::string, std::string> fact_of_text(const World& w) {
 // or hard example asks a fact that an edit of the batch changes, checked from the texts alone.
 TEST(Benchmarks, NoOutScopeExampleAtK128AsksAFactTheBatchChanges) {
   const World& w = default_world();
-  const auto facts = fact_of_text(w);
-  for (const std::string name : {"qa", "factcheck", "relations"}) {
+  for (const std::string name : {"qa", "factcheck", "relations", "stress:qa", "stress:factcheck", "stress:relations"}) {
     const Benchmark b = benchmark(name);
+    const auto facts = fact_of_text(name.rfind("stress:", 0) == 0 ? stress_world() : w);
     std::size_t checked = 0, hard_dropped = 0;
     for (int draw = 0; draw < 5; ++draw) {
       const auto batch = editlab::eval::draw_cases(b.split(Split::test), 128, 1, draw);
@@ -419,7 +513,7 @@ TEST(Benchmarks, NoOutScopeExampleAtK128AsksAFactTheBatchChanges) {
         }
     }
     EXPECT_GT(checked, 500u) << name;
-    if (name == "relations") {
+    if (name.find("relations") != std::string::npos) {
       EXPECT_GT(hard_dropped, 0u) << "K = 128 edits several relations of a subject";
     }
   }

@@ -21,8 +21,7 @@ struct DataOptions {
   std::string benchmark = "qa";
   std::string split = "test";
   int show = 5;
-  std::uint64_t world_seed = 1;
-  int people = world::WorldOptions{}.people;
+  world::WorldOptions world;  // its seed, people and variant
   std::filesystem::path model = "models/base";
   std::filesystem::path data_dir = "../shared/data";
   bool es0 = false;  // also measure the unedited base model on the split's in-scope examples
@@ -35,6 +34,15 @@ inline std::vector<std::string> all_benchmark_names() {
   return names;
 }
 
+// The generated world's options, the same in every command that makes one.
+inline void add_world_options(CLI::App& cmd, world::WorldOptions& w) {
+  cmd.add_option("--world-seed", w.seed, "seed of the generated world")->capture_default_str();
+  cmd.add_option("--people", w.people, "number of people in the world")->check(CLI::Range(2, 100000))->capture_default_str();
+  cmd.add_flag("--stress-world", w.stress,
+               "the world's stress variant: names of two to four parts shared across entities, and out-scope "
+               "examples about subjects that share a name part or an answer with the edit");
+}
+
 inline void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_option("--benchmark", o.benchmark, "qa, factcheck, textgen, entail, relations, or a real-data track: lot, zsre1k")
       ->check(CLI::IsMember(all_benchmark_names()))
@@ -43,8 +51,7 @@ inline void add_data_options(CLI::App& cmd, DataOptions& o) {
       ->check(CLI::IsMember({"train", "validation", "test"}))
       ->capture_default_str();
   cmd.add_option("--show", o.show, "how many edit cases to print")->check(CLI::NonNegativeNumber)->capture_default_str();
-  cmd.add_option("--world-seed", o.world_seed, "seed of the generated world")->capture_default_str();
-  cmd.add_option("--people", o.people, "number of people in the world")->check(CLI::Range(2, 100000))->capture_default_str();
+  add_world_options(cmd, o.world);
   cmd.add_option("--model", o.model, "base model folder (textgen samples its new continuations from it)")
       ->capture_default_str();
   cmd.add_option("--data-dir", o.data_dir, "the shared data folder (for the lot and zsre1k tracks)")->capture_default_str();
@@ -66,10 +73,7 @@ inline void print_examples(const char* label, const std::vector<world::Example>&
 }
 
 inline int run_data(const DataOptions& o) {
-  world::WorldOptions world_options;
-  world_options.seed = o.world_seed;
-  world_options.people = o.people;
-  const auto w = world::generate(world_options);
+  const auto w = world::generate(o.world);
   const bool is_track = std::find(data::track_names().begin(), data::track_names().end(), o.benchmark) != data::track_names().end();
   const auto bench = is_track ? data::load_track(o.benchmark, o.data_dir).benchmark : load_benchmark(w, o.benchmark, o.model);
   const auto& cases = bench.split(world::parse_split(o.split));
@@ -85,7 +89,7 @@ inline int run_data(const DataOptions& o) {
   if (seen) std::printf(", %zu seen out-scope", seen);
   if (hard) std::printf(", %zu hard out-scope", hard);
   const std::string source = is_track ? data::track_file(o.benchmark, o.data_dir).string()
-                                      : "world seed " + std::to_string(o.world_seed);
+                                      : "world seed " + std::to_string(o.world.seed) + (o.world.stress ? ", stress variant" : "");
   std::printf("  (%s; splits train/validation/test: %zu/%zu/%zu)\n\n", source.c_str(),
               bench.split(world::Split::train).size(),
               bench.split(world::Split::validation).size(), bench.split(world::Split::test).size());

@@ -44,30 +44,53 @@ namespace fs = std::filesystem;
 struct RunSource {
   std::string benchmark = "qa";
   fs::path model = "models/base";
-  std::uint64_t world_seed = 1;
-  int people = world::WorldOptions{}.people;
+  world::WorldOptions world;  // the generated world's seed, people and variant
   fs::path data_dir = "../shared/data";
 
   nlohmann::json to_json() const {
-    return {{"benchmark", benchmark}, {"model", fs::absolute(model).string()}, {"world_seed", world_seed},
-            {"people", people}, {"data_dir", fs::absolute(data_dir).string()}};
+    return {{"benchmark", benchmark}, {"model", fs::absolute(model).string()}, {"world_seed", world.seed},
+            {"people", world.people}, {"stress_world", world.stress}, {"data_dir", fs::absolute(data_dir).string()}};
   }
   static RunSource from_json(const nlohmann::json& j) {
     RunSource s;
     s.benchmark = j.at("benchmark");
     s.model = j.at("model").get<std::string>();
-    s.world_seed = j.at("world_seed");
-    s.people = j.at("people");
+    s.world.seed = j.at("world_seed");
+    s.world.people = j.at("people");
+    s.world.stress = j.value("stress_world", false);  // absent in runs made before the stress variant
     s.data_dir = j.at("data_dir").get<std::string>();
     return s;
   }
-  world::Benchmark load_benchmark(model::Seq2Seq& base) const {
+  bool is_track() const {
     const auto& tracks = data::track_names();
-    if (std::find(tracks.begin(), tracks.end(), benchmark) != tracks.end()) return data::load_track(benchmark, data_dir).benchmark;
-    world::WorldOptions options;
-    options.seed = world_seed;
-    options.people = people;
-    const auto w = world::generate(options);
+    return std::find(tracks.begin(), tracks.end(), benchmark) != tracks.end();
+  }
+  // Fails when the base model was pretrained on another world or track than this source names
+  // (its quality.json, written by editlab pretrain, says which; a folder without one passes).
+  void check_base_model() const {
+    const fs::path report = model / "quality.json";
+    if (!fs::exists(report)) return;
+    const auto config = train::read_json(report).at("model").at("config");
+    const std::string pretrained_on = config.value("source", "default");
+    const std::string wanted = is_track() ? benchmark : "default";
+    tensortape::check(pretrained_on == wanted, "editlab", "the base model '", model.string(), "' was pretrained on ",
+                      pretrained_on == "default" ? "the generated world" : "the " + pretrained_on + " track", ", not on ",
+                      wanted == "default" ? "the generated world" : "the " + wanted + " track", " that --benchmark ",
+                      benchmark, " needs; pass the --model that editlab pretrain made for it");
+    if (is_track()) return;
+    auto describe = [](std::uint64_t seed, int people, bool stress) {
+      return "world seed " + std::to_string(seed) + ", " + std::to_string(people) + " people" + (stress ? ", stress variant" : "");
+    };
+    const std::string base_world =
+        describe(config.at("world_seed"), config.at("people"), config.value("stress_world", false));
+    tensortape::check(base_world == describe(world.seed, world.people, world.stress), "editlab", "the base model '",
+                      model.string(), "' was pretrained on ", base_world, ", not on ", describe(world.seed, world.people, world.stress),
+                      "; pass the same --world-seed, --people and --stress-world as to editlab pretrain");
+  }
+  world::Benchmark load_benchmark(model::Seq2Seq& base) const {
+    check_base_model();
+    if (is_track()) return data::load_track(benchmark, data_dir).benchmark;
+    const auto w = world::generate(world);
     if (benchmark != "textgen") return world::make_benchmark(w, benchmark);
     return world::make_benchmark(w, benchmark, [&](const std::string& prompt, tensortape::Rng& rng) {
       return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng);
@@ -80,8 +103,7 @@ inline void add_source_options(CLI::App& cmd, RunSource& s) {
       ->check(CLI::IsMember(all_benchmark_names()))
       ->capture_default_str();
   cmd.add_option("--model", s.model, "the base model folder (from editlab pretrain)")->capture_default_str();
-  cmd.add_option("--world-seed", s.world_seed, "seed of the generated world")->capture_default_str();
-  cmd.add_option("--people", s.people, "people in the generated world")->capture_default_str();
+  add_world_options(cmd, s.world);
   cmd.add_option("--data-dir", s.data_dir, "the shared data folder (lot, zsre1k)")->capture_default_str();
 }
 
@@ -102,7 +124,7 @@ struct TrainCommand {
 
 // Flags every method takes; the rest of `editlab train`'s flags are SEPROG's own.
 inline bool is_common_train_flag(const std::string& name) {
-  for (const char* common : {"method", "benchmark", "model", "world-seed", "people", "data-dir", "out", "steps", "lr", "seed",
+  for (const char* common : {"method", "benchmark", "model", "world-seed", "people", "stress-world", "data-dir", "out", "steps", "lr", "seed",
                              "set", "checkpoint-every", "resume", "stop-after", "threads", "help"})
     if (name == common) return true;
   return false;

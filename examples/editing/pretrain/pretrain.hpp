@@ -6,8 +6,8 @@
 //   auto report = editlab::pretrain::pretrain(options);   // also writes <out>/quality.json
 //
 // Output (Hugging Face layout): <out>/config.json, model.safetensors, spiece.model; plus
-// world.txt (the generated world), quality.json (the quality bars) and pretrain.json (the
-// options and the measured time).
+// world.txt (the generated world) and quality.json (the quality bars, the options that made the
+// model, what it was pretrained on among them, and the measured time).
 //
 // Crash safety: every checkpoint_every steps the model, the optimizer state and the step go to
 // <out>/checkpoint/, written into a temporary folder and renamed into place, so an interrupted
@@ -85,10 +85,12 @@ struct PretrainOptions {
 
   // What must match for a checkpoint to be resumed.
   nlohmann::json identity() const {
-    return {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
+    nlohmann::json j = {{"source", source}, {"world_seed", world.seed}, {"people", world.people}, {"vocab_size", vocab_size}, {"d_model", d_model},
             {"d_ff", d_ff}, {"num_heads", num_heads}, {"num_layers", num_layers}, {"num_decoder_layers", num_decoder_layers}, {"tie_embeddings", tie_embeddings}, {"init", init}, {"batch_size", batch_size},
             {"steps", steps}, {"lr", lr}, {"weight_decay", weight_decay}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()},
             {"span_corruption_percent", span_corruption_percent}};
+    if (world.stress) j["stress_world"] = true;  // absent otherwise, so earlier checkpoints still resume
+    return j;
   }
 };
 

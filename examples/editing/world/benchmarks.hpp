@@ -9,6 +9,10 @@
 //   relations  "E has relation 'r' to" -> new object; in-scope: other relation names;
 //              out-scope: other subjects; hard out-scope: same E, unrelated relation
 //
+// In the stress variant of the world (WorldOptions::stress) qa's, factcheck's and relations'
+// out-scope examples are about the edit's neighbours: subjects sharing a part of its subject's
+// name, or facts whose object is the edit's old or new answer.
+//
 //   auto qa = editlab::world::make_benchmark(world, "qa");
 //   for (const Case& c : qa.split(Split::test)) use(c.edit, c.in_scope, c.out_scope);
 //
@@ -232,9 +236,10 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
         Case c;
         c.subject = w.name(f.subject);
         c.changes = {detail::fact_key(w, f)};
+        int new_object = -1;  // qa's and relations' new answer
         if (name == "qa") {
           const int phrasing = static_cast<int>(rng.below(Relation::num_train_questions));
-          const int new_answer = detail::other_object(w, f, rng);
+          const int new_answer = new_object = detail::other_object(w, f, rng);
           c.edit = forms.question_with_answer(f, phrasing, new_answer);
           c.old_target = w.answer(f);
           for (int p : detail::scope_phrasings(split, Relation::num_train_questions, static_cast<int>(r.questions.size()), phrasing))
@@ -250,7 +255,7 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
             c.in_scope.push_back({forms.fact_claim(f, p, object).input, flipped});
         } else {  // relations
           const int relation_name = static_cast<int>(rng.below(Relation::num_train_names));
-          const int new_object = detail::other_object(w, f, rng);
+          new_object = detail::other_object(w, f, rng);
           c.edit = {forms.relation_prompt(f, relation_name), w.name(new_object)};
           c.old_target = w.answer(f);
           for (int n : detail::scope_phrasings(split, Relation::num_train_names, static_cast<int>(r.names.size()), relation_name))
@@ -263,9 +268,20 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
               c.hard_out_scope.back().fact = detail::fact_key(w, same);
             }
         }
+        // The stress variant draws out-scope facts about the edit's neighbours: subjects that
+        // share a part of its subject's name, and facts whose object is its old or new answer
+        // (the whole pool where it holds none).
+        auto neighbours = [&](const std::vector<const Fact*>& pool) {
+          if (!w.options.stress) return pool;
+          std::vector<const Fact*> near;
+          for (const Fact* o : pool)
+            if (o->subject != f.subject && (detail::share_a_name_part(w.name(o->subject), c.subject) || o->object == f.object || o->object == new_object))
+              near.push_back(o);
+          return near.empty() ? pool : near;
+        };
         auto facts_of = [&](Split wording) {
           return [&, wording](const std::vector<const Fact*>& pool, int count) {
-            return detail::other_facts(w, pool, f, count, rng, [&](const Fact& o) { return out_example(o, wording); });
+            return detail::other_facts(w, neighbours(pool), f, count, rng, [&](const Fact& o) { return out_example(o, wording); });
           };
         };
         c.out_scope = out_scope(split, pools, facts_of(split));

@@ -107,7 +107,9 @@ inline std::string fresh_name(const World& world, tt::Rng& rng) {
   for (;;) {
     std::string word = detail::make_word(rng);
     bool taken = false;
-    for (const auto& e : world.entities) taken = taken || e.name == detail::capitalized(word);
+    const std::string capitalized = detail::capitalized(word);
+    for (const auto& e : world.entities)
+      for (std::string_view part : detail::name_parts(e.name)) taken = taken || part == capitalized;
     for (const auto& c : world.classes) taken = taken || c.name == word;
     for (const auto& s : world.species) taken = taken || s.name == word;
     if (!taken) return word;
@@ -152,18 +154,22 @@ inline std::string join_words(const std::vector<std::string>& words) {
   for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
   return out;
 }
-// A word other than the first (the task prefix) and not holding `keep` (the subject's name);
-// -1 when there is none.
+// A word other than the first (the task prefix) and holding no part of `keep` (the subject's
+// name: one word, or the stress world's two to four); -1 when there is none.
 inline int pick_a_word(const std::vector<std::string>& words, const std::string& keep, tt::Rng& rng) {
+  const auto kept = split_words(keep);
+  auto holds_the_name = [&](const std::string& word) {
+    return kept.empty() || std::any_of(kept.begin(), kept.end(), [&](const std::string& part) { return word.find(part) != std::string::npos; });
+  };
   std::vector<int> candidates;
   for (std::size_t i = 1; i < words.size(); ++i)
-    if (words[i].find(keep) == std::string::npos) candidates.push_back(static_cast<int>(i));
+    if (!holds_the_name(words[i])) candidates.push_back(static_cast<int>(i));
   return candidates.empty() ? -1 : candidates[rng.below(candidates.size())];
 }
 }  // namespace detail
 
-// Drops one word other than the first (the task prefix) and any word holding `keep` (the
-// subject's name): a model trained on such inputs learns to read a question's content words
+// Drops one word other than the first (the task prefix) and any word holding a part of `keep`
+// (the subject's name): a model trained on such inputs learns to read a question's content words
 // rather than its exact template (paraphrase robustness). Pretraining and SEPROG use it.
 inline std::string drop_a_word(const std::string& text, const std::string& keep, tt::Rng& rng) {
   auto words = detail::split_words(text);

@@ -64,6 +64,11 @@ struct WorldOptions {
   std::vector<int> taxonomy_branching = {2, 3, 2};
   int species_per_leaf_class = 8;
   int properties_per_class = 2;
+  // The stress variant: every entity's name is two to four capitalised parts drawn from a pool
+  // a third as large as the entities ("Brisvo Talimo", "Talimo Kren Dusa"), so a name part
+  // does not tell one subject from another, and the benchmarks draw unseen out-scope examples
+  // about subjects that share a name part or an object with the edit (benchmarks.hpp).
+  bool stress = false;
 };
 
 struct Entity {
@@ -229,6 +234,40 @@ inline std::string unique_word(tt::Rng& rng, std::set<std::string>& used) {
   tt::fail("editlab::world: could not draw a new unique name after 10000 attempts");
 }
 
+// The stress variant's name: two to four distinct parts of `parts`, a combination no entity has
+// yet (recorded in `used`, which also holds every single word, so a name never equals a word).
+inline std::string unique_compound_name(tt::Rng& rng, const std::vector<std::string>& parts, std::set<std::string>& used) {
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    const std::size_t count = 2 + rng.below(3);
+    std::vector<std::size_t> chosen;
+    while (chosen.size() < count)
+      if (const std::size_t i = rng.below(parts.size()); std::find(chosen.begin(), chosen.end(), i) == chosen.end())
+        chosen.push_back(i);
+    std::string name;
+    for (std::size_t i : chosen) name += (name.empty() ? "" : " ") + parts[i];
+    if (used.insert(name).second) return name;
+  }
+  tt::fail("editlab::world: could not draw a new compound name after 10000 attempts");
+}
+
+// The parts of a name: "Talimo Kren" -> {"Talimo", "Kren"} (one part in the default world).
+inline std::vector<std::string_view> name_parts(std::string_view name) {
+  std::vector<std::string_view> out;
+  for (std::size_t start = 0; start <= name.size();) {
+    const std::size_t end = std::min(name.find(' ', start), name.size());
+    if (end > start) out.push_back(name.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+inline bool share_a_name_part(std::string_view a, std::string_view b) {
+  const auto parts_b = name_parts(b);
+  for (std::string_view part : name_parts(a))
+    if (std::find(parts_b.begin(), parts_b.end(), part) != parts_b.end()) return true;
+  return false;
+}
+
 template <class T>
 void shuffle(std::vector<T>& items, tt::Rng& rng) {
   for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[rng.below(i)]);
@@ -314,8 +353,16 @@ inline World generate(const WorldOptions& options) {
   tt::Rng rng(options.seed);
   std::set<std::string> used;
 
+  const int entity_count =
+      options.people + options.cities + options.countries + options.organisations + options.universities + options.languages;
+  std::vector<std::string> name_part_pool;  // the stress variant's shared name parts
+  if (options.stress)
+    for (int i = 0; i < std::max(6, entity_count / 3); ++i) name_part_pool.push_back(detail::capitalized(unique_word(rng, used)));
   auto add_entities = [&](Kind kind, int count) {
-    for (int i = 0; i < count; ++i) world.entities.push_back({detail::capitalized(unique_word(rng, used)), kind});
+    for (int i = 0; i < count; ++i)
+      world.entities.push_back({options.stress ? detail::unique_compound_name(rng, name_part_pool, used)
+                                               : detail::capitalized(unique_word(rng, used)),
+                                kind});
   };
   add_entities(Kind::person, options.people);
   add_entities(Kind::city, options.cities);
@@ -372,7 +419,7 @@ inline World generate(const WorldOptions& options) {
 }
 
 inline std::string World::serialize() const {
-  std::string out = "# editlab knowledge world, seed " + std::to_string(options.seed) + "\n";
+  std::string out = "# editlab knowledge world, seed " + std::to_string(options.seed) + (options.stress ? ", stress variant" : "") + "\n";
   for (const Entity& e : entities) out += std::string("entity\t") + kind_name(e.kind) + "\t" + e.name + "\n";
   for (const Fact& f : facts)
     out += "fact\t" + relations[f.relation].id + "\t" + name(f.subject) + "\t" + name(f.object) + "\n";

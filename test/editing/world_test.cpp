@@ -221,6 +221,7 @@ TEST(World, StressNamesAreTwoToFourPartsSharedAcrossEntities) {
     EXPECT_EQ(distinct.size(), parts.size()) << e.name;
     for (std::string_view part : parts) {
       ++names_with_part[std::string(part)];
+      EXPECT_LE(part.size(), 5u) << part << " is more than a syllable";
       std::string lower(part);
       lower[0] = static_cast<char>(lower[0] - 'A' + 'a');
       EXPECT_EQ(words.count(lower), 0u) << part << " is also a class or species";

@@ -24,10 +24,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tensortape/core/error.hpp"
@@ -64,8 +66,8 @@ struct WorldOptions {
   std::vector<int> taxonomy_branching = {2, 3, 2};
   int species_per_leaf_class = 8;
   int properties_per_class = 2;
-  // The stress variant: every entity's name is two to four capitalised parts drawn from a pool
-  // a third as large as the entities ("Brisvo Talimo", "Talimo Kren Dusa"), so a name part
+  // The stress variant: every entity's name is two to four capitalised one-syllable parts drawn
+  // from a pool a third as large as the entities ("Bris Ta", "Ta Kren Dou"), so a name part
   // does not tell one subject from another, and the benchmarks draw unseen out-scope examples
   // about subjects that share a name part or an object with the edit (benchmarks.hpp).
   bool stress = false;
@@ -234,8 +236,28 @@ inline std::string unique_word(tt::Rng& rng, std::set<std::string>& used) {
   tt::fail("editlab::world: could not draw a new unique name after 10000 attempts");
 }
 
+// The stress variant's name parts: one syllable each ("Bris", "Kra"), so that a name of two to
+// four parts is about as many tokenizer pieces; never a word of the world's templates
+// ("The", "Tell"), compared in lower case.
+inline std::vector<std::string> make_name_parts(tt::Rng& rng, int count, const std::set<std::string>& template_words,
+                                                std::set<std::string>& used) {
+  static constexpr std::string_view onsets[] = {"b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s",
+                                                "t", "v", "z", "br", "dr", "kr", "st", "tr", "gl", "sh", "th"};
+  static constexpr std::string_view vowels[] = {"a", "e", "i", "o", "u", "ai", "ou", "ea"};
+  static constexpr std::string_view codas[] = {"", "n", "r", "l", "s", "k", "m"};
+  std::vector<std::string> parts;
+  for (int attempt = 0; static_cast<int>(parts.size()) < count; ++attempt) {
+    tt::check(attempt < 100000, "editlab::world: could not draw ", count, " distinct one-syllable name parts");
+    std::string part = std::string(onsets[rng.below(std::size(onsets))]) + std::string(vowels[rng.below(std::size(vowels))]) +
+                       std::string(codas[rng.below(std::size(codas))]);
+    if (template_words.count(part) || !used.insert(part).second) continue;
+    parts.push_back(capitalized(part));
+  }
+  return parts;
+}
+
 // The stress variant's name: two to four distinct parts of `parts`, a combination no entity has
-// yet (recorded in `used`, which also holds every single word, so a name never equals a word).
+// yet (recorded in `used`).
 inline std::string unique_compound_name(tt::Rng& rng, const std::vector<std::string>& parts, std::set<std::string>& used) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     const std::size_t count = 2 + rng.below(3);
@@ -356,8 +378,21 @@ inline World generate(const WorldOptions& options) {
   const int entity_count =
       options.people + options.cities + options.countries + options.organisations + options.universities + options.languages;
   std::vector<std::string> name_part_pool;  // the stress variant's shared name parts
-  if (options.stress)
-    for (int i = 0; i < std::max(6, entity_count / 3); ++i) name_part_pool.push_back(detail::capitalized(unique_word(rng, used)));
+  if (options.stress) {
+    std::set<std::string> template_words;  // lower case
+    auto add_words = [&](const std::string& text) {
+      std::string word;
+      for (char ch : text + " ")
+        if (std::isalpha(static_cast<unsigned char>(ch))) word += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        else if (!word.empty()) template_words.insert(std::exchange(word, {}));
+    };
+    for (const Relation& r : world.relations)
+      for (const auto* forms : {&r.questions, &r.statements, &r.names})
+        for (const std::string& form : *forms) add_words(form);
+    for (const Property& p : detail::make_property_pool()) add_words(p.negative + " " + p.positive);
+    add_words("a an is true false question claim relation has to context continue fill");
+    name_part_pool = detail::make_name_parts(rng, std::max(6, entity_count / 3), template_words, used);
+  }
   auto add_entities = [&](Kind kind, int count) {
     for (int i = 0; i < count; ++i)
       world.entities.push_back({options.stress ? detail::unique_compound_name(rng, name_part_pool, used)

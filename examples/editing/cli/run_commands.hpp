@@ -48,8 +48,10 @@ struct RunSource {
   fs::path data_dir = "../shared/data";
 
   nlohmann::json to_json() const {
-    return {{"benchmark", benchmark}, {"model", fs::absolute(model).string()}, {"world_seed", world.seed},
-            {"people", world.people}, {"stress_world", world.stress}, {"data_dir", fs::absolute(data_dir).string()}};
+    nlohmann::json j = {{"benchmark", benchmark}, {"model", fs::absolute(model).string()}, {"world_seed", world.seed},
+                        {"people", world.people}, {"data_dir", fs::absolute(data_dir).string()}};
+    if (world.stress) j["stress_world"] = true;  // absent otherwise, so earlier checkpoints still resume
+    return j;
   }
   static RunSource from_json(const nlohmann::json& j) {
     RunSource s;
@@ -57,7 +59,7 @@ struct RunSource {
     s.model = j.at("model").get<std::string>();
     s.world.seed = j.at("world_seed");
     s.world.people = j.at("people");
-    s.world.stress = j.value("stress_world", false);  // absent in runs made before the stress variant
+    s.world.stress = j.value("stress_world", false);
     s.data_dir = j.at("data_dir").get<std::string>();
     return s;
   }

@@ -50,7 +50,7 @@ inline void add_demo_options(CLI::App& cmd, DemoCommand& d) {
 }
 
 // The base model that ships with the source tree (made by `editlab pretrain`, see its
-// pretrain.json), or empty when this build's source tree has none.
+// quality.json), or empty when this build's source tree has none.
 inline fs::path shipped_base_model() {
   const fs::path dir = fs::path(EDITLAB_SOURCE_DIR) / "examples" / "editing" / "models" / "base";
   return fs::exists(dir / "model.safetensors") ? dir : fs::path();

@@ -248,8 +248,12 @@ inline std::vector<std::string> make_name_parts(tt::Rng& rng, int count, const s
   std::vector<std::string> parts;
   for (int attempt = 0; static_cast<int>(parts.size()) < count; ++attempt) {
     tt::check(attempt < 100000, "editlab::world: could not draw ", count, " distinct one-syllable name parts");
-    std::string part = std::string(onsets[rng.below(std::size(onsets))]) + std::string(vowels[rng.below(std::size(vowels))]) +
-                       std::string(codas[rng.below(std::size(codas))]);
+    // One draw per statement, coda first (the order g++ gave the published stress-world runs):
+    // the operands of one expression may be evaluated in any order, and clang's differs.
+    const std::string_view coda = codas[rng.below(std::size(codas))];
+    const std::string_view vowel = vowels[rng.below(std::size(vowels))];
+    const std::string_view onset = onsets[rng.below(std::size(onsets))];
+    std::string part = std::string(onset) + std::string(vowel) + std::string(coda);
     if (template_words.count(part) || !used.insert(part).second) continue;
     parts.push_back(capitalized(part));
   }

@@ -697,13 +697,15 @@ std::vector<std::vector<double>> pooled(const editlab::model::Tensor& hidden, co
 //   h(x) = sum_i softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i
 //   e(x) = sigmoid(NN_e([h(x); b(x)]))                   prefix = NN_prompt(h(x))  (P, D)
 //   L = lambda * (BCE(e, 1 | in-scope) + BCE(e, 0 | out-scope)) / 2 + (1 - lambda) * NLL(y | x, prefix)
-TEST(Seprog, PaperFormLossIsThePapersEquations) {
+// With prompt_sees_query the prefix is NN_prompt([h(x); b(x)]) instead, the rest alike.
+void expect_paper_form_loss(bool prompt_sees_query) {
   auto& t = tiny();
-  const SeprogOptions options = small().paper_form();
+  SeprogOptions options = small().paper_form();
   EXPECT_EQ(options.edit_sets_per_step, 1);
   EXPECT_FALSE(options.key_value || options.match_feature || options.token_match || options.answer_match || options.exact_match ||
-               options.hard_selection || options.scope_from_match_only);
+               options.hard_selection || options.scope_from_match_only || options.prompt_sees_query);
   EXPECT_EQ(options.relabel + options.selection_weight + options.sibling_share + options.swap_negatives + options.word_dropout, 0.0);
+  options.prompt_sees_query = prompt_sees_query;
   Seprog editor(t.base, {}, options);
   const auto& cases = t.qa.split(editlab::world::Split::test);
   Seprog::StepData data;
@@ -751,7 +753,9 @@ TEST(Seprog, PaperFormLossIsThePapersEquations) {
       auto hidden = affine(m.classifier_hidden, features);
       for (auto& v : hidden) v = std::max(0.0, v);
       logits.push_back(affine(m.classifier_out, hidden)[0]);
-      auto prompt = affine(m.prompt_hidden, selected);
+      std::vector<double> prompt_input = selected;
+      if (prompt_sees_query) prompt_input.insert(prompt_input.end(), b.begin(), b.end());
+      auto prompt = affine(m.prompt_hidden, prompt_input);
       for (auto& v : prompt) v = std::max(0.0, v);
       for (double v : affine(m.prompt_out, prompt)) prefix.push_back(static_cast<float>(v));
     }
@@ -776,6 +780,9 @@ TEST(Seprog, PaperFormLossIsThePapersEquations) {
   const double expected = options.lambda * scope_loss + (1 - options.lambda) * prompt_loss;
   EXPECT_NEAR(loss, expected, 1e-4 * std::max(1.0, std::abs(expected)));
 }
+
+TEST(Seprog, PaperFormLossIsThePapersEquations) { expect_paper_form_loss(false); }
+TEST(Seprog, PromptThatSeesTheQueryReadsItsPooledEncoding) { expect_paper_form_loss(true); }
 
 // sp-finetune moves the base model at base_lr and SEPROG's modules at lr: one step with
 // base_lr = lr / 10 moves every base weight by a tenth of what base_lr = lr moves it, and the

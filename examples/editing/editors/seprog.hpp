@@ -30,6 +30,7 @@
 //   sibling_share, swap_negatives: training edit sets with several edits of one subject, and
 //                  out-scope inputs that are in-scope wordings about another subject.
 //   hard_selection: at inference h(x) is the best-scoring edit's value.
+//   prompt_sees_query (off by default): NN_prompt([h(x); b(x)]), a prompt fitted to the query's wording.
 //   edit_sets_per_step > 1: several edit sets per training step, each input masked to its own set's edits.
 //   relabel, selection_weight: training cases given another case's new label, and a selection loss.
 // SeprogOptions::paper_form() turns every one of these off: the paper's equations (tested in
@@ -566,7 +567,8 @@ class Seprog : public RunEditor {
     f.selection_log_weights = log_weights;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
-    f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(selected)))
+    const auto prompt_input = options_.prompt_sees_query ? tt::concat<float, Cpu>({selected, pooled}, 1) : selected;  // (B, d_h (+ D))
+    f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(prompt_input)))
                    .reshape({static_cast<std::int64_t>(inputs.size()), options_.prefix_length, d});  // (B, P, D)
     return f;
   }

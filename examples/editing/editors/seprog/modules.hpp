@@ -27,7 +27,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   tt::nn::Linear<float, Cpu> attention_projection;  // W_att: D -> d_h
   tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b (; best match)] (d_h + D (+ 1)) -> hidden
   tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
-  tt::nn::Linear<float, Cpu> prompt_hidden;         // d_h -> hidden
+  tt::nn::Linear<float, Cpu> prompt_hidden;         // h(x) (; b(x)): d_h (+ D) -> hidden
   tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
   // token_match only:
   tt::nn::Linear<float, Cpu> salience;  // D -> 2: how much a key token counts for scope and for selection
@@ -48,7 +48,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     attention_projection = {d, o.memory_dim, rng, false};
     classifier_hidden = {o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0), o.hidden, rng};
     classifier_out = {o.hidden, 1, rng};
-    prompt_hidden = {o.memory_dim, o.hidden, rng};
+    prompt_hidden = {o.memory_dim + (o.prompt_sees_query ? d : 0), o.hidden, rng};
     // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
     prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
     token_match = o.token_match;

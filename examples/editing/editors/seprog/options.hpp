@@ -117,6 +117,9 @@ struct SeprogOptions {
   // mix (training keeps the soft attention, which the gradient needs), beyond the paper: with
   // many edits of one subject the attention spreads over them and the prompt blurs.
   bool hard_selection = true;
+  // NN_prompt reads [h(x); b(x)] instead of h(x) alone, beyond the paper: the prompt is then a
+  // function of the query's wording too, not of the selected edit only.
+  bool prompt_sees_query = false;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -136,7 +139,7 @@ struct SeprogOptions {
     o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
     o.scope_from_match_only = false;
     o.word_dropout = o.sibling_share = o.swap_negatives = 0.0;
-    o.hard_selection = false;
+    o.hard_selection = o.prompt_sees_query = false;
     return o;
   }
 
@@ -154,7 +157,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -185,6 +188,7 @@ struct SeprogOptions {
     o.sibling_share = j.value("sibling_share", 0.0);
     o.swap_negatives = j.value("swap_negatives", 0.0);
     o.hard_selection = j.value("hard_selection", false);
+    o.prompt_sees_query = j.value("prompt_sees_query", false);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");

@@ -217,7 +217,7 @@ TEST(World, StressNamesAreTwoToFourPartsSharedAcrossEntities) {
   std::map<std::string, int> names_with_part;
   for (const auto& e : w.entities) {
     EXPECT_TRUE(names.insert(e.name).second) << e.name << " twice";
-    const auto parts = detail::name_parts(e.name);
+    const auto parts = detail::words_of(e.name);
     EXPECT_GE(parts.size(), 2u) << e.name;
     EXPECT_LE(parts.size(), 4u) << e.name;
     std::set<std::string_view> distinct(parts.begin(), parts.end());
@@ -236,7 +236,7 @@ TEST(World, StressNamesAreTwoToFourPartsSharedAcrossEntities) {
   EXPECT_GE(shared * 10, static_cast<int>(names_with_part.size()) * 9);
   EXPECT_LE(names_with_part.size() * 2, w.entities.size());
   // The default world's names stay single words.
-  for (const auto& e : default_world().entities) EXPECT_EQ(detail::name_parts(e.name).size(), 1u) << e.name;
+  for (const auto& e : default_world().entities) EXPECT_EQ(detail::words_of(e.name).size(), 1u) << e.name;
 }
 
 TEST(PretrainingMix, DroppedWordsSpareEveryPartOfTheSubjectsName) {

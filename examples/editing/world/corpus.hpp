@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -109,7 +110,7 @@ inline std::string fresh_name(const World& world, tt::Rng& rng) {
     bool taken = false;
     const std::string capitalized = detail::capitalized(word);
     for (const auto& e : world.entities)
-      for (std::string_view part : detail::name_parts(e.name)) taken = taken || part == capitalized;
+      for (std::string_view part : detail::words_of(e.name)) taken = taken || part == capitalized;
     for (const auto& c : world.classes) taken = taken || c.name == word;
     for (const auto& s : world.species) taken = taken || s.name == word;
     if (!taken) return word;
@@ -140,14 +141,9 @@ inline std::vector<std::string> tokenizer_corpus(const World& world) {
 }
 
 namespace detail {
-inline std::vector<std::string> split_words(const std::string& text) {
-  std::vector<std::string> words;
-  std::string word;
-  for (char c : text + " ") {
-    if (c != ' ') word += c;
-    else if (!word.empty()) words.push_back(std::exchange(word, {}));
-  }
-  return words;
+inline std::vector<std::string> split_words(std::string_view text) {  // words_of, as strings to edit
+  const auto words = words_of(text);
+  return {words.begin(), words.end()};
 }
 inline std::string join_words(const std::vector<std::string>& words) {
   std::string out;
@@ -157,9 +153,9 @@ inline std::string join_words(const std::vector<std::string>& words) {
 // A word other than the first (the task prefix) and holding no part of `keep` (the subject's
 // name: one word, or the stress world's two to four); -1 when there is none.
 inline int pick_a_word(const std::vector<std::string>& words, const std::string& keep, tt::Rng& rng) {
-  const auto kept = split_words(keep);
+  const auto kept = words_of(keep);
   auto holds_the_name = [&](const std::string& word) {
-    return kept.empty() || std::any_of(kept.begin(), kept.end(), [&](const std::string& part) { return word.find(part) != std::string::npos; });
+    return kept.empty() || std::any_of(kept.begin(), kept.end(), [&](std::string_view part) { return word.find(part) != std::string::npos; });
   };
   std::vector<int> candidates;
   for (std::size_t i = 1; i < words.size(); ++i)

@@ -276,20 +276,21 @@ inline std::string unique_compound_name(tt::Rng& rng, const std::vector<std::str
   tt::fail("editlab::world: could not draw a new compound name after 10000 attempts");
 }
 
-// The parts of a name: "Talimo Kren" -> {"Talimo", "Kren"} (one part in the default world).
-inline std::vector<std::string_view> name_parts(std::string_view name) {
+// The words of a text, split at spaces; a name's parts: "Talimo Kren" -> {"Talimo", "Kren"}
+// (one part in the default world).
+inline std::vector<std::string_view> words_of(std::string_view text) {
   std::vector<std::string_view> out;
-  for (std::size_t start = 0; start <= name.size();) {
-    const std::size_t end = std::min(name.find(' ', start), name.size());
-    if (end > start) out.push_back(name.substr(start, end - start));
+  for (std::size_t start = 0; start <= text.size();) {
+    const std::size_t end = std::min(text.find(' ', start), text.size());
+    if (end > start) out.push_back(text.substr(start, end - start));
     start = end + 1;
   }
   return out;
 }
 
 inline bool share_a_name_part(std::string_view a, std::string_view b) {
-  const auto parts_b = name_parts(b);
-  for (std::string_view part : name_parts(a))
+  const auto parts_b = words_of(b);
+  for (std::string_view part : words_of(a))
     if (std::find(parts_b.begin(), parts_b.end(), part) != parts_b.end()) return true;
   return false;
 }

@@ -34,7 +34,7 @@ editlab::pretrain::PretrainOptions tiny_options(const fs::path& out) {
 
 struct TinyWorld {
   editlab::model::Seq2Seq base;
-  editlab::world::Benchmark qa;
+  editlab::world::Benchmark qa, relations;
 };
 
 TinyWorld& tiny() {
@@ -44,7 +44,8 @@ TinyWorld& tiny() {
     const auto options = tiny_options(dir);
     editlab::pretrain::pretrain(options);
     auto world = editlab::world::generate(options.world);
-    return new TinyWorld{editlab::model::Seq2Seq::load(dir), editlab::world::make_benchmark(world, "qa")};
+    return new TinyWorld{editlab::model::Seq2Seq::load(dir), editlab::world::make_benchmark(world, "qa"),
+                         editlab::world::make_benchmark(world, "relations")};
   }();
   return *w;
 }
@@ -527,6 +528,44 @@ TEST(Seprog, SwapNegativesAreInScopeWordingsAboutAnUneditedSubject) {
   const auto [with_swaps, total] = swapped(1.0);
   EXPECT_GT(with_swaps, total / 2) << "most out-scope inputs are swapped wordings";
   EXPECT_LT(swapped(0.0).first, with_swaps / 4) << "without swaps, only the odd out-scope input is worded like an in-scope one";
+}
+
+// Hard negatives: out-scope inputs that ask another fact of a subject their set edits (the
+// cases' hard out-scope examples), never a fact one of the set's edits changes.
+TEST(Seprog, HardNegativesAskAnEditedSubjectsOtherFactsNeverAChangedOne) {
+  auto& t = tiny();
+  const auto& pool = t.relations.split(editlab::world::Split::train);
+  auto options = small();
+  options.edit_sets_per_step = 4;
+  options.examples_per_step = 32;
+  options.sibling_share = 1.0;  // sets with several edits of one subject: one's hard example may be another's edit
+  auto hard = [&](double share) {
+    options.hard_negatives = share;
+    const Seprog editor(t.base, {}, options);
+    int count = 0, total = 0;
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+      tensortape::Rng rng(seed);
+      const auto data = editor.draw(pool, rng);
+      for (std::size_t o = 0; o < data.out_scope.size(); ++o) {
+        const auto& out = data.out_scope[o];
+        bool edited_subject = false;
+        for (std::size_t e = 0; e < data.edits.size(); ++e) {
+          if (data.edit_set[e] != data.out_set[o]) continue;
+          for (const auto& c : pool)
+            if (c.edit.input == data.edits[e].input) {
+              edited_subject = edited_subject || c.subject == out.subject;
+              for (const auto& changed : c.changes) EXPECT_NE(out.fact, changed) << "'" << out.input << "' asks a fact its set changes";
+            }
+        }
+        count += edited_subject;
+        ++total;
+      }
+    }
+    return std::pair{count, total};
+  };
+  const auto [with_hard, total] = hard(1.0);
+  EXPECT_GT(with_hard, total * 9 / 10) << "nearly every out-scope input asks about an edited subject";
+  EXPECT_EQ(hard(0.0).first, 0) << "without hard negatives, no out-scope input is about an edited subject";
 }
 
 TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {

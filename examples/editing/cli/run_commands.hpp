@@ -206,6 +206,7 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--exact-match", t.seprog.exact_match, "key tokens also count when the query holds the same token id (beyond the paper; needs --token-match)")->capture_default_str();
   cmd.add_option("--scope-from-match-only", t.seprog.scope_from_match_only, "NN_e sees only the best match, not [h(x); b(x)] (beyond the paper)")->capture_default_str();
   cmd.add_option("--swap-negatives", t.seprog.swap_negatives, "share of out-scope training inputs that are in-scope inputs about another subject (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--hard-negatives", t.seprog.hard_negatives, "share of out-scope training inputs that are other facts of a subject the set edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--hard-selection", t.seprog.hard_selection, "at inference, the prompt comes from the best-scoring edit alone (beyond the paper)")->capture_default_str();
   cmd.add_option("--prompt-sees-query", t.seprog.prompt_sees_query, "the prompt decoder reads the query's pooled encoding beside the selected edit (beyond the paper)")->capture_default_str();
   cmd.add_option("--sibling-share", t.seprog.sibling_share, "share of an edit set's edits drawn from subjects it already edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));

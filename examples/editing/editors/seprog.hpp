@@ -28,7 +28,8 @@
 //   answer_match   both scores also compare the frozen decoder's first-step states:
 //                  + scale'' * cos(W_ans r(x), W_ans r(descriptor input)) (the fact asked about).
 //   sibling_share, swap_negatives: training edit sets with several edits of one subject, and
-//                  out-scope inputs that are in-scope wordings about another subject.
+//                  out-scope inputs that are in-scope wordings about another subject;
+//                  hard_negatives (off by default): out-scope inputs that are the edited subjects' other facts.
 //   hard_selection: at inference h(x) is the best-scoring edit's value.
 //   prompt_sees_query (off by default): NN_prompt([h(x); b(x)]), a prompt fitted to the query's wording.
 //   edit_sets_per_step > 1: several edit sets per training step, each input masked to its own set's edits.
@@ -346,7 +347,8 @@ class Seprog : public RunEditor {
   train::EditSetOptions sampling() const {
     return {.edit_sets = options_.edit_sets_per_step, .examples_per_step = options_.examples_per_step,
             .max_edits = options_.max_edits, .sibling_share = options_.sibling_share, .relabel = options_.relabel,
-            .word_dropout = options_.word_dropout, .swap_negatives = options_.swap_negatives};
+            .word_dropout = options_.word_dropout, .swap_negatives = options_.swap_negatives,
+            .hard_negatives = options_.hard_negatives};
   }
 
   struct Forward {

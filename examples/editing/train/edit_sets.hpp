@@ -8,7 +8,7 @@
 // edits only, so one step teaches many different new labels even while an editor's selection
 // is still blurry (SEPROG with a single set per step saw one label at a time and barely
 // learned). The options beyond uniform draws (sibling_share, relabel, word_dropout,
-// swap_negatives) are SEPROG's and documented with SeprogOptions.
+// swap_negatives, hard_negatives) are SEPROG's and documented with SeprogOptions.
 #pragma once
 
 #include <algorithm>
@@ -41,6 +41,7 @@ struct EditSetOptions {
   double relabel = 0.0;          // share of cases given another case's new label
   double word_dropout = 0.0;     // share of in-scope inputs with one word dropped
   double swap_negatives = 0.0;   // share of out-scope inputs made from in-scope ones about another subject
+  double hard_negatives = 0.0;   // share of out-scope inputs that are the set's subjects' other facts
 };
 
 // text with the first occurrence of `from` replaced by `to`; nothing when `from` is absent.
@@ -81,6 +82,15 @@ inline void append_edit_set(EditSets& d, const std::vector<Case>& pool, const st
   for (auto i : chosen)
     for (const auto& e : pool[i].out_scope)
       if (!edited(e.subject)) out_pool.push_back(e);
+  // The set's subjects' other facts (Case::hard_out_scope), but none that an edit of the set changes.
+  std::vector<Example> hard_pool;
+  if (o.hard_negatives > 0) {
+    std::vector<std::string> changed;
+    for (auto i : chosen) changed.insert(changed.end(), pool[i].changes.begin(), pool[i].changes.end());
+    for (auto i : chosen)
+      for (const auto& e : pool[i].hard_out_scope)
+        if (std::find(changed.begin(), changed.end(), e.fact) == changed.end()) hard_pool.push_back(e);
+  }
   for (int tries = 0; tries < 4 * examples; ++tries) {
     const auto& other = pool[rng.below(pool.size())];
     if (!edited(other.subject)) out_pool.push_back({other.edit.input, other.old_target, other.subject});
@@ -103,6 +113,7 @@ inline void append_edit_set(EditSets& d, const std::vector<Case>& pool, const st
           if (auto swapped = replace_subject(in_pool[from].input, in_pool_subject[from], other.subject))
             d.out_scope.back() = {*swapped, in_pool[from].target, other.subject};  // the label is unused: out-scope inputs train e(x) only
       }
+      if (!hard_pool.empty() && rng.uniform() < o.hard_negatives) d.out_scope.back() = hard_pool[rng.below(hard_pool.size())];
     }
   }
 }

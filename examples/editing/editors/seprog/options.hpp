@@ -113,6 +113,10 @@ struct SeprogOptions {
   // else, which the scope classifier must not take for an edit (at large K, most wordings of
   // an unedited question match some edit's).
   double swap_negatives = 0.5;
+  // Share of out-scope training inputs that are another fact of a subject the set edits (the
+  // benchmark's hard out-scope examples of the set's cases, none that an edit of the set
+  // changes), beyond the paper: the gate must then read which fact is asked, not only whose.
+  double hard_negatives = 0.0;
   // At inference, h(x) is the best-scoring edit's value instead of the attention-weighted
   // mix (training keeps the soft attention, which the gradient needs), beyond the paper: with
   // many edits of one subject the attention spreads over them and the prompt blurs.
@@ -138,7 +142,7 @@ struct SeprogOptions {
     o.selection_weight = 0.0;
     o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
     o.scope_from_match_only = false;
-    o.word_dropout = o.sibling_share = o.swap_negatives = 0.0;
+    o.word_dropout = o.sibling_share = o.swap_negatives = o.hard_negatives = 0.0;
     o.hard_selection = o.prompt_sees_query = false;
     return o;
   }
@@ -157,7 +161,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -187,6 +191,7 @@ struct SeprogOptions {
     o.word_dropout = j.value("word_dropout", 0.0);
     o.sibling_share = j.value("sibling_share", 0.0);
     o.swap_negatives = j.value("swap_negatives", 0.0);
+    o.hard_negatives = j.value("hard_negatives", 0.0);
     o.hard_selection = j.value("hard_selection", false);
     o.prompt_sees_query = j.value("prompt_sees_query", false);
     o.examples_per_step = j.at("examples_per_step");

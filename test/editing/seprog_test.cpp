@@ -566,6 +566,18 @@ TEST(Seprog, HardNegativesAskAnEditedSubjectsOtherFactsNeverAChangedOne) {
   const auto [with_hard, total] = hard(1.0);
   EXPECT_GT(with_hard, total * 9 / 10) << "nearly every out-scope input asks about an edited subject";
   EXPECT_EQ(hard(0.0).first, 0) << "without hard negatives, no out-scope input is about an edited subject";
+
+  // qa has no hard out-scope examples: the option draws nothing there, and the step is unchanged.
+  auto qa_step = [&](double share) {
+    options.hard_negatives = share;
+    tensortape::Rng rng(5);
+    return Seprog(t.base, {}, options).draw(t.qa.split(editlab::world::Split::train), rng);
+  };
+  const auto plain = qa_step(0.0), with_option = qa_step(1.0);
+  ASSERT_EQ(plain.out_scope.size(), with_option.out_scope.size());
+  for (std::size_t o = 0; o < plain.out_scope.size(); ++o) EXPECT_EQ(plain.out_scope[o].input, with_option.out_scope[o].input);
+  ASSERT_EQ(plain.in_scope.size(), with_option.in_scope.size());
+  for (std::size_t i = 0; i < plain.in_scope.size(); ++i) EXPECT_EQ(plain.in_scope[i].input, with_option.in_scope[i].input);
 }
 
 TEST(Seprog, WordDropoutDropsOneWordOfEachInScopeInputButNeverTheSubject) {

@@ -69,6 +69,15 @@ editlab::editors::TrainControl quietly(const fs::path& checkpoint_dir = {}) {
   return control;
 }
 
+// The case of `pool` whose edit has this input (a test failure, and an empty case, when none has).
+const editlab::world::Case& case_of(const std::vector<editlab::world::Case>& pool, const std::string& edit_input) {
+  for (const auto& c : pool)
+    if (c.edit.input == edit_input) return c;
+  ADD_FAILURE() << "not in the pool: " << edit_input;
+  static const editlab::world::Case none;
+  return none;
+}
+
 std::vector<std::string> inputs_of(const std::vector<editlab::world::Case>& cases) {
   std::vector<std::string> out;
   for (const auto& c : cases) {
@@ -454,12 +463,7 @@ TEST(Seprog, SiblingDrawsFillASetWithItsSubjectsEditsBeforeANewSubject) {
   auto options = small();
   options.max_edits = 12;
   options.edit_sets_per_step = 8;
-  auto subject_of = [&](const std::string& edit_input) {
-    for (const auto& c : pool)
-      if (c.edit.input == edit_input) return c.subject;
-    ADD_FAILURE() << "not in the pool: " << edit_input;
-    return std::string();
-  };
+  auto subject_of = [&](const std::string& edit_input) { return case_of(pool, edit_input).subject; };
   // Per set, in draw order: (edits drawn, edits of subjects already in the set when a new
   // subject came in while the pool still had unchosen ones).
   auto count = [&](double share) {
@@ -551,11 +555,9 @@ TEST(Seprog, HardNegativesAskAnEditedSubjectsOtherFactsNeverAChangedOne) {
         bool edited_subject = false;
         for (std::size_t e = 0; e < data.edits.size(); ++e) {
           if (data.edit_set[e] != data.out_set[o]) continue;
-          for (const auto& c : pool)
-            if (c.edit.input == data.edits[e].input) {
-              edited_subject = edited_subject || c.subject == out.subject;
-              for (const auto& changed : c.changes) EXPECT_NE(out.fact, changed) << "'" << out.input << "' asks a fact its set changes";
-            }
+          const auto& c = case_of(pool, data.edits[e].input);
+          edited_subject = edited_subject || c.subject == out.subject;
+          for (const auto& changed : c.changes) EXPECT_NE(out.fact, changed) << "'" << out.input << "' asks a fact its set changes";
         }
         count += edited_subject;
         ++total;

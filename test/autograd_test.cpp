@@ -3,7 +3,7 @@
 // second-order meta-gradient through an edited weight.
 #include "support/test_support.hpp"
 
-namespace {
+namespace autograd_test {
 
 using namespace test;
 using Cpu = tt::backend::Eigen;
@@ -325,4 +325,4 @@ TEST(Autograd, AnomalyModeChangesNoResultAndRestoresTheSetting) {
   EXPECT_FALSE(tt::AnomalyMode::enabled());
 }
 
-}  // namespace
+}  // namespace autograd_test

@@ -27,7 +27,7 @@
 #include "cuda/device_staged.hpp"
 #endif
 
-namespace {
+namespace backend_primitives_test {
 
 namespace tt = tensortape;
 using tt::Shape;
@@ -519,4 +519,4 @@ TYPED_TEST(BackendPrimitives, MemoryPrimitivesRoundTrip) {
   B::deallocate(device, 12);
 }
 
-}  // namespace
+}  // namespace backend_primitives_test

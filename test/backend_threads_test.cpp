@@ -21,7 +21,7 @@
 #include "tensortape/backend/xtensor.hpp"
 #endif
 
-namespace {
+namespace backend_threads_test {
 
 namespace tt = tensortape;
 using tt::Shape;
@@ -245,4 +245,4 @@ TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
 #endif
 }
 
-}  // namespace
+}  // namespace backend_threads_test

@@ -2,7 +2,7 @@
 // never crash or return garbage.
 #include "support/test_support.hpp"
 
-namespace {
+namespace errors_test {
 
 using namespace test;
 using Cpu = tt::backend::Eigen;
@@ -82,4 +82,4 @@ TEST(Errors, ElementTypesAndBackendsMustMatchAtCompileTime) {
   EXPECT_TRUE((can_matmul<R, R>));
 }
 
-}  // namespace
+}  // namespace errors_test

@@ -3,7 +3,7 @@
 // op-table entry against finite differences of the gradient (ENN's second-order path).
 #include "support/op_table.hpp"
 
-namespace {
+namespace gradcheck_test {
 
 using namespace test;
 
@@ -129,4 +129,4 @@ TYPED_TEST(GradCheck, SecondOrderMatchesFiniteDifferences) {
   }
 }
 
-}  // namespace
+}  // namespace gradcheck_test

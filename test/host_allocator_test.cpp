@@ -14,7 +14,7 @@
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/core/tensor.hpp"
 
-namespace {
+namespace host_allocator_test {
 
 namespace tt = tensortape;
 using tt::backend::cpu::CachingAllocator;
@@ -172,4 +172,4 @@ TEST(HostCachingAllocator, ATensorMadeAgainReusesTheFreedOnesStorage) {
   for (float v : y.to_vector()) ASSERT_EQ(v, 0.0f);  // zeros() still fills a reused block
 }
 
-}  // namespace
+}  // namespace host_allocator_test

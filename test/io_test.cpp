@@ -32,9 +32,10 @@
 namespace tt = tensortape;
 namespace io = tensortape::io;
 namespace fs = std::filesystem;
-using Cpu = tt::backend::Reference;
 
-namespace {
+namespace io_test {
+
+using Cpu = tt::backend::Reference;
 
 // A fresh scratch directory per test, removed afterwards.
 class IoTest : public ::testing::Test {
@@ -122,8 +123,6 @@ std::vector<std::uint64_t> bits_of(const std::vector<T>& v) {
   }
   return out;
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // hand-built files
@@ -842,7 +841,6 @@ TEST_F(IoTest, AtomicWriteNeverFollowsPlantedFilesAndSurvivesConcurrencyAndKills
 // ---------------------------------------------------------------------------------------------
 // T5 config.json
 
-namespace {
 // t5-small's config.json as published (older format: no feed_forward_proj, no
 // relative_attention_max_distance, no tie_word_embeddings, no num_decoder_layers).
 const char* kT5Small = R"({
@@ -875,7 +873,6 @@ const char* kFlanT5Base = R"({
   "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32,
   "tie_word_embeddings": false, "vocab_size": 32128
 })";
-}  // namespace
 
 TEST_F(IoTest, T5ConfigReadsPublishedConfigs) {
   write_text(path("small.json"), kT5Small);
@@ -1031,3 +1028,5 @@ TEST_F(IoTest, T5ConfigErrorsNameFileAndField) {
   expect_error([&] { io::read_t5_config(p); }, {p.string(), "object"});
   expect_error([&] { io::read_t5_config(path("absent.json")); }, {"absent.json", "cannot open"});
 }
+
+}  // namespace io_test

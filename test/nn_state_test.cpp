@@ -7,7 +7,7 @@
 #include "tensortape/nn/t5.hpp"
 #include "support/tiny_t5.hpp"
 
-namespace {
+namespace nn_state_test {
 
 using Cpu = tt::backend::Eigen;
 using tt::nn::T5Model;
@@ -162,4 +162,4 @@ TEST(LinearForwardHook, InputsAndOutputGradientsMakeTheWeightGradient) {
   for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(product[i], expected[i], 1e-12) << i;
 }
 
-}  // namespace
+}  // namespace nn_state_test

@@ -9,7 +9,7 @@
 #include "tensortape/nn/t5_decoding.hpp"
 #include "support/tiny_t5.hpp"
 
-namespace {
+namespace nn_test {
 
 using namespace test;
 using Cpu = tt::backend::Eigen;
@@ -385,4 +385,4 @@ TEST(T5Decoding, CandidateScoresGradientReachesTheSharedEncoder) {
   EXPECT_GT(expect_gradients_match_finite_differences(model, objective, 11, "encoder."), 20);
 }
 
-}  // namespace
+}  // namespace nn_test

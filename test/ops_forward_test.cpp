@@ -2,7 +2,7 @@
 // same seeded inputs (including broadcasting and non-contiguous views).
 #include "support/op_table.hpp"
 
-namespace {
+namespace ops_forward_test {
 
 using namespace test;
 
@@ -118,4 +118,4 @@ TEST(Matmul, HeadSplitViewsBecomeOneBatchedGemmWhereCallsAreCostly) {
 
 #endif
 
-}  // namespace
+}  // namespace ops_forward_test

@@ -16,7 +16,7 @@
 namespace tt = tensortape;
 namespace optim = tensortape::optim;
 
-namespace {
+namespace optim_test {
 
 using Eig = tt::backend::Eigen;
 using Ref = tt::backend::Reference;
@@ -624,4 +624,4 @@ TEST(Optim, BadHyperParametersThrow) {
   expect_error_naming([&] { Adam<double, Eig>({w * 2.0}); }, "Adam", "not a leaf");
 }
 
-}  // namespace
+}  // namespace optim_test

@@ -9,7 +9,7 @@
 
 #include "tensortape/io/t5_checkpoint.hpp"
 
-namespace {
+namespace t5_golden_test {
 
 using namespace test;
 #if defined(TENSORTAPE_TEST_CUDA)
@@ -211,4 +211,4 @@ TEST(T5Checkpoint, ConfigSizesAreCheckedAgainstTheWeightsBeforeBuilding) {
   fs::remove_all(directory);
 }
 
-}  // namespace
+}  // namespace t5_golden_test

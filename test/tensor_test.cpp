@@ -1,7 +1,7 @@
 // Layouts and views: which ops share storage, reshape's view rules, broadcasting, factories.
 #include "support/test_support.hpp"
 
-namespace {
+namespace tensor_test {
 
 using namespace test;
 using Cpu = tt::backend::Eigen;
@@ -95,4 +95,4 @@ TEST(Tensor, FactoriesAndHostRoundTrips) {
   EXPECT_EQ(first.to_vector(), second.to_vector());
 }
 
-}  // namespace
+}  // namespace tensor_test

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace {
+namespace text_test {
 
 namespace fs = std::filesystem;
 using tensortape::text::SentencePiece;
@@ -252,4 +252,4 @@ TEST_F(SentencePieceTest, ErrorsNameTheCallAndThePath) {
   expect_error([&] { model().id_to_piece(-1); }, {"SentencePiece::id_to_piece", model().path()});
 }
 
-}  // namespace
+}  // namespace text_test

@@ -5,7 +5,7 @@
 // everywhere. The size classes are tested in host_allocator_test.cpp.
 #include "support/test_support.hpp"
 
-namespace {
+namespace cuda_backend_test {
 
 using namespace test;
 using Gpu = tt::backend::Cuda;
@@ -196,4 +196,4 @@ TEST(CudaErrors, ShapeErrorsStillComeFromTheOps) {
   expect_error([&] { tt::embedding(table, tt::from_vector<std::int64_t, Gpu>({2}, {1, 4})); }, {"index 4 out of range"});
 }
 
-}  // namespace
+}  // namespace cuda_backend_test

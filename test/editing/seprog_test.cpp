@@ -750,15 +750,22 @@ std::vector<std::vector<double>> pooled(const editlab::model::Tensor& hidden, co
 //   h(x) = sum_i softmax_i((W_att b(x)) . h_i / sqrt(d_h)) h_i
 //   e(x) = sigmoid(NN_e([h(x); b(x)]))                   prefix = NN_prompt(h(x))  (P, D)
 //   L = lambda * (BCE(e, 1 | in-scope) + BCE(e, 0 | out-scope)) / 2 + (1 - lambda) * NLL(y | x, prefix)
-// With prompt_sees_query the prefix is NN_prompt([h(x); b(x)]) instead, the rest alike.
-void expect_paper_form_loss(bool prompt_sees_query) {
+// With prompt_sees_query the prefix is NN_prompt([h(x); b(x)]) instead; with pair_gate
+// e(x) = sigmoid(NN_e([h(x); b(x); mean(E_pair(x </s> x_j </s>))])), j the edit of the largest
+// selection score; the rest alike.
+struct PaperFormChange {
+  bool prompt_sees_query = false;
+  bool pair_gate = false;
+};
+void expect_paper_form_loss(PaperFormChange change) {
   auto& t = tiny();
   SeprogOptions options = small().paper_form();
   EXPECT_EQ(options.edit_sets_per_step, 1);
   EXPECT_FALSE(options.key_value || options.match_feature || options.token_match || options.answer_match || options.exact_match ||
-               options.hard_selection || options.scope_from_match_only || options.prompt_sees_query);
+               options.hard_selection || options.scope_from_match_only || options.prompt_sees_query || options.pair_gate);
   EXPECT_EQ(options.relabel + options.selection_weight + options.sibling_share + options.swap_negatives + options.word_dropout, 0.0);
-  options.prompt_sees_query = prompt_sees_query;
+  options.prompt_sees_query = change.prompt_sees_query;
+  options.pair_gate = change.pair_gate;
   Seprog editor(t.base, {}, options);
   const auto& cases = t.qa.split(editlab::world::Split::test);
   Seprog::StepData data;
@@ -791,23 +798,39 @@ void expect_paper_form_loss(bool prompt_sees_query) {
     std::vector<std::string> inputs;
     for (const auto& e : examples) inputs.push_back(e.input);
     const auto [ids, mask] = t.base.encode_inputs(inputs);
-    for (const auto& b : pooled(t.base.model.encode(ids, mask), mask)) {
+    const auto encoded = pooled(t.base.model.encode(ids, mask), mask);
+    for (std::size_t row = 0; row < encoded.size(); ++row) {
+      const auto& b = encoded[row];
       const auto q = affine(m.attention_projection, b);
       std::vector<double> scores;
       for (const auto& hi : h) scores.push_back(std::inner_product(q.begin(), q.end(), hi.begin(), 0.0) / std::sqrt(d_h));
       const double top = *std::max_element(scores.begin(), scores.end());
       double total = 0;
+      const auto best_edit = static_cast<std::size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
       for (auto& s : scores) total += s = std::exp(s - top);
       std::vector<double> selected(h[0].size(), 0.0);
       for (std::size_t i = 0; i < h.size(); ++i)
         for (std::size_t k = 0; k < selected.size(); ++k) selected[k] += scores[i] / total * h[i][k];
       std::vector<double> features = selected;
       features.insert(features.end(), b.begin(), b.end());
+      if (change.pair_gate) {  // one row, no padding: the query's tokens, then the edit input's
+        auto pair = t.base.encode(inputs[row]);
+        const auto tail = t.base.encode(data.edits[best_edit].input);
+        pair.insert(pair.end(), tail.begin(), tail.end());
+        const std::vector<std::int64_t> ones(pair.size(), 1);
+        const auto length = static_cast<std::int64_t>(pair.size());
+        const auto pair_ids = tensortape::from_vector<std::int64_t, editlab::model::Cpu>({1, length}, pair);
+        const auto pair_mask = tensortape::from_vector<std::int64_t, editlab::model::Cpu>({1, length}, ones);
+        const auto pair_hidden = m.pair_encoder(t.base.model.shared(pair_ids), tensortape::nn::key_mask_bias<float, editlab::model::Cpu>(pair_mask),
+                                                editlab::model::Tensor(), editlab::model::Tensor(), nullptr);
+        const auto pair_mean = pooled(pair_hidden, pair_mask).front();
+        features.insert(features.end(), pair_mean.begin(), pair_mean.end());
+      }
       auto hidden = affine(m.classifier_hidden, features);
       for (auto& v : hidden) v = std::max(0.0, v);
       logits.push_back(affine(m.classifier_out, hidden)[0]);
       std::vector<double> prompt_input = selected;
-      if (prompt_sees_query) prompt_input.insert(prompt_input.end(), b.begin(), b.end());
+      if (change.prompt_sees_query) prompt_input.insert(prompt_input.end(), b.begin(), b.end());
       auto prompt = affine(m.prompt_hidden, prompt_input);
       for (auto& v : prompt) v = std::max(0.0, v);
       for (double v : affine(m.prompt_out, prompt)) prefix.push_back(static_cast<float>(v));
@@ -834,8 +857,9 @@ void expect_paper_form_loss(bool prompt_sees_query) {
   EXPECT_NEAR(loss, expected, 1e-4 * std::max(1.0, std::abs(expected)));
 }
 
-TEST(Seprog, PaperFormLossIsThePapersEquations) { expect_paper_form_loss(false); }
-TEST(Seprog, PromptThatSeesTheQueryReadsItsPooledEncoding) { expect_paper_form_loss(true); }
+TEST(Seprog, PaperFormLossIsThePapersEquations) { expect_paper_form_loss({}); }
+TEST(Seprog, PromptThatSeesTheQueryReadsItsPooledEncoding) { expect_paper_form_loss({.prompt_sees_query = true}); }
+TEST(Seprog, PairGateReadsTheQueryWithItsBestEdit) { expect_paper_form_loss({.pair_gate = true}); }
 
 // sp-finetune moves the base model at base_lr and SEPROG's modules at lr: one step with
 // base_lr = lr / 10 moves every base weight by a tenth of what base_lr = lr moves it, and the

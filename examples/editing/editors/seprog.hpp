@@ -32,6 +32,8 @@
 //                  hard_negatives (off by default): out-scope inputs that are the edited subjects' other facts.
 //   hard_selection: at inference h(x) is the best-scoring edit's value.
 //   prompt_sees_query (off by default): NN_prompt([h(x); b(x)]), a prompt fitted to the query's wording.
+//   pair_gate (off by default): NN_e also reads "query </s> best edit's input </s>" through a
+//                  trainable copy of the base encoder, mean-pooled: the pair read jointly.
 //   edit_sets_per_step > 1: several edit sets per training step, each input masked to its own set's edits.
 //   relabel, selection_weight: training cases given another case's new label, and a selection loss.
 // SeprogOptions::paper_form() turns every one of these off: the paper's equations (tested in
@@ -150,7 +152,7 @@ class Seprog : public RunEditor {
     std::vector<std::size_t> prompted, plain;
     Tensor prefix;
     if (memory_.size() > 0) {
-      const auto scope = forward(inputs, memory_.encodings(), Tensor(), options_.hard_selection);
+      const auto scope = forward(inputs, memory_.encodings(), memory_.descriptors(), Tensor(), options_.hard_selection);
       const auto probabilities = tt::sigmoid(scope.in_scope_logit).to_vector();
       std::vector<std::int64_t> rows;
       for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -189,7 +191,7 @@ class Seprog : public RunEditor {
   std::vector<float> scope_probabilities(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0) return std::vector<float>(inputs.size(), 0.0f);
-    return tt::sigmoid(forward(inputs, memory_.encodings()).in_scope_logit).to_vector();
+    return tt::sigmoid(forward(inputs, memory_.encodings(), memory_.descriptors()).in_scope_logit).to_vector();
   }
 
   // Answers with the oracle's routing: input i gets the prompt of memory entry edit_of_input[i]
@@ -208,14 +210,14 @@ class Seprog : public RunEditor {
       bias[i * static_cast<std::size_t>(k) + edit_of_input[i]] = 0.0f;
     }
     const auto set_bias = tt::from_vector<float, Cpu>({static_cast<std::int64_t>(inputs.size()), k}, bias);
-    return base_predict(inputs, forward(inputs, memory_.encodings(), set_bias, /*hard=*/true).prefix);
+    return base_predict(inputs, forward(inputs, memory_.encodings(), memory_.descriptors(), set_bias, /*hard=*/true).prefix);
   }
 
   // The selection's attention over the memory for each input, (B, K) row-major (for inspection).
   std::vector<float> selection_weights(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0 || inputs.empty()) return {};
-    return tt::exp(forward(inputs, memory_.encodings()).selection_log_weights).to_vector();
+    return tt::exp(forward(inputs, memory_.encodings(), memory_.descriptors()).selection_log_weights).to_vector();
   }
 
   // How well each input matches its best edit: the largest selection score, or with
@@ -223,7 +225,7 @@ class Seprog : public RunEditor {
   std::vector<float> best_match(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0 || inputs.empty()) return {};
-    return forward(inputs, memory_.encodings()).best_match.to_vector();
+    return forward(inputs, memory_.encodings(), memory_.descriptors()).best_match.to_vector();
   }
 
   // ---- training ----
@@ -314,11 +316,11 @@ class Seprog : public RunEditor {
     std::vector<std::string> in_inputs, out_inputs;
     for (const auto& e : data.in_scope) in_inputs.push_back(e.input);
     for (const auto& e : data.out_scope) out_inputs.push_back(e.input);
-    const auto in = forward(in_inputs, memory, set_mask(data.in_set, data.edit_set));
+    const auto in = forward(in_inputs, memory, data.edits, set_mask(data.in_set, data.edit_set));
     auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix);
     if (options_.selection_weight > 0) prompt_loss = prompt_loss + tt::affine(selection_loss(data, in.selection_log_weights), options_.selection_weight, 0.0);
     if (options_.variant == SeprogVariant::noclassifier) return prompt_loss;
-    const auto out = forward(out_inputs, memory, set_mask(data.out_set, data.edit_set));
+    const auto out = forward(out_inputs, memory, data.edits, set_mask(data.out_set, data.edit_set));
     const auto ones = tt::full<float, Cpu>(in.in_scope_logit.shape(), 1.0f);
     const auto zeros = tt::zeros<float, Cpu>(out.in_scope_logit.shape());
     const auto scope_loss = tt::affine(tt::binary_cross_entropy_with_logits(in.in_scope_logit, ones) +
@@ -518,13 +520,21 @@ class Seprog : public RunEditor {
     }
     return out;
   }
-  // (B, K): 1 at each row's largest entry, 0 elsewhere.
-  static Tensor one_hot_argmax(const Tensor& scores) {
+  // The column of each row's largest entry. scores (B, K)
+  static std::vector<std::size_t> argmax_rows(const Tensor& scores) {
     const auto host = scores.contiguous_copy().to_vector();
     const auto k = static_cast<std::size_t>(scores.shape()[1]);
-    std::vector<float> one_hot(host.size(), 0.0f);
+    std::vector<std::size_t> best;
     for (std::size_t row = 0; row * k < host.size(); ++row)
-      one_hot[row * k + static_cast<std::size_t>(std::max_element(host.begin() + row * k, host.begin() + (row + 1) * k) - (host.begin() + row * k))] = 1.0f;
+      best.push_back(static_cast<std::size_t>(std::max_element(host.begin() + row * k, host.begin() + (row + 1) * k) - (host.begin() + row * k)));
+    return best;
+  }
+  // (B, K): 1 at each row's largest entry, 0 elsewhere.
+  static Tensor one_hot_argmax(const Tensor& scores) {
+    const auto k = static_cast<std::size_t>(scores.shape()[1]);
+    const auto best = argmax_rows(scores);
+    std::vector<float> one_hot(best.size() * k, 0.0f);
+    for (std::size_t row = 0; row < best.size(); ++row) one_hot[row * k + best[row]] = 1.0f;
     return tt::from_vector<float, Cpu>(scores.shape(), one_hot);
   }
   // Key tokens in use: past the longest descriptor input, every salience is 0.
@@ -537,10 +547,11 @@ class Seprog : public RunEditor {
     return used;
   }
 
-  // e(x) logits and prompts for inputs, given the memory (K, d_h).
+  // e(x) logits and prompts for inputs, given the memory (K, d_h) of the edits `edits`.
   // set_bias (B, K), optional: 0 where an input may select an edit, -1e9 where it may not.
   // hard: h(x) is the best-scoring edit's value (inference only: no gradient reaches the scores).
-  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const Tensor& set_bias = Tensor(), bool hard = false) {
+  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const std::vector<Example>& edits,
+                  const Tensor& set_bias = Tensor(), bool hard = false) {
     const auto frozen = frozen_encoding(inputs);
     const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
@@ -566,6 +577,7 @@ class Seprog : public RunEditor {
     f.best_match = tt::max(scope_scores, {1}, true);                                                         // (B, 1)
     if (options_.match_feature) features = tt::concat<float, Cpu>({features, f.best_match}, 1);            // (B, d_h + D + 1)
     if (options_.scope_from_match_only) features = f.best_match;                                            // (B, 1)
+    if (options_.pair_gate) features = tt::concat<float, Cpu>({features, pair_encoding(inputs, edits, scope_scores)}, 1);  // (B, ... + D)
     f.selection_log_weights = log_weights;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
@@ -573,6 +585,18 @@ class Seprog : public RunEditor {
     f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(prompt_input)))
                    .reshape({static_cast<std::int64_t>(inputs.size()), options_.prefix_length, d});  // (B, P, D)
     return f;
+  }
+
+  // pair_gate's view: each input with the input of its best-scoring edit (scope_scores (B, K)),
+  // "query </s> edit input </s>" through the pair encoder, mean-pooled. (B, D)
+  Tensor pair_encoding(const std::vector<std::string>& inputs, const std::vector<Example>& edits, const Tensor& scope_scores) {
+    tt::check(static_cast<std::int64_t>(edits.size()) == scope_scores.shape()[1], "Seprog", "pair_gate needs the memory's ",
+              scope_scores.shape()[1], " edits, got ", edits.size());
+    std::vector<std::string> paired;
+    for (auto best : argmax_rows(scope_scores)) paired.push_back(edits[best].input);
+    const auto [ids, mask] = base_->encode_pairs(inputs, paired);
+    const auto hidden = modules_.pair_encoder(base_->model.shared(ids), tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);  // (B, L, D)
+    return masked_mean(hidden, mask);
   }
 
   std::vector<std::string> base_predict(const std::vector<std::string>& inputs, const Tensor& prefix) {

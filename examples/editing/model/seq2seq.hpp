@@ -90,6 +90,18 @@ class Seq2Seq {
 
   // Inputs alone (for answering and classifying).
   std::pair<Ids, Ids> encode_inputs(const std::vector<std::string>& inputs) const { return pad(inputs, 0); }
+  // Pairs of texts, each row first[i]'s tokens and end then second[i]'s: "first </s> second </s>".
+  std::pair<Ids, Ids> encode_pairs(const std::vector<std::string>& first, const std::vector<std::string>& second) const {
+    tt::check(first.size() == second.size(), "editlab::model::Seq2Seq::encode_pairs", first.size(), " first texts but ",
+              second.size(), " second");
+    std::vector<std::vector<std::int64_t>> rows;
+    for (std::size_t i = 0; i < first.size(); ++i) {
+      rows.push_back(encode(first[i]));
+      const auto tail = encode(second[i]);
+      rows.back().insert(rows.back().end(), tail.begin(), tail.end());
+    }
+    return pad_rows(rows, 0);
+  }
 
   // Mean token NLL of the batch's labels; prefix (B, P, D) is optional.
   Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor()) {
@@ -195,11 +207,13 @@ class Seq2Seq {
 
   std::pair<Ids, Ids> pad(const std::vector<std::string>& texts, std::int64_t pad_value) const {
     std::vector<std::vector<std::int64_t>> rows;
+    for (const auto& t : texts) rows.push_back(encode(t));
+    return pad_rows(rows, pad_value);
+  }
+  // Token rows padded to the longest with pad_value, and their mask (1 on tokens): (B, L) each.
+  static std::pair<Ids, Ids> pad_rows(const std::vector<std::vector<std::int64_t>>& rows, std::int64_t pad_value) {
     std::size_t longest = 1;
-    for (const auto& t : texts) {
-      rows.push_back(encode(t));
-      longest = std::max(longest, rows.back().size());
-    }
+    for (const auto& r : rows) longest = std::max(longest, r.size());
     const auto batch = static_cast<std::int64_t>(rows.size()), length = static_cast<std::int64_t>(longest);
     std::vector<std::int64_t> ids(rows.size() * longest, pad_value), mask(rows.size() * longest, 0);
     for (std::size_t r = 0; r < rows.size(); ++r)

@@ -25,7 +25,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   tt::nn::T5Stack<float, Cpu> edit_encoder;         // E_edit, starts as the base encoder
   tt::nn::Linear<float, Cpu> edit_projection;       // D -> d_h
   tt::nn::Linear<float, Cpu> attention_projection;  // W_att: D -> d_h
-  tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b (; best match)] (d_h + D (+ 1)) -> hidden
+  tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b (; best match) (; pair)] (d_h + D (+ 1) (+ D)) -> hidden
   tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
   tt::nn::Linear<float, Cpu> prompt_hidden;         // h(x) (; b(x)): d_h (+ D) -> hidden
   tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
@@ -37,7 +37,9 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   Tensor log_answer_scale;                       // (2): log of the answer match's scale in the scope and the selection score
   // exact_match only:
   Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
-  bool token_match = false, answer_match = false, exact_match = false;
+  // pair_gate only:
+  tt::nn::T5Stack<float, Cpu> pair_encoder;      // over "query </s> edit input </s>", starts as the base encoder
+  bool token_match = false, answer_match = false, exact_match = false, pair_gate = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -46,7 +48,8 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     edit_encoder.unfreeze();
     edit_projection = {d, o.memory_dim, rng};
     attention_projection = {d, o.memory_dim, rng, false};
-    classifier_hidden = {o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0), o.hidden, rng};
+    const std::int64_t scope_features = o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0);
+    classifier_hidden = {scope_features + (o.pair_gate ? d : 0), o.hidden, rng};
     classifier_out = {o.hidden, 1, rng};
     prompt_hidden = {o.memory_dim + (o.prompt_sees_query ? d : 0), o.hidden, rng};
     // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
@@ -60,6 +63,11 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     answer_match = o.answer_match;
     exact_match = o.exact_match;
     if (exact_match) log_exact_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
+    pair_gate = o.pair_gate;
+    if (pair_gate) {
+      pair_encoder = tt::nn::deep_copy(base.encoder);
+      pair_encoder.unfreeze();
+    }
     if (answer_match) {
       answer_projection = {d, o.memory_dim, rng, false};
       log_answer_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
@@ -82,6 +90,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     visit("prompt_out", prompt_out);
     if (token_match) visit("salience", salience);
     if (answer_match) visit("answer_projection", answer_projection);
+    if (pair_gate) visit("pair_encoder", pair_encoder);
   }
 };
 

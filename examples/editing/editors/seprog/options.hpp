@@ -124,6 +124,11 @@ struct SeprogOptions {
   // NN_prompt reads [h(x); b(x)] instead of h(x) alone, beyond the paper: the prompt is then a
   // function of the query's wording too, not of the selected edit only.
   bool prompt_sees_query = false;
+  // NN_e also reads the pair (query, the best-scoring edit's input) encoded together by a
+  // trainable copy of the base encoder and mean-pooled (D), beyond the paper: pooled vectors
+  // and match scores say whose fact a query asks; reading both texts at once, the gate can
+  // compare which fact, word by word.
+  bool pair_gate = false;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -143,7 +148,7 @@ struct SeprogOptions {
     o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
     o.scope_from_match_only = false;
     o.word_dropout = o.sibling_share = o.swap_negatives = o.hard_negatives = 0.0;
-    o.hard_selection = o.prompt_sees_query = false;
+    o.hard_selection = o.prompt_sees_query = o.pair_gate = false;
     return o;
   }
 
@@ -161,7 +166,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -194,6 +199,7 @@ struct SeprogOptions {
     o.hard_negatives = j.value("hard_negatives", 0.0);
     o.hard_selection = j.value("hard_selection", false);
     o.prompt_sees_query = j.value("prompt_sees_query", false);
+    o.pair_gate = j.value("pair_gate", false);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");

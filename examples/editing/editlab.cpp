@@ -89,6 +89,12 @@ int main(int argc, char** argv) {
   pretrain_cmd->add_option("--span-corruption", pre.span_corruption_percent,
                            "real-data tracks with texts (zsre1k): percent of examples that are span corruption of the track's text")
       ->capture_default_str()->check(CLI::Range(0, 100));
+  pretrain_cmd->add_option("--copy-percent", pre.copy_percent,
+                           "real-data tracks with texts (zsre1k): percent of each batch whose decoder first reads the answer's own "
+                           "tokens as prefix slots, an answer other than the question's (the copy task SEPROG's --label-slots needs)")
+      ->capture_default_str()->check(CLI::Range(0, 99));
+  pretrain_cmd->add_option("--copy-slots", pre.copy_slots, "the copy task's prefix slots (answers of more pieces are not drawn)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   pretrain_cmd->add_flag("--resume", pre.resume, "continue the interrupted run in --out");
   pretrain_cmd->add_option("--stop-after", pre.stop_after, "checkpoint and stop at this step (continue with --resume)")
       ->check(CLI::PositiveNumber);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 
@@ -172,6 +173,81 @@ TEST(Pretrain, AMixForATrackIsRefused) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("--mix"), std::string::npos) << e.what();
   }
+}
+
+// The copy task (--copy-percent): each example is one of the track's questions with an answer
+// that is a span of one to four words of the track's text, other than the question's own answer,
+// and never an edit's new label for that question (or an in-scope rephrasing's).
+TEST(Pretrain, Zsre1kCopyTaskAnswersWithASpanOfTheTextNeverAnEditsNewLabel) {
+  const fs::path shared = EDITLAB_SHARED_DATA_DIR;
+  if (!fs::exists(editlab::data::track_file("zsre1k", shared)))
+    GTEST_SKIP() << "real data not found under " << shared.string() << " (expected ../shared/data beside the repository)";
+  const auto source = editlab::pretrain::track_source("zsre1k", shared, 25);
+  ASSERT_TRUE(source.draw_copy);
+  const auto track = editlab::data::load_track("zsre1k", shared);
+  std::map<std::string, std::set<std::string>> answers;  // question -> its pretraining answers
+  for (const auto& e : track.knowledge) answers[e.input].insert(e.target);
+  std::set<std::pair<std::string, std::string>> edited;
+  for (auto split : editlab::world::kSplits)
+    for (const auto& c : track.benchmark.split(split)) {
+      edited.insert({c.edit.input, c.edit.target});
+      for (const auto& e : c.in_scope) edited.insert({e.input, e.target});
+    }
+  std::string all_text;  // every text, each between newlines
+  for (const auto& text : track.texts) all_text += "\n" + editlab::world::detail::join_words(editlab::world::detail::split_words(text)) + "\n";
+  tensortape::Rng rng(11);
+  std::set<std::string> targets;
+  for (int i = 0; i < 3000; ++i) {
+    const auto e = source.draw_copy(rng);
+    ASSERT_TRUE(answers.count(e.input)) << e.input << " is not one of the track's questions";
+    EXPECT_EQ(answers[e.input].count(e.target), 0u) << e.target << " is the question's own answer";
+    EXPECT_EQ(edited.count({e.input, e.target}), 0u) << e.input << " -> " << e.target << " is an edit";
+    const auto words = editlab::world::detail::split_words(e.target);
+    ASSERT_GE(words.size(), 1u);
+    ASSERT_LE(words.size(), 4u);
+    EXPECT_NE(all_text.find(e.target), std::string::npos) << e.target << " is not a span of a text";
+    targets.insert(e.target);
+  }
+  EXPECT_GT(targets.size(), 2000u) << "answers should be as varied as the text";
+
+  // The generated world has no text to copy from.
+  auto options = tiny(scratch("copy_world"));
+  options.copy_percent = 25;
+  try {
+    editlab::pretrain::pretrain(options);
+    FAIL() << "the default world has no copy task";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("--copy-percent"), std::string::npos) << e.what();
+  }
+}
+
+// The copy task's prefix: slot t of row r is the embedding row of label token t (before the end
+// token), zero past the label's end; labels longer than the slots are cut.
+TEST(Pretrain, LabelSlotsAreTheLabelsOwnEmbeddingsThenZeros) {
+  namespace tt = tensortape;
+  const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_label_slots");
+  auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
+  const auto batch = base.batch({{"question: a", "x y z"}, {"question: b", "w"}});
+  const std::int64_t slots = 3;
+  const auto prefix = base.label_slots(batch, slots);  // (2, 3, D)
+  const auto d = base.model.config().d_model;
+  ASSERT_EQ(prefix.shape(), (tt::Shape{2, slots, d}));
+  const auto got = prefix.contiguous_copy().to_vector();
+  const auto table = base.model.shared.weight.to_vector();
+  const auto labels = batch.labels.to_vector();  // (2, T)
+  const auto length = batch.labels.shape()[1];
+  for (std::int64_t r = 0; r < 2; ++r)
+    for (std::int64_t t = 0; t < slots; ++t) {
+      const auto id = labels[static_cast<std::size_t>(r * length + t)];
+      const bool token = id != editlab::model::kIgnore && id != base.model.config().eos_token_id;
+      for (std::int64_t k = 0; k < d; ++k)
+        EXPECT_EQ(got[static_cast<std::size_t>((r * slots + t) * d + k)], token ? table[static_cast<std::size_t>(id * d + k)] : 0.0f)
+            << "row " << r << " slot " << t;
+    }
+  // "x y z" is at least three pieces (cut), "w" at most two (a zero slot): both cases are tested.
+  EXPECT_NE(labels[2], base.model.config().eos_token_id);
+  EXPECT_TRUE(labels[static_cast<std::size_t>(length + 2)] == base.model.config().eos_token_id ||
+              labels[static_cast<std::size_t>(length + 2)] == editlab::model::kIgnore);
 }
 
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {

@@ -744,6 +744,70 @@ std::vector<std::vector<double>> pooled(const editlab::model::Tensor& hidden, co
   return out;
 }
 
+// label_slots: the oracle's prefix for an input is [NN_prompt(h) | e_1 + M e_1, ..., e_S + M e_S],
+// with e_t the frozen embedding of its edit's t-th label token (0 past the label's end) and M
+// the learned label_map; the P generated vectors are those of the same editor without label
+// slots. Plain loops over the embedding table and M; the label ids survive the memory's save.
+TEST(Seprog, LabelSlotsEndThePrefixWithTheSelectedEditsLabelEmbeddings) {
+  auto& t = tiny();
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  const std::vector<editlab::world::Case> batch(cases.begin(), cases.begin() + 3);
+  auto options = small();
+  options.label_slots = 3;
+  Seprog editor(t.base, {}, options);
+  Seprog plain(t.base, {}, small());
+  {  // a trained-looking label map instead of the small start
+    tensortape::NoGradGuard no_grad;
+    tensortape::Rng rng(7);
+    editor.modules().label_map.weight.copy_(tensortape::randn<float, editlab::model::Cpu>(editor.modules().label_map.weight.shape(), rng));
+  }
+  const auto descriptors = editlab::eval::descriptors_of(batch);
+  editor.apply(descriptors);
+  plain.apply(descriptors);
+  ASSERT_EQ(editor.memory().encodings().shape()[1], plain.memory().encodings().shape()[1] + 3);
+
+  std::vector<std::string> inputs;
+  std::vector<std::size_t> edit_of;
+  for (std::size_t c = 0; c < batch.size(); ++c)
+    for (const auto& e : batch[c].in_scope) inputs.push_back(e.input), edit_of.push_back(c);
+  const auto prefix = editor.oracle_prefix(inputs, edit_of);
+  const auto generated = plain.oracle_prefix(inputs, edit_of);
+  const auto d = static_cast<std::size_t>(t.base.model.config().d_model), p = static_cast<std::size_t>(options.prefix_length);
+  ASSERT_EQ(prefix.shape(), (tensortape::Shape{static_cast<std::int64_t>(inputs.size()), static_cast<std::int64_t>(3 + p), static_cast<std::int64_t>(d)}));
+  const auto got = prefix.contiguous_copy().to_vector();
+  const auto want_tail = generated.contiguous_copy().to_vector();
+  const auto table = t.base.model.shared.weight.to_vector();  // (V, D)
+  bool some_label_shorter = false;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const auto label = t.base.tokenizer.encode(descriptors[edit_of[i]].target);
+    some_label_shorter |= label.size() < 3;
+    for (std::size_t slot = 0; slot < 3; ++slot) {
+      std::vector<double> e(d, 0.0);
+      if (slot < label.size())
+        for (std::size_t k = 0; k < d; ++k) e[k] = table[static_cast<std::size_t>(label[slot]) * d + k];
+      const auto mapped = affine(editor.modules().label_map, e);
+      for (std::size_t k = 0; k < d; ++k)
+        EXPECT_NEAR(got[(i * (3 + p) + p + slot) * d + k], e[k] + mapped[k], 1e-4) << "input " << i << " slot " << slot << " " << k;
+    }
+    for (std::size_t j = 0; j < p * d; ++j)
+      EXPECT_NEAR(got[(i * (3 + p)) * d + j], want_tail[i * p * d + j], 1e-5) << "input " << i << " generated " << j;
+  }
+  EXPECT_TRUE(some_label_shorter) << "qa's labels are one or two pieces: the zero slots are tested";
+
+  // The map trains, and the label ids persist with the memory.
+  tensortape::Rng rng(5);
+  tensortape::backward(editor.step_loss(editor.draw(t.qa.split(editlab::world::Split::train), rng)));
+  ASSERT_TRUE(editor.modules().label_map.weight.grad().defined());
+  const auto grad = editor.modules().label_map.weight.grad().to_vector();
+  EXPECT_TRUE(std::any_of(grad.begin(), grad.end(), [](float g) { return g != 0.0f; }));
+  const fs::path file = scratch_path("editlab_seprog_label_memory.safetensors");
+  editor.memory().save(file);
+  Seprog other(t.base, {}, options);
+  other.memory().load(file, options.memory_width());
+  EXPECT_EQ(other.memory().encodings().to_vector(), editor.memory().encodings().to_vector());
+  EXPECT_EQ(options.paper_form().label_slots, 0);
+}
+
 // --paper-form: the loss of one training step is the paper's, section 3, computed here in plain
 // loops from the modules' weights (the T5 stacks themselves run through the library):
 //   h_i = W_p mean(E_edit("x_i => y_i")) + b_p          b(x) = mean(E_base(x))

@@ -198,19 +198,25 @@ class Seprog : public RunEditor {
   // (the edit it belongs to), the gate open. What the prompt decoder and the frozen base can do
   // when selection and scope are perfect (editlab oracle).
   std::vector<std::string> predict_with_edit(const std::vector<std::string>& inputs, const std::vector<std::size_t>& edit_of_input) {
-    tt::NoGradGuard no_grad;
-    tt::check(edit_of_input.size() == inputs.size(), "Seprog::predict_with_edit", inputs.size(), " inputs but ",
-              edit_of_input.size(), " edit indices");
     if (inputs.empty()) return {};
+    return base_predict(inputs, oracle_prefix(inputs, edit_of_input));
+  }
+  // The prefix each input gets with the oracle's routing (as in predict_with_edit). (B, P, D),
+  // or (B, P + label_slots, D)
+  Tensor oracle_prefix(const std::vector<std::string>& inputs, const std::vector<std::size_t>& edit_of_input) {
+    tt::NoGradGuard no_grad;
+    tt::check(edit_of_input.size() == inputs.size(), "Seprog::oracle_prefix", inputs.size(), " inputs but ",
+              edit_of_input.size(), " edit indices");
+    tt::check(!inputs.empty(), "Seprog::oracle_prefix", "no inputs");
     const auto k = static_cast<std::int64_t>(memory_.size());
     std::vector<float> bias(inputs.size() * static_cast<std::size_t>(k), -1e9f);  // (B, K): only the given edit
     for (std::size_t i = 0; i < inputs.size(); ++i) {
-      tt::check(edit_of_input[i] < memory_.size(), "Seprog::predict_with_edit", "edit index ", edit_of_input[i],
+      tt::check(edit_of_input[i] < memory_.size(), "Seprog::oracle_prefix", "edit index ", edit_of_input[i],
                 " is not in the memory of ", memory_.size(), " edits");
       bias[i * static_cast<std::size_t>(k) + edit_of_input[i]] = 0.0f;
     }
     const auto set_bias = tt::from_vector<float, Cpu>({static_cast<std::int64_t>(inputs.size()), k}, bias);
-    return base_predict(inputs, forward(inputs, memory_.encodings(), memory_.descriptors(), set_bias, /*hard=*/true).prefix);
+    return forward(inputs, memory_.encodings(), memory_.descriptors(), set_bias, /*hard=*/true).prefix;
   }
 
   // The selection's attention over the memory for each input, (B, K) row-major (for inspection).
@@ -355,7 +361,7 @@ class Seprog : public RunEditor {
 
   struct Forward {
     Tensor in_scope_logit;         // (B) logit of e(x)
-    Tensor prefix;                 // (B, P, D)
+    Tensor prefix;                 // (B, P, D); (B, P + label_slots, D) with label_slots
     Tensor selection_log_weights;  // (B, K) log of the attention over the edits
     Tensor best_match;             // (B, 1) the best edit's score (with token_match, under the scope salience)
   };
@@ -379,6 +385,12 @@ class Seprog : public RunEditor {
   // input through the same frozen encoder and W_att as a query, so that selection compares like
   // with like. (K, memory width)
   Tensor encode_edits(const std::vector<Example>& descriptors) {
+    const auto routes = route_encodings(descriptors);  // (K, route width)
+    if (options_.label_slots == 0) return routes;
+    return tt::concat<float, Cpu>({routes, label_ids(descriptors)}, 1);  // (K, memory width)
+  }
+  // The memory entries without the label's token ids: what selection, scope and NN_prompt read.
+  Tensor route_encodings(const std::vector<Example>& descriptors) {
     std::vector<std::string> texts, inputs;
     for (const auto& d : descriptors) texts.push_back(descriptor_text(d)), inputs.push_back(d.input);
     const auto [ids, mask] = base_->encode_inputs(texts);
@@ -461,6 +473,28 @@ class Seprog : public RunEditor {
         if (const auto id = host[static_cast<std::size_t>(row * length + t)]; counts_as_exact(id)) out[static_cast<std::size_t>(row * kept + t)] = static_cast<float>(id);
     return tt::from_vector<float, Cpu>({k, kept}, out);
   }
+  // label_slots' entries: the first label_slots token ids of each descriptor's label (without
+  // its end token), as floats, -1 past its end. (K, label_slots)
+  Tensor label_ids(const std::vector<Example>& descriptors) const {
+    const auto k = static_cast<std::int64_t>(descriptors.size()), slots = std::int64_t{options_.label_slots};
+    std::vector<float> out(static_cast<std::size_t>(k * slots), -1.0f);
+    for (std::int64_t row = 0; row < k; ++row) {
+      const auto ids = base_->tokenizer.encode(descriptors[static_cast<std::size_t>(row)].target, /*append_eos=*/false);
+      for (std::int64_t t = 0; t < std::min<std::int64_t>(slots, static_cast<std::int64_t>(ids.size())); ++t)
+        out[static_cast<std::size_t>(row * slots + t)] = static_cast<float>(ids[static_cast<std::size_t>(t)]);
+    }
+    return tt::from_vector<float, Cpu>({k, slots}, out);
+  }
+  // The label slots of the prefix: the selected edits' label embeddings, each slot e +
+  // label_map(e). weights (B, K) over the memory's edits -> (B, label_slots, D)
+  Tensor label_prefix(const Tensor& memory, const Tensor& weights) {
+    const auto k = memory.shape()[0], slots = std::int64_t{options_.label_slots}, d = base_->model.config().d_model;
+    std::vector<std::int64_t> ids;
+    for (float id : memory.narrow(1, options_.route_width(), slots).contiguous_copy().to_vector()) ids.push_back(static_cast<std::int64_t>(id));
+    const auto embeddings = base_->token_slots(ids, k, slots);  // (K, slots, D), 0 past the label
+    const auto mixed = tt::matmul(weights, embeddings.reshape({k, slots * d})).reshape({weights.shape()[0], slots, d});  // (B, slots, D)
+    return mixed + modules_.label_map(mixed);
+  }
   bool counts_as_exact(std::int64_t id) const {
     const auto& c = base_->model.config();
     return id != c.pad_token_id && id != c.eos_token_id && id != base_->tokenizer.unk_id();
@@ -514,7 +548,7 @@ class Seprog : public RunEditor {
       out.add(weighed(hits, 0), weighed(hits, 1), modules_.log_exact_scale);
     }
     if (options_.answer_match) {
-      const auto keys = memory.narrow(1, options_.memory_width() - d_h, d_h);  // (K, d_h)
+      const auto keys = memory.narrow(1, options_.route_width() - d_h, d_h);  // (K, d_h)
       const auto cosines = tt::matmul(answer_keys(query), keys.transpose(0, 1));  // (B, K)
       out.add(cosines, cosines, modules_.log_answer_scale);
     }
@@ -550,8 +584,9 @@ class Seprog : public RunEditor {
   // e(x) logits and prompts for inputs, given the memory (K, d_h) of the edits `edits`.
   // set_bias (B, K), optional: 0 where an input may select an edit, -1e9 where it may not.
   // hard: h(x) is the best-scoring edit's value (inference only: no gradient reaches the scores).
-  Forward forward(const std::vector<std::string>& inputs, const Tensor& memory, const std::vector<Example>& edits,
+  Forward forward(const std::vector<std::string>& inputs, const Tensor& entries, const std::vector<Example>& edits,
                   const Tensor& set_bias = Tensor(), bool hard = false) {
+    const auto memory = options_.label_slots > 0 ? entries.narrow(1, 0, options_.route_width()) : entries;  // (K, route width)
     const auto frozen = frozen_encoding(inputs);
     const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
@@ -584,6 +619,7 @@ class Seprog : public RunEditor {
     const auto prompt_input = options_.prompt_sees_query ? tt::concat<float, Cpu>({selected, pooled}, 1) : selected;  // (B, d_h (+ D))
     f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(prompt_input)))
                    .reshape({static_cast<std::int64_t>(inputs.size()), options_.prefix_length, d});  // (B, P, D)
+    if (options_.label_slots > 0) f.prefix = tt::concat<float, Cpu>({f.prefix, label_prefix(entries, weights)}, 1);  // (B, P + slots, D)
     return f;
   }
 

@@ -103,6 +103,32 @@ class Seq2Seq {
     return pad_rows(rows, 0);
   }
 
+  // A decoder prefix of token slots: the frozen embeddings the decoder reads for token ids
+  // (N, S), each row's tokens first, -1 past its end giving a zero slot. (N, S, D)
+  Tensor token_slots(const std::vector<std::int64_t>& ids, std::int64_t rows, std::int64_t slots) const {
+    tt::check(static_cast<std::int64_t>(ids.size()) == rows * slots, "editlab::model::Seq2Seq::token_slots", ids.size(),
+              " ids for ", rows, " rows of ", slots, " slots");
+    std::vector<std::int64_t> clamped;
+    std::vector<float> present;
+    for (auto id : ids) clamped.push_back(std::max<std::int64_t>(id, 0)), present.push_back(id < 0 ? 0.0f : 1.0f);
+    return tt::mul(model.shared(tt::from_vector<std::int64_t, Cpu>({rows, slots}, clamped)),
+                   tt::from_vector<float, Cpu>({rows, slots, 1}, present));  // (N, S, D)
+  }
+  // The token slots of a batch's own labels (without their end token): what the copy task of
+  // pretraining puts before the answer. (B, S, D)
+  Tensor label_slots(const TextBatch& b, std::int64_t slots) const {
+    const auto rows = b.labels.shape()[0], length = b.labels.shape()[1];
+    const auto labels = b.labels.to_vector();  // (B, T)
+    std::vector<std::int64_t> ids(static_cast<std::size_t>(rows * slots), -1);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t t = 0; t < std::min(slots, length); ++t) {
+        const auto id = labels[static_cast<std::size_t>(r * length + t)];
+        if (id == kIgnore || id == model.config().eos_token_id) break;
+        ids[static_cast<std::size_t>(r * slots + t)] = id;
+      }
+    return token_slots(ids, rows, slots);
+  }
+
   // Mean token NLL of the batch's labels; prefix (B, P, D) is optional.
   Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor()) {
     const auto encoded = model.encode(b.input_ids, b.attention_mask);  // (B, S, D)

@@ -80,6 +80,12 @@ struct PretrainOptions {
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
   bool blank_untrained_tokens = true;  // zero the embeddings no training input reached (blank_untrained_embeddings)
   int span_corruption_percent = 25;    // tracks with texts: share of examples that are span corruption (track_source)
+  // Tracks with texts: share of each batch that is the copy task (PretrainSource::draw_copy):
+  // the decoder reads the answer's own tokens as copy_slots prefix slots (Seq2Seq::label_slots)
+  // before it answers, an answer that is not the question's, so the model learns that such
+  // slots override what it knows. SEPROG's `--label-slots` puts an edit's label there.
+  int copy_percent = 0;
+  int copy_slots = 12;
   bool measure_quality = true;   // run the quality bars at the end
   bool quiet = false;            // no progress bar or messages
 
@@ -90,6 +96,7 @@ struct PretrainOptions {
             {"steps", steps}, {"lr", lr}, {"weight_decay", weight_decay}, {"warmup_steps", warmup_steps}, {"seed", seed}, {"mix", mix.to_json()},
             {"span_corruption_percent", span_corruption_percent}};
     if (world.stress) j["stress_world"] = true;  // absent otherwise, so earlier checkpoints still resume
+    if (copy_percent > 0) j["copy"] = {{"percent", copy_percent}, {"slots", copy_slots}};  // likewise
     return j;
   }
 };
@@ -120,6 +127,9 @@ struct PretrainSource {
   std::vector<std::string> label_texts;        // every label an editor may be asked for: blanking spares their pieces
   std::function<void(std::uint64_t seed, std::vector<world::Example>& batch)> draw;  // fills the batch
   std::function<nlohmann::json(model::Seq2Seq&)> measure;
+  // The copy task's examples, where a source has them: a question and an answer that is a span
+  // of the source's text, never an edit's new label for that question. Empty: none.
+  std::function<world::Example(tt::Rng& rng)> draw_copy;
 };
 
 inline PretrainSource world_source(const world::WorldOptions& options, const world::MixOptions& mix_options) {
@@ -131,7 +141,8 @@ inline PretrainSource world_source(const world::WorldOptions& options, const wor
             mix->reseed(seed);
             for (auto& e : batch) e = mix->sample();
           },
-          [w](model::Seq2Seq& base) { return measure_quality(base, *w); }};
+          [w](model::Seq2Seq& base) { return measure_quality(base, *w); },
+          {}};
 }
 
 // A track's knowledge, drawn uniformly, and span corruption over its texts (data/tracks.hpp) for
@@ -158,6 +169,26 @@ inline PretrainSource track_source(const std::string& name, const fs::path& data
       for (const auto* set : {&c.in_scope, &c.out_scope, &c.seen_out_scope, &c.hard_out_scope})
         for (const auto& e : *set) labels.push_back(e.target);
     }
+  std::set<std::pair<std::string, std::string>> edited;  // (input, new label) of every edit and in-scope example
+  for (world::Split s : world::kSplits)
+    for (const auto& c : track->benchmark.split(s)) {
+      edited.emplace(c.edit.input, c.edit.target);
+      for (const auto& e : c.in_scope) edited.emplace(e.input, e.target);
+    }
+  std::function<world::Example(tt::Rng&)> draw_copy;
+  if (!track->texts.empty())
+    draw_copy = [track, edited = std::move(edited)](tt::Rng& rng) {
+      while (true) {
+        const auto& question = track->knowledge[rng.below(track->knowledge.size())];
+        const auto words = world::detail::split_words(track->texts[rng.below(track->texts.size())]);
+        if (words.empty()) continue;
+        const std::size_t length = 1 + rng.below(std::min<std::size_t>(4, words.size()));
+        const std::size_t start = rng.below(words.size() - length + 1);
+        world::Example e{question.input, world::detail::join_words({words.begin() + static_cast<std::ptrdiff_t>(start),
+                                                            words.begin() + static_cast<std::ptrdiff_t>(start + length)})};
+        if (e.target != question.target && !edited.count({e.input, e.target})) return e;
+      }
+    };
   return {description, lines, labels,
           [track, span_percent](std::uint64_t seed, std::vector<world::Example>& batch) {
             tt::Rng rng(seed);
@@ -174,7 +205,8 @@ inline PretrainSource track_source(const std::string& name, const fs::path& data
                                                       {"measures", claims ? "true/false accuracy on every pretraining claim"
                                                                           : "exact match on every pretraining question"}}}};
             return nlohmann::json{{"bars", nlohmann::json::object()}, {"reported", reported}, {"all_met", true}};
-          }};
+          },
+          std::move(draw_copy)};
 }
 
 namespace detail {
@@ -302,14 +334,34 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
 
   const int threads = train::shard_count(options.threads);
   const int micro_batches = options.micro_batches > 0 ? options.micro_batches : 2 * threads;
+  tt::check(options.copy_percent == 0 || source.draw_copy, "editlab pretrain", "--copy-percent needs a track with texts (zsre1k), not '",
+            options.source, "'");
+  tt::check(options.copy_percent >= 0 && options.copy_percent < 100 && options.copy_slots > 0, "editlab pretrain",
+            "--copy-percent must lie in [0, 100) and --copy-slots be positive");
   train::Progress progress("pretrain", options.steps, step, options.quiet ? nullptr : stderr);
-  std::vector<world::Example> examples(static_cast<std::size_t>(options.batch_size));
+  const auto copies = static_cast<std::size_t>(options.batch_size * options.copy_percent / 100);
+  std::vector<world::Example> examples(static_cast<std::size_t>(options.batch_size) - copies), copy_examples(copies);
+  const double copy_share = static_cast<double>(copies) / options.batch_size;
   while (step < options.steps) {
-    source.draw(options.seed * 1'000'003ULL + static_cast<std::uint64_t>(step), examples);
+    const std::uint64_t batch_seed = options.seed * 1'000'003ULL + static_cast<std::uint64_t>(step);
+    source.draw(batch_seed, examples);
+    tt::Rng copy_rng(batch_seed ^ 0xc0b1ULL);
+    for (auto& e : copy_examples) {
+      do e = source.draw_copy(copy_rng);
+      while (static_cast<int>(base.encode(e.target).size()) > options.copy_slots + 1);  // + 1: the end token
+    }
     tt::optim::apply_schedule(adam, options.lr, schedule, step);
     adam.zero_grad();
-    const double loss = train::backward_sharded(params, train::split_batch(base, examples, micro_batches),
-                                                [&](const model::TextBatch& batch) { return base.loss(batch); }, threads);
+    auto shards = train::split_batch(base, examples, micro_batches);
+    for (auto& shard : shards) shard.weight *= 1.0 - copy_share;
+    double loss = train::backward_sharded(params, shards, [&](const model::TextBatch& batch) { return base.loss(batch); }, threads);
+    if (copies > 0) {
+      auto copy_shards = train::split_batch(base, copy_examples, threads);
+      for (auto& shard : copy_shards) shard.weight *= copy_share;
+      loss += train::backward_sharded(params, copy_shards, [&](const model::TextBatch& batch) {
+        return base.loss(batch, base.label_slots(batch, options.copy_slots));
+      }, threads);
+    }
     train::check_finite_step("editlab pretrain", step + 1, loss, tt::optim::clip_grad_norm_(params, options.clip_norm));
     adam.step();
     ++step;

@@ -39,7 +39,9 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
   // pair_gate only:
   tt::nn::T5Stack<float, Cpu> pair_encoder;      // over "query </s> edit input </s>", starts as the base encoder
-  bool token_match = false, answer_match = false, exact_match = false, pair_gate = false;
+  // label_slots only:
+  tt::nn::Linear<float, Cpu> label_map;          // D -> D: a label slot is e + label_map(e)
+  bool token_match = false, answer_match = false, exact_match = false, pair_gate = false, label_route = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -72,6 +74,9 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
       answer_projection = {d, o.memory_dim, rng, false};
       log_answer_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
     }
+    label_route = o.label_slots > 0;
+    // Small: a slot starts as the token's own embedding, what the decoder reads for that token.
+    if (label_route) label_map = {d, d, rng, false, 0.02};
   }
 
   void for_each_own_parameter(const ParameterVisitor& visit) override {
@@ -91,6 +96,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     if (token_match) visit("salience", salience);
     if (answer_match) visit("answer_projection", answer_projection);
     if (pair_gate) visit("pair_encoder", pair_encoder);
+    if (label_route) visit("label_map", label_map);
   }
 };
 

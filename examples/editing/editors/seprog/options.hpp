@@ -129,6 +129,13 @@ struct SeprogOptions {
   // and match scores say whose fact a query asks; reading both texts at once, the gate can
   // compare which fact, word by word.
   bool pair_gate = false;
+  // Beyond the paper: the selected edit's label, as the frozen embeddings of its first
+  // label_slots tokens (zeros past its end), follows the P generated vectors in the prefix, each
+  // slot plus a learned linear map of itself. Answer token t then reads its label token a
+  // constant label_slots positions back, the form a base model pretrained with
+  // `--copy-percent` has learned to copy from; a label of several pieces no longer has to pass
+  // through one d_h vector. 0 turns it off.
+  int label_slots = 0;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -149,13 +156,19 @@ struct SeprogOptions {
     o.scope_from_match_only = false;
     o.word_dropout = o.sibling_share = o.swap_negatives = o.hard_negatives = 0.0;
     o.hard_selection = o.prompt_sees_query = o.pair_gate = false;
+    o.label_slots = 0;
     return o;
   }
 
   // Width of one memory entry: d_h; or a key and a value of d_h each; or, with token_match,
   // the value, key_tokens rows of [scope salience, selection salience | key token (d_h)], with
-  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h) last.
+  // exact_match the key_tokens token ids, and with answer_match the answer key (d_h); with
+  // label_slots, the label's first label_slots token ids after all of those.
   std::int64_t memory_width() const {
+    return route_width() + label_slots;
+  }
+  // The width before the label's token ids.
+  std::int64_t route_width() const {
     if (token_match)
       return memory_dim + std::int64_t{key_tokens} * (2 + memory_dim) + (exact_match ? key_tokens : 0) + (answer_match ? memory_dim : 0);
     return key_value ? 2 * memory_dim : memory_dim;
@@ -166,7 +179,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate}, {"label_slots", label_slots},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -200,6 +213,7 @@ struct SeprogOptions {
     o.hard_selection = j.value("hard_selection", false);
     o.prompt_sees_query = j.value("prompt_sees_query", false);
     o.pair_gate = j.value("pair_gate", false);
+    o.label_slots = j.value("label_slots", 0);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");

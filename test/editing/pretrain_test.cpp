@@ -163,16 +163,21 @@ TEST(Pretrain, FanInInitScalesUpOnlyTheQueriesAndThePositionBias) {
   EXPECT_THROW(editlab::pretrain::pretrain(options), tensortape::Error);
 }
 
+// pretrain(options) must fail with a message that names `option`.
+void expect_refused_naming(const PretrainOptions& options, const std::string& option, const char* why) {
+  try {
+    editlab::pretrain::pretrain(options);
+    FAIL() << why;
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(option), std::string::npos) << e.what();
+  }
+}
+
 TEST(Pretrain, AMixForATrackIsRefused) {
   auto options = tiny(scratch("track_mix"));
   options.source = "lot";
   options.mix.set("question=3");
-  try {
-    editlab::pretrain::pretrain(options);
-    FAIL() << "a track has no mix to set";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("--mix"), std::string::npos) << e.what();
-  }
+  expect_refused_naming(options, "--mix", "a track has no mix to set");
 }
 
 // The copy task (--copy-percent): each example is one of the track's questions with an answer
@@ -213,12 +218,7 @@ TEST(Pretrain, Zsre1kCopyTaskAnswersWithASpanOfTheTextNeverAnEditsNewLabel) {
   // The generated world has no text to copy from.
   auto options = tiny(scratch("copy_world"));
   options.copy_percent = 25;
-  try {
-    editlab::pretrain::pretrain(options);
-    FAIL() << "the default world has no copy task";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("--copy-percent"), std::string::npos) << e.what();
-  }
+  expect_refused_naming(options, "--copy-percent", "the default world has no copy task");
 }
 
 // The copy task's prefix: slot t of row r is the embedding row of label token t (before the end

@@ -868,9 +868,9 @@ void expect_paper_form_loss(PaperFormChange change) {
       const auto q = affine(m.attention_projection, b);
       std::vector<double> scores;
       for (const auto& hi : h) scores.push_back(std::inner_product(q.begin(), q.end(), hi.begin(), 0.0) / std::sqrt(d_h));
-      const double top = *std::max_element(scores.begin(), scores.end());
-      double total = 0;
       const auto best_edit = static_cast<std::size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+      const double top = scores[best_edit];
+      double total = 0;
       for (auto& s : scores) total += s = std::exp(s - top);
       std::vector<double> selected(h[0].size(), 0.0);
       for (std::size_t i = 0; i < h.size(); ++i)

@@ -406,6 +406,7 @@ struct OracleCommand {
   int k = 64;
   int draws = 5;
   std::uint64_t seed = 1;
+  int show = 0;  // print this many inputs the forced prompt gets wrong
 };
 
 inline void add_oracle_options(CLI::App& cmd, OracleCommand& o) {
@@ -414,6 +415,7 @@ inline void add_oracle_options(CLI::App& cmd, OracleCommand& o) {
   cmd.add_option("--k", o.k, "edits per batch")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--draws", o.draws, "edit batches")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--seed", o.seed, "seed of the batch draws")->capture_default_str();
+  cmd.add_option("--show", o.show, "print this many in-scope inputs the forced prompt answers wrongly")->check(CLI::NonNegativeNumber)->capture_default_str();
 }
 
 // The prompt route alone: K edits applied, each in-scope input answered with its own edit's
@@ -428,6 +430,7 @@ inline int run_oracle(const OracleCommand& o) {
   const auto untouched = run->untouched_base();
   auto& editor = run->seprog("editlab oracle");
   double needed = 0, oracle_needed = 0, own_needed = 0, total = 0, oracle_all = 0, base_all = 0;
+  std::vector<std::string> misses;  // input, target and the forced answer, for --show
   for (int d = 0; d < o.draws; ++d) {
     const auto batch = eval::draw_cases(pool, o.k, o.seed, d);
     std::vector<std::string> inputs;
@@ -453,6 +456,8 @@ inline int run_oracle(const OracleCommand& o) {
       needed += 1;
       oracle_needed += forced[i] == targets[i];
       own_needed += own[i] == targets[i];
+      if (forced[i] != targets[i] && static_cast<int>(misses.size()) < o.show)
+        misses.push_back(inputs[i] + "  ->  " + targets[i] + "   forced: " + forced[i]);
     }
     std::fprintf(stderr, "\roracle %s/%s K=%d: draw %d/%d", run->bench.name.c_str(), o.split.c_str(), o.k, d + 1, o.draws);
   }
@@ -461,6 +466,7 @@ inline int run_oracle(const OracleCommand& o) {
               "  oracle ES %.3f (all %.3f)   the editor's own ES %.3f   ES0 %.3f\n",
               editor.name().c_str(), run->bench.name.c_str(), o.split.c_str(), o.k, o.draws, total, needed,
               oracle_needed / needed, oracle_all / total, own_needed / needed, base_all / total);
+  for (const auto& miss : misses) std::printf("  miss: %s\n", miss.c_str());
   return 0;
 }
 

@@ -394,9 +394,7 @@ class Seprog : public RunEditor {
     std::vector<std::string> texts, inputs;
     for (const auto& d : descriptors) texts.push_back(descriptor_text(d)), inputs.push_back(d.input);
     const auto [ids, mask] = base_->encode_inputs(texts);
-    const auto embeddings = base_->model.shared(ids);  // (K, L, D); the base's table, frozen
-    const auto hidden = modules_.edit_encoder(embeddings, tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);
-    const auto values = modules_.edit_projection(masked_mean(hidden, mask));  // (K, d_h)
+    const auto values = modules_.edit_projection(pooled_through(modules_.edit_encoder, ids, mask));  // (K, d_h)
     if (!options_.key_value) return values;
     const auto frozen = frozen_encoding(inputs);
     if (options_.token_match) {
@@ -631,7 +629,13 @@ class Seprog : public RunEditor {
     std::vector<std::string> paired;
     for (auto best : argmax_rows(scope_scores)) paired.push_back(edits[best].input);
     const auto [ids, mask] = base_->encode_pairs(inputs, paired);
-    const auto hidden = modules_.pair_encoder(base_->model.shared(ids), tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);  // (B, L, D)
+    return pooled_through(modules_.pair_encoder, ids, mask);
+  }
+
+  // A trainable encoder stack over token ids (B, L), read through the base's frozen embedding
+  // table, mean-pooled over the tokens. (B, D)
+  Tensor pooled_through(tt::nn::T5Stack<float, Cpu>& stack, const Ids& ids, const Ids& mask) {
+    const auto hidden = stack(base_->model.shared(ids), tt::nn::key_mask_bias<float, Cpu>(mask), Tensor(), Tensor(), nullptr);  // (B, L, D)
     return masked_mean(hidden, mask);
   }
 

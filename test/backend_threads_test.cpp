@@ -10,9 +10,11 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "tensortape/backend/cpu_denormals.hpp"
 #include "tensortape/backend/cpu_parallel.hpp"
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/backend/reference.hpp"
@@ -243,6 +245,66 @@ TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
   EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 2);
   omp_set_num_threads(before);
 #endif
+}
+
+// Restores the calling thread's and its team's subnormal mode when a test ends.
+struct RestoreFlushDenormal {
+  bool was = tt::backend::cpu::flushes_denormals_this_thread();
+  ~RestoreFlushDenormal() { tt::backend::cpu::set_flush_denormal(was); }
+};
+
+// A float the compiler cannot fold: whether it reads as 0 depends on the thread's mode at run time.
+float times(float a, float b) {
+  volatile float x = a, y = b;
+  return x * y;
+}
+
+TEST(FlushDenormal, ReachesEveryOpenMpThreadAndThreadsCreatedLaterAndIsUndone) {
+  const RestoreFlushDenormal restore;
+  const float subnormal = 1e-40f;  // below FLT_MIN (1.18e-38)
+  if (!tt::backend::cpu::set_flush_denormal(true)) GTEST_SKIP() << "no flush-to-zero mode on this CPU (not x86)";
+  EXPECT_EQ(times(subnormal, 1.0f), 0.0f) << "denormals-are-zero: a subnormal input reads as 0";
+  EXPECT_EQ(times(1e-20f, 1e-20f), 0.0f) << "flush-to-zero: a subnormal result becomes 0";
+  int threads_flushing = 0, threads_seen = 0;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(omp_get_max_threads()) reduction(+ : threads_flushing, threads_seen)
+#endif
+  {
+    threads_seen += 1;
+    threads_flushing += tt::backend::cpu::flushes_denormals_this_thread() && times(subnormal, 1.0f) == 0.0f;
+  }
+  EXPECT_EQ(threads_flushing, threads_seen);
+  bool later_thread_flushes = false;
+  std::thread([&] { later_thread_flushes = tt::backend::cpu::flushes_denormals_this_thread(); }).join();
+  EXPECT_TRUE(later_thread_flushes) << "a thread inherits its creator's floating-point mode";
+
+  tt::backend::cpu::set_flush_denormal(false);
+  EXPECT_EQ(times(subnormal, 1.0f), subnormal);
+  threads_flushing = 0;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(omp_get_max_threads()) reduction(+ : threads_flushing)
+#endif
+  threads_flushing += tt::backend::cpu::flushes_denormals_this_thread();
+  EXPECT_EQ(threads_flushing, 0);
+}
+
+// A GEMM large enough for OpenBLAS to split over its threads reads subnormal inputs as 0 on every
+// one of them in the mode, and sums them exactly as a plain loop does outside it.
+TEST(FlushDenormal, GemmOnEveryThreadReadsSubnormalInputsAsZero) {
+  const RestoreFlushDenormal restore;
+  const std::int64_t n = 256;
+  const float subnormal = 1e-40f;
+  std::vector<float> a(static_cast<std::size_t>(n * n), subnormal), b(static_cast<std::size_t>(n * n), 0.5f);
+  std::vector<float> c(static_cast<std::size_t>(n * n), -1.0f);
+  const tt::backend::GemmArgs args{.m = n, .n = n, .k = n, .lda = n, .ldb = n, .ldc = n};
+  if (!tt::backend::cpu::set_flush_denormal(true)) GTEST_SKIP() << "no flush-to-zero mode on this CPU (not x86)";
+  tt::backend::Eigen::gemm<float>(args, a.data(), b.data(), c.data());
+  for (float v : c) ASSERT_EQ(v, 0.0f);
+  tt::backend::cpu::set_flush_denormal(false);
+  tt::backend::Eigen::gemm<float>(args, a.data(), b.data(), c.data());
+  double plain = 0;  // one entry by a plain loop: n products of subnormal * 0.5
+  for (std::int64_t k = 0; k < n; ++k) plain += double(subnormal) * 0.5;
+  for (float v : c) ASSERT_NEAR(v, plain, 1e-3 * plain);
 }
 
 }  // namespace backend_threads_test

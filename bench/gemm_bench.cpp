@@ -14,6 +14,9 @@
 // benchmarks can land in different levels; interleaved calls share them. The counter
 // <impl>_GFLOPS is 2mnk per product over that contender's own wall time. The naive Reference
 // loop (seconds per call at n = 512) runs in its own "<workload>_naive" benchmarks, n <= 512.
+// "subnormal/n:256" times OpenBLAS with A's entries scaled below 2^-126, the subnormal floats a
+// training step meets, with and without flush-to-zero (backend/cpu_denormals.hpp), beside the
+// same product on normal floats.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,6 +31,7 @@
 
 #include "bench_main.hpp"
 #include "interleave.hpp"
+#include "tensortape/backend/cpu_denormals.hpp"
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/backend/reference.hpp"
 #include "tensortape/core/rng.hpp"
@@ -135,6 +139,27 @@ void register_workloads(const std::string& suffix, const std::vector<Contender>&
   }
 }
 
+// OpenBLAS on normal floats, on an A of subnormal floats, and on that A in flush-to-zero mode
+// (set around the call only, so that the other contenders run without it).
+void register_subnormal_workload() {
+  const std::int64_t n = 256;
+  const auto args = packed_gemm(1, n, n, n);
+  const Problem& normal = Problem::shared(args);
+  auto subnormal_a = std::make_shared<std::vector<float>>(normal.a(), normal.a() + n * n);
+  for (auto& v : *subnormal_a) v *= 1e-39f;  // |v| ~ 1e-39, below FLT_MIN (1.18e-38)
+  const std::vector<Contender> contenders = {
+      {"OpenBLAS", openblas_gemm},
+      {"OpenBLAS_subnormal_A", [=](const GemmArgs& g, const float*, const float* b, float* c) { openblas_gemm(g, subnormal_a->data(), b, c); }},
+      {"OpenBLAS_subnormal_A_flushed", [=](const GemmArgs& g, const float*, const float* b, float* c) {
+         tt::backend::cpu::set_flush_denormal(true);
+         openblas_gemm(g, subnormal_a->data(), b, c);
+         tt::backend::cpu::set_flush_denormal(false);
+       }}};
+  benchmark::RegisterBenchmark(("subnormal/n:" + std::to_string(n)).c_str(), [=](benchmark::State& s) { run_interleaved(s, args, contenders); })
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,6 +176,7 @@ int main(int argc, char** argv) {
   fast.push_back({"OpenBLAS", openblas_gemm});
   register_workloads("", fast, 2048);
   register_workloads("_naive", {{"Reference", tt::backend::Reference::gemm<float>}}, 512);
+  register_subnormal_workload();
 
   return run_registered_benchmarks({argv, argv + argc});
 }

@@ -262,6 +262,12 @@ float times(float a, float b) {
 TEST(FlushDenormal, ReachesEveryOpenMpThreadAndThreadsCreatedLaterAndIsUndone) {
   const RestoreFlushDenormal restore;
   const float subnormal = 1e-40f;  // below FLT_MIN (1.18e-38)
+  tt::backend::cpu::set_flush_denormal(false);
+  int team = 0;  // the OpenMP team's threads exist (and do not flush) before the mode is set
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(omp_get_max_threads()) reduction(+ : team)
+#endif
+  team += 1;
   if (!tt::backend::cpu::set_flush_denormal(true)) GTEST_SKIP() << "no flush-to-zero mode on this CPU (not x86)";
   EXPECT_EQ(times(subnormal, 1.0f), 0.0f) << "denormals-are-zero: a subnormal input reads as 0";
   EXPECT_EQ(times(1e-20f, 1e-20f), 0.0f) << "flush-to-zero: a subnormal result becomes 0";
@@ -274,6 +280,7 @@ TEST(FlushDenormal, ReachesEveryOpenMpThreadAndThreadsCreatedLaterAndIsUndone) {
     threads_flushing += tt::backend::cpu::flushes_denormals_this_thread() && times(subnormal, 1.0f) == 0.0f;
   }
   EXPECT_EQ(threads_flushing, threads_seen);
+  EXPECT_EQ(threads_seen, team);
   bool later_thread_flushes = false;
   std::thread([&] { later_thread_flushes = tt::backend::cpu::flushes_denormals_this_thread(); }).join();
   EXPECT_TRUE(later_thread_flushes) << "a thread inherits its creator's floating-point mode";

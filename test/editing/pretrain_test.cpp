@@ -250,6 +250,37 @@ TEST(Pretrain, LabelSlotsAreTheLabelsOwnEmbeddingsThenZeros) {
               labels[static_cast<std::size_t>(length + 2)] == editlab::model::kIgnore);
 }
 
+// A frozen encoder's output passed to Seq2Seq::loss (SEPROG's step reuses the one it pooled)
+// gives the loss and the prefix's gradient of the loss that encodes the inputs itself, and is
+// what the decoder reads.
+TEST(Seq2SeqLoss, AGivenEncodingStandsForTheEncodersOwn) {
+  namespace tt = tensortape;
+  using editlab::model::Cpu;
+  const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_given_encoding");
+  auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
+  base.model.freeze();
+  const auto batch = base.batch({{"question: a b", "x y z"}, {"question: c", "w"}, {"question: d e f", "v u"}});
+  tt::Rng rng(11);
+  const auto start = tt::randn<float, Cpu>({3, 4, base.model.config().d_model}, rng);  // (B, P, D)
+  auto loss_and_grad = [&](const tt::Tensor<float, Cpu>& encoded) {
+    auto prefix = start.contiguous_copy().requires_grad_();
+    const auto loss = base.loss(batch, prefix, encoded);
+    tt::backward(loss);
+    return std::pair{loss.item(), prefix.grad().to_vector()};
+  };
+  tt::Tensor<float, Cpu> frozen;
+  {
+    tt::NoGradGuard no_grad;
+    frozen = base.model.encode(batch.input_ids, batch.attention_mask);  // (B, S, D)
+  }
+  const auto [own_loss, own_grad] = loss_and_grad(tt::Tensor<float, Cpu>());
+  const auto [given_loss, given_grad] = loss_and_grad(frozen);
+  EXPECT_EQ(given_loss, own_loss);
+  EXPECT_EQ(given_grad, own_grad);
+  const auto [zero_loss, zero_grad] = loss_and_grad(tt::zeros<float, Cpu>(frozen.shape()));
+  EXPECT_NE(zero_loss, own_loss) << "the decoder reads the encoding it is given";
+}
+
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   const auto w = editlab::world::generate(editlab::world::WorldOptions{});
   const auto sets = editlab::pretrain::quality_sets(w);

@@ -129,9 +129,11 @@ class Seq2Seq {
     return token_slots(ids, rows, slots);
   }
 
-  // Mean token NLL of the batch's labels; prefix (B, P, D) is optional.
-  Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor()) {
-    const auto encoded = model.encode(b.input_ids, b.attention_mask);  // (B, S, D)
+  // Mean token NLL of the batch's labels; prefix (B, P, D) is optional. A caller that already
+  // holds the encoder's output for b's inputs (B, S, D) passes it as `encoded` (a frozen
+  // encoder's, computed without gradient) instead of having it computed again.
+  Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor(), const Tensor& encoded_inputs = Tensor()) {
+    const auto encoded = encoded_inputs.defined() ? encoded_inputs : model.encode(b.input_ids, b.attention_mask);  // (B, S, D)
     const auto logits = model.decode(tt::nn::shift_right(b.labels, model.config().decoder_start_token_id,
                                                           model.config().pad_token_id),
                                      encoded, b.attention_mask, prefix);  // (B, T, V)

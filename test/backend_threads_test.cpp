@@ -247,10 +247,27 @@ TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
 #endif
 }
 
-// Restores the calling thread's and its team's subnormal mode when a test ends.
-struct RestoreFlushDenormal {
-  bool was = tt::backend::cpu::flushes_denormals_this_thread();
-  ~RestoreFlushDenormal() { tt::backend::cpu::set_flush_denormal(was); }
+// Gives the test an OpenMP team of 2 (scripts/test runs tests with OMP_NUM_THREADS=1), and
+// restores the team's size and its subnormal mode when the test ends.
+class TwoThreadsThenRestore {
+ public:
+  TwoThreadsThenRestore() {
+#if defined(_OPENMP)
+    omp_set_num_threads(2);
+#endif
+  }
+  ~TwoThreadsThenRestore() {
+    tt::backend::cpu::set_flush_denormal(flushed_);
+#if defined(_OPENMP)
+    omp_set_num_threads(threads_);
+#endif
+  }
+
+ private:
+  bool flushed_ = tt::backend::cpu::flushes_denormals_this_thread();
+#if defined(_OPENMP)
+  int threads_ = omp_get_max_threads();
+#endif
 };
 
 // A float the compiler cannot fold: whether it reads as 0 depends on the thread's mode at run time.
@@ -260,7 +277,7 @@ float times(float a, float b) {
 }
 
 TEST(FlushDenormal, ReachesEveryOpenMpThreadAndThreadsCreatedLaterAndIsUndone) {
-  const RestoreFlushDenormal restore;
+  const TwoThreadsThenRestore restore;
   const float subnormal = 1e-40f;  // below FLT_MIN (1.18e-38)
   tt::backend::cpu::set_flush_denormal(false);
   int team = 0;  // the OpenMP team's threads exist (and do not flush) before the mode is set
@@ -298,7 +315,7 @@ TEST(FlushDenormal, ReachesEveryOpenMpThreadAndThreadsCreatedLaterAndIsUndone) {
 // A GEMM large enough for OpenBLAS to split over its threads reads subnormal inputs as 0 on every
 // one of them in the mode, and sums them exactly as a plain loop does outside it.
 TEST(FlushDenormal, GemmOnEveryThreadReadsSubnormalInputsAsZero) {
-  const RestoreFlushDenormal restore;
+  const TwoThreadsThenRestore restore;
   const std::int64_t n = 256;
   const float subnormal = 1e-40f;
   std::vector<float> a(static_cast<std::size_t>(n * n), subnormal), b(static_cast<std::size_t>(n * n), 0.5f);

@@ -14,6 +14,8 @@
 // threads of its team (the non-GEMM kernels' and, with OpenBLAS's OpenMP variant, the GEMMs');
 // threads created afterwards inherit their creator's mode (pthread_create copies the floating-
 // point environment), so calling it first thing in main covers every thread the program makes.
+// Not OpenBLAS's pthread build, though (a build without OpenMP, TENSORTAPE_HAS_OPENMP off): its
+// own threads start when the library loads, before main, and keep IEEE mode.
 #pragma once
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__SSE__)

@@ -47,8 +47,8 @@ int main(int argc, char** argv) {
   // heap instead of mapping and unmapping them each time (this cut system time by two thirds).
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  // Before any thread exists, so that every thread inherits it: subnormal floats would make
-  // Intel cores' GEMMs up to 100x slower (backend/cpu_denormals.hpp).
+  // Before any thread exists, so that every thread inherits it: subnormal floats make Intel
+  // cores' GEMMs far slower (backend/cpu_denormals.hpp; measured in docs/benchmarks.md).
   tensortape::backend::cpu::set_flush_denormal(true);
   CLI::App app{"editlab: edit what a pretrained seq2seq model knows, and measure it"};
   app.require_subcommand(1);

@@ -130,7 +130,7 @@ class Seq2Seq {
   }
 
   // Mean token NLL of the batch's labels; prefix (B, P, D) is optional. A caller that already
-  // holds the encoder's output for b's inputs (B, S, D) passes it as `encoded` (a frozen
+  // holds the encoder's output for b's inputs (B, S, D) passes it as `encoded_inputs` (a frozen
   // encoder's, computed without gradient) instead of having it computed again.
   Tensor loss(const TextBatch& b, const Tensor& prefix = Tensor(), const Tensor& encoded_inputs = Tensor()) {
     const auto encoded = encoded_inputs.defined() ? encoded_inputs : model.encode(b.input_ids, b.attention_mask);  // (B, S, D)

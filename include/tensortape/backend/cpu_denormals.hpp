@@ -32,15 +32,15 @@ namespace tensortape::backend::cpu {
 #if defined(TENSORTAPE_HAS_MXCSR)
 inline constexpr unsigned kMxcsrFlushToZero = 1u << 15;
 inline constexpr unsigned kMxcsrDenormalsAreZero = 1u << 6;
+inline constexpr unsigned kMxcsrFlushDenormal = kMxcsrFlushToZero | kMxcsrDenormalsAreZero;
 #endif
 
 // Sets or clears flush-to-zero and denormals-are-zero on the calling thread only. Returns false
 // where this build has no such mode (not x86): nothing changes there.
 inline bool set_flush_denormal_this_thread(bool on) {
 #if defined(TENSORTAPE_HAS_MXCSR)
-  constexpr unsigned bits = kMxcsrFlushToZero | kMxcsrDenormalsAreZero;
   const unsigned csr = _mm_getcsr();
-  _mm_setcsr(on ? (csr | bits) : (csr & ~bits));
+  _mm_setcsr(on ? (csr | kMxcsrFlushDenormal) : (csr & ~kMxcsrFlushDenormal));
   return true;
 #else
   (void)on;
@@ -51,8 +51,7 @@ inline bool set_flush_denormal_this_thread(bool on) {
 // Whether the calling thread flushes subnormals (both bits set).
 inline bool flushes_denormals_this_thread() {
 #if defined(TENSORTAPE_HAS_MXCSR)
-  constexpr unsigned bits = kMxcsrFlushToZero | kMxcsrDenormalsAreZero;
-  return (_mm_getcsr() & bits) == bits;
+  return (_mm_getcsr() & kMxcsrFlushDenormal) == kMxcsrFlushDenormal;
 #else
   return false;
 #endif

@@ -94,8 +94,9 @@ int main(int argc, char** argv) {
                            "real-data tracks with texts (zsre1k): percent of examples that are span corruption of the track's text")
       ->capture_default_str()->check(CLI::Range(0, 100));
   pretrain_cmd->add_option("--copy-percent", pre.copy_percent,
-                           "real-data tracks with texts (zsre1k): percent of each batch whose decoder first reads the answer's own "
-                           "tokens as prefix slots, an answer other than the question's (the copy task SEPROG's --label-slots needs)")
+                           "the generated world or a real-data track with texts (zsre1k): percent of each batch whose decoder first reads "
+                           "the answer's own tokens as prefix slots, an answer other than the question's (the copy task SEPROG's "
+                           "--label-slots needs)")
       ->capture_default_str()->check(CLI::Range(0, 99));
   pretrain_cmd->add_option("--copy-slots", pre.copy_slots, "the copy task's prefix slots (answers of more pieces are not drawn)")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -214,11 +214,49 @@ TEST(Pretrain, Zsre1kCopyTaskAnswersWithASpanOfTheTextNeverAnEditsNewLabel) {
     targets.insert(e.target);
   }
   EXPECT_GT(targets.size(), 2000u) << "answers should be as varied as the text";
+}
 
-  // The generated world has no text to copy from.
-  auto options = tiny(scratch("copy_world"));
-  options.copy_percent = 25;
-  expect_refused_naming(options, "--copy-percent", "the default world has no copy task");
+// The generated world's copy task: a question or relation prompt about a fact, in a training
+// phrasing or name, answered with another entity of the object's kind, never the fact's own
+// object and never a new answer a qa or relations edit gives that fact.
+TEST(Pretrain, WorldCopyTaskAnswersWithAnotherEntityOfTheKindNeverAnEditsNewAnswer) {
+  namespace world = editlab::world;
+  const auto source = editlab::pretrain::world_source({}, {});
+  ASSERT_TRUE(source.draw_copy);
+  const auto w = world::generate({});
+  const world::Forms forms(w);
+  std::map<std::string, const world::Fact*> fact_of;  // every training-phrased question and relation prompt
+  for (const auto& f : w.facts) {
+    for (int p = 0; p < world::Relation::num_train_questions; ++p) fact_of[forms.question(f, p).input] = &f;
+    for (int n = 0; n < world::Relation::num_train_names; ++n) fact_of[forms.relation_prompt(f, n)] = &f;
+  }
+  std::set<std::pair<std::string, std::string>> edited;  // (subject|relation, new answer)
+  for (const char* name : {"qa", "relations"}) {
+    const auto benchmark = world::make_benchmark(w, name);
+    for (auto split : world::kSplits)
+      for (const auto& c : benchmark.split(split)) edited.insert({c.changes.front(), c.edit.target});  // the fact's "subject|relation"
+  }
+  ASSERT_GT(edited.size(), 100u);
+  tensortape::Rng rng(11);
+  int questions = 0;
+  std::set<std::string> targets;
+  for (int i = 0; i < 3000; ++i) {
+    const auto e = source.draw_copy(rng);
+    const auto found = fact_of.find(e.input);
+    ASSERT_NE(found, fact_of.end()) << e.input << " is no training-phrased question or relation prompt";
+    const world::Fact& f = *found->second;
+    questions += e.input.rfind("question: ", 0) == 0;
+    EXPECT_NE(e.target, w.answer(f)) << e.input << ": the fact's own answer";
+    std::set<std::string> kind;
+    for (int o : w.entities_of(w.relations[f.relation].object_kind)) kind.insert(w.name(o));
+    EXPECT_TRUE(kind.count(e.target)) << e.target << " is not of the kind " << e.input << " asks for";
+    EXPECT_FALSE(edited.count({w.name(f.subject) + "|" + w.relations[f.relation].id, e.target}))
+        << e.input << " -> " << e.target << " is an edit";
+    targets.insert(e.target);
+  }
+  EXPECT_GT(questions, 1300);  // half questions, half relation prompts
+  EXPECT_LT(questions, 1700);
+  EXPECT_GT(targets.size(), 50u);
 }
 
 // The copy task's prefix: slot t of row r is the embedding row of label token t (before the end

@@ -41,6 +41,7 @@
 #include "train/checkpoint.hpp"
 #include "train/data_parallel.hpp"
 #include "train/progress.hpp"
+#include "world/benchmarks.hpp"
 #include "world/corpus.hpp"
 
 namespace editlab::pretrain {
@@ -80,7 +81,8 @@ struct PretrainOptions {
   int stop_after = 0;            // > 0: checkpoint and return at this step (resume later)
   bool blank_untrained_tokens = true;  // zero the embeddings no training input reached (blank_untrained_embeddings)
   int span_corruption_percent = 25;    // tracks with texts: share of examples that are span corruption (track_source)
-  // Tracks with texts: share of each batch that is the copy task (PretrainSource::draw_copy):
+  // Share of each batch that is the copy task (PretrainSource::draw_copy; the generated world and
+  // tracks with texts):
   // the decoder reads the answer's own tokens as copy_slots prefix slots (Seq2Seq::label_slots)
   // before it answers, an answer that is not the question's, so the model learns that such
   // slots override what it knows. SEPROG's `--label-slots` puts an edit's label there.
@@ -132,6 +134,29 @@ struct PretrainSource {
   std::function<world::Example(tt::Rng& rng)> draw_copy;
 };
 
+// The world's copy task: a question or relation prompt about a fact (training phrasings and
+// names only), answered with another entity of the object's kind, never the fact's own object
+// and never a new answer some qa or relations edit gives that fact.
+inline std::function<world::Example(tt::Rng&)> world_copy_task(std::shared_ptr<const world::World> w) {
+  std::set<std::pair<std::string, std::string>> edited;  // (fact key, new answer) of every edit
+  for (const char* name : {"qa", "relations"}) {
+    const auto benchmark = world::make_benchmark(*w, name);
+    for (world::Split s : world::kSplits)
+      for (const auto& c : benchmark.split(s)) edited.emplace(c.changes.front(), c.edit.target);
+  }
+  return [w, edited = std::move(edited)](tt::Rng& rng) {
+    const world::Forms forms(*w);
+    while (true) {
+      const world::Fact& f = w->facts[rng.below(w->facts.size())];
+      const std::string answer = w->name(world::detail::other_object(*w, f, rng));
+      if (edited.count({world::detail::fact_key(*w, f), answer})) continue;
+      const std::string input = rng.below(2) ? forms.question(f, static_cast<int>(rng.below(world::Relation::num_train_questions))).input
+                                             : forms.relation_prompt(f, static_cast<int>(rng.below(world::Relation::num_train_names)));
+      return world::Example{input, answer};
+    }
+  };
+}
+
 inline PretrainSource world_source(const world::WorldOptions& options, const world::MixOptions& mix_options) {
   auto w = std::make_shared<const world::World>(world::generate(options));
   auto mix = std::make_shared<world::PretrainingMix>(*w, 0, mix_options);
@@ -142,7 +167,7 @@ inline PretrainSource world_source(const world::WorldOptions& options, const wor
             for (auto& e : batch) e = mix->sample();
           },
           [w](model::Seq2Seq& base) { return measure_quality(base, *w); },
-          {}};
+          world_copy_task(w)};
 }
 
 // A track's knowledge, drawn uniformly, and span corruption over its texts (data/tracks.hpp) for
@@ -334,7 +359,7 @@ inline nlohmann::json pretrain(const PretrainOptions& options) {
 
   const int threads = train::shard_count(options.threads);
   const int micro_batches = options.micro_batches > 0 ? options.micro_batches : 2 * threads;
-  tt::check(options.copy_percent == 0 || source.draw_copy, "editlab pretrain", "--copy-percent needs a track with texts (zsre1k), not '",
+  tt::check(options.copy_percent == 0 || source.draw_copy, "editlab pretrain", "--copy-percent needs the generated world or a track with texts (zsre1k), not '",
             options.source, "'");
   tt::check(options.copy_percent >= 0 && options.copy_percent < 100 && options.copy_slots > 0, "editlab pretrain",
             "--copy-percent must lie in [0, 100) and --copy-slots be positive");

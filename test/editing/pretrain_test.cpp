@@ -259,6 +259,18 @@ TEST(Pretrain, WorldCopyTaskAnswersWithAnotherEntityOfTheKindNeverAnEditsNewAnsw
   EXPECT_GT(targets.size(), 50u);
 }
 
+// A track without texts (lot) has nothing to copy from.
+TEST(Pretrain, ACopyTaskForATrackWithoutTextsIsRefused) {
+  const fs::path shared = EDITLAB_SHARED_DATA_DIR;
+  if (!fs::exists(editlab::data::track_file("lot", shared)))
+    GTEST_SKIP() << "real data not found under " << shared.string() << " (expected ../shared/data beside the repository)";
+  auto options = tiny(scratch("copy_lot"));
+  options.source = "lot";
+  options.data_dir = shared;
+  options.copy_percent = 25;
+  expect_refused_naming(options, "--copy-percent", "lot has no texts to copy from");
+}
+
 // The copy task's prefix: slot t of row r is the embedding row of label token t (before the end
 // token), zero past the label's end; labels longer than the slots are cut.
 TEST(Pretrain, LabelSlotsAreTheLabelsOwnEmbeddingsThenZeros) {

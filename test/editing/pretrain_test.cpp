@@ -250,7 +250,7 @@ TEST(Pretrain, WorldCopyTaskAnswersWithAnotherEntityOfTheKindNeverAnEditsNewAnsw
     std::set<std::string> kind;
     for (int o : w.entities_of(w.relations[f.relation].object_kind)) kind.insert(w.name(o));
     EXPECT_TRUE(kind.count(e.target)) << e.target << " is not of the kind " << e.input << " asks for";
-    EXPECT_FALSE(edited.count({w.name(f.subject) + "|" + w.relations[f.relation].id, e.target}))
+    EXPECT_FALSE(edited.count({world::detail::fact_key(w, f), e.target}))
         << e.input << " -> " << e.target << " is an edit";
     targets.insert(e.target);
   }

@@ -326,6 +326,24 @@ EvalOptions exactly(std::vector<int> batch_sizes, int draws, std::uint64_t seed)
   return o;
 }
 
+// ES(known): among the edit-needed in-scope inputs, those the base model answers with the edit's
+// old label. Cases 1 and 5 have old label "base", the fake base model's answer to their
+// descriptor and to their (odd, so needed) rephrasing; the editor gets the descriptors only.
+TEST(Evaluate, EsKnownIsEsWhereTheBaseAnswersTheOldLabel) {
+  Benchmark bench = synthetic(8, /*with_hard=*/false);
+  for (int i = 0; i < 8; ++i) bench.split(Split::test)[i].old_target = i % 4 == 1 ? "base" : "old";
+  MemorisingEditor editor;
+  CountingBase base;
+  const auto rows = evaluate(editor, base.predictor(), bench, Split::test, exactly({8}, 1, 5), nullptr);
+  ASSERT_TRUE(rows[0].es_known.has_value());
+  EXPECT_DOUBLE_EQ(*rows[0].es_known, 0.5);  // 2 descriptors hit, 2 rephrasings missed
+  EXPECT_EQ(rows[0].known_examples, std::optional<int>(4));
+  EXPECT_DOUBLE_EQ(rows[0].es, 2.0 / 3.0);  // unchanged: 8 descriptors and 4 odd rephrasings
+
+  bench.labels = {"base", "old"};  // a claim benchmark: its old label is the other claim label
+  EXPECT_FALSE(evaluate(editor, base.predictor(), bench, Split::test, exactly({8}, 1, 5), nullptr)[0].es_known);
+}
+
 TEST(Evaluate, ExactScoresFromAFakeEditor) {
   const Benchmark bench = synthetic(8, /*with_hard=*/true);
   MemorisingEditor editor;
@@ -352,6 +370,7 @@ TEST(Evaluate, ExactScoresFromAFakeEditor) {
   EXPECT_EQ(one.split, "test");
   EXPECT_EQ(one.batch_size, 1);
   EXPECT_EQ(one.draws, 3);
+  EXPECT_FALSE(one.es_known.has_value());  // no case has an old label
   EXPECT_DOUBLE_EQ(one.es, hits / trials);
   EXPECT_DOUBLE_EQ(one.es0, base_hits / 6);                   // two in-scope examples per draw
   EXPECT_DOUBLE_EQ(one.es_all, (3 + base_hits) / 6);           // descriptors, plus the known rephrasings
@@ -565,6 +584,8 @@ TEST(Report, JsonLinesRoundTrip) {
   ResultRow a = row("seprog", "qa", 64, 0.93, 0.011, 0.02, 0.004);
   a.edit_ms = 812.5;
   a.seconds = 41.25;
+  a.es_known = 0.75;
+  a.known_examples = 120;
   ResultRow b = row("seprog", "relations", 64, 0.8, 0.02, 0.03, 0.01);
   b.hard_dd = 0.12;
   b.hard_dd_se = 0.015;
@@ -605,6 +626,9 @@ TEST(Report, JsonLinesRoundTrip) {
   EXPECT_DOUBLE_EQ(*back[0].edit_ms, 812.5);
   EXPECT_DOUBLE_EQ(*back[0].seconds, 41.25);
   EXPECT_FALSE(back[1].seconds.has_value());
+  EXPECT_DOUBLE_EQ(*back[0].es_known, 0.75);
+  EXPECT_EQ(back[0].known_examples, std::optional<int>(120));
+  EXPECT_FALSE(back[1].es_known.has_value());
   EXPECT_EQ(back[0].seed, std::optional<std::uint64_t>(3));
   EXPECT_EQ(back[0].split, "validation");
   EXPECT_DOUBLE_EQ(back[0].es0, 0.05);

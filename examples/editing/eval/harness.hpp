@@ -19,6 +19,9 @@
 //   DD        share of unseen out-scope inputs (reserved subjects, held-out wordings) whose answer
 //             differs from the base model's; DD(seen) on the out-scope subjects editors train on
 //   hard DD   the same on the edited subjects' untouched facts
+//   ES(known) generation benchmarks: ES on the edit-needed in-scope examples the base model answers
+//             with the edit's old label, i.e. it knows the fact in that wording (a scope decision
+//             on the others rests on a wording the base model does not understand)
 // Rates pool every outcome of the cell; standard errors come from a bootstrap over edits (ES)
 // and over out-scope subjects (DD), since draws overlap (metrics.hpp, cluster_bootstrap).
 #pragma once
@@ -64,6 +67,8 @@ struct ResultRow {
   double es = 0, es_se = 0;           // edit-needed in-scope examples (the headline)
   double es_all = 0, es0 = 0;         // every in-scope example, edited and unedited
   std::optional<double> es_descriptors;  // the descriptors themselves answered with their new labels
+  std::optional<double> es_known;        // generation benchmarks: ES where the base answers the old label
+  std::optional<int> known_examples;     // the distinct edit-needed examples behind es_known
   double dd = 0, dd_se = 0;           // unseen out-scope
   double acc_drop = 0;                // base accuracy on unseen out-scope (gold) minus edited accuracy
   std::optional<double> dd_seen, dd_seen_se;    // validation / test splits only
@@ -225,13 +230,15 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
               " (1 ... ", pool.size(), ")");
   const bool has_hard = std::any_of(pool.begin(), pool.end(), [](const Case& c) { return !c.hard_out_scope.empty(); });
   const bool has_seen = std::any_of(pool.begin(), pool.end(), [](const Case& c) { return !c.seen_out_scope.empty(); });
+  const bool has_known = benchmark.labels.empty() &&  // a claim's old label is just the other one
+                         std::any_of(pool.begin(), pool.end(), [](const Case& c) { return !c.old_target.empty(); });
   const bool redraw = progress == &std::cerr && isatty(fileno(stderr));
   const std::string label = editor.name() + " " + benchmark.name + "/" + world::split_name(split);
 
   detail::BaseAnswers base_answers(base);
   std::vector<ResultRow> rows;
   for (int k : options.batch_sizes) {
-    detail::Tally needed, all_in, base_in, out, seen, hard, described;
+    detail::Tally needed, known, all_in, base_in, out, seen, hard, described;
     double base_right = 0, edited_right = 0, out_trials = 0;  // gold accuracy on unseen out-scope
     std::vector<double> edit_ms;
     const auto started = std::chrono::steady_clock::now();
@@ -249,10 +256,12 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
       const auto hard_set = hard_out_scope_of(batch);
       std::vector<Example> in_set;
       std::vector<std::string> in_edit;  // the edit (its index in the split) each in-scope example belongs to
+      std::vector<const std::string*> in_old;  // and that edit's old label
       for (std::size_t b = 0; b < batch.size(); ++b)
         for (const auto& e : batch[b].in_scope) {
           in_set.push_back(e);
           in_edit.push_back(std::to_string(indices[b]));
+          in_old.push_back(&batch[b].old_target);
         }
       base_answers.fetch({&in_set, &out_set, &seen_set, &hard_set});
 
@@ -272,10 +281,12 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
       for (std::size_t i = 0; i < in_set.size(); ++i, ++at) {
         const Example& e = in_set[i];
         const std::string example = in_edit[i] + "\t" + e.input;
-        const bool base_hit = base_answers.at(e.input) == e.target, hit = answers[at] == e.target;
+        const std::string& before = base_answers.at(e.input);
+        const bool base_hit = before == e.target, hit = answers[at] == e.target;
         all_in.add(in_edit[i], example, hit);
         base_in.add(in_edit[i], example, base_hit);
         if (!base_hit) needed.add(in_edit[i], example, hit);
+        if (!base_hit && has_known && !in_old[i]->empty() && before == *in_old[i]) known.add(in_edit[i], example, hit);
       }
       for (const auto& e : out_set) {
         const std::string& before = base_answers.at(e.input);
@@ -307,6 +318,10 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
     row.es_all = all_in.rate(0, 0).mean;
     row.es0 = base_in.rate(0, 0).mean;
     row.es_descriptors = described.rate(0, 0).mean;
+    if (has_known) {
+      row.es_known = known.clusters.empty() ? std::numeric_limits<double>::quiet_NaN() : known.rate(0, 0).mean;
+      row.known_examples = static_cast<int>(known.distinct.size());
+    }
     row.dd = dd.mean;
     row.dd_se = dd.se;
     row.acc_drop = out_trials > 0 ? (base_right - edited_right) / out_trials : std::numeric_limits<double>::quiet_NaN();
@@ -336,6 +351,7 @@ inline std::vector<ResultRow> evaluate(Editor& editor, const BasePredictor& base
                 << ")  DD " << detail::two(row.dd) << " ± " << detail::two(row.dd_se);
       if (row.dd_seen) *progress << "  seen DD " << detail::two(*row.dd_seen);
       if (row.hard_dd) *progress << "  hard DD " << detail::two(*row.hard_dd);
+      if (row.es_known) *progress << "  ES known " << detail::two(*row.es_known) << " [" << *row.known_examples << "]";
       *progress << "  [" << row.needed_examples << " in, " << row.out_examples << " out]";
       if (row.needed_examples < options.min_examples || row.out_examples < options.min_examples)
         *progress << "  (the split holds fewer than " << options.min_examples << ")";

@@ -105,6 +105,8 @@ inline nlohmann::json to_json(const ResultRow& r) {
   j["target_examples"] = r.target_examples;
   if (r.edit_ms) j["edit_ms"] = detail::number_or_null(*r.edit_ms);
   if (r.es_descriptors) j["es_descriptors"] = detail::number_or_null(*r.es_descriptors);
+  if (r.es_known) j["es_known"] = detail::number_or_null(*r.es_known);
+  if (r.known_examples) j["known_examples"] = *r.known_examples;
   if (r.seconds) j["seconds"] = detail::number_or_null(*r.seconds);
   return j;
 }
@@ -144,6 +146,8 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   r.hard_dd_se = detail::read_optional(j, "hard_dd_se");
   r.edit_ms = detail::read_optional(j, "edit_ms");
   r.es_descriptors = detail::read_optional(j, "es_descriptors");
+  r.es_known = detail::read_optional(j, "es_known");
+  if (j.contains("known_examples")) r.known_examples = detail::read_count(j, "known_examples");
   r.seconds = detail::read_optional(j, "seconds");
   return r;
 }
@@ -318,6 +322,8 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
     m.row.es0 = detail::mean_of(values([](const ResultRow& r) { return r.es0; }));
     if (m.row.es_descriptors)
       m.row.es_descriptors = detail::mean_of(values([](const ResultRow& r) { return detail::value(r.es_descriptors); }));
+    if (m.row.es_known) m.row.es_known = detail::mean_of(values([](const ResultRow& r) { return detail::value(r.es_known); }));
+    m.row.known_examples.reset();  // a count per run, not per mean
     m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
     m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
     m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));

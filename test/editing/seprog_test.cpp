@@ -135,6 +135,39 @@ TEST(Seprog, EmptyMemoryOrOutOfScopeMeansTheBaseModelUntouched) {
   EXPECT_NE(editor.predict(inputs), base_answers);
 }
 
+// With a large prompt every prompted answer differs from the base's (what it is depends on the
+// batch it is decoded in); which inputs get it is e(x) > gate_threshold, input by input.
+TEST(Seprog, TheGateThresholdDecidesWhichInputsGetThePrefix) {
+  auto& t = tiny();
+  Seprog editor(t.base, {}, small());
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  const auto inputs = inputs_of(cases);
+  const auto base_answers = t.base.answer(inputs);
+  {
+    tensortape::NoGradGuard no_grad;
+    editor.modules().prompt_out.bias.fill_(25.0f);
+  }
+  editor.apply(editlab::eval::descriptors_of({cases.begin(), cases.begin() + 2}));
+  const auto p = editor.scope_probabilities(inputs);
+  auto sorted = p;
+  std::sort(sorted.begin(), sorted.end());
+  ASSERT_LT(sorted.front(), sorted.back()) << "every input has the same e(x)";
+  editor.set_gate_threshold(1e-9);
+  const auto prompted = editor.predict(inputs);  // every input
+  const double threshold = sorted[sorted.size() / 2];
+  editor.set_gate_threshold(threshold);
+  const auto answers = editor.predict(inputs);
+  int above = 0;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    ASSERT_NE(prompted[i], base_answers[i]) << inputs[i];
+    EXPECT_EQ(answers[i] != base_answers[i], p[i] > threshold) << inputs[i] << " e(x) " << p[i] << ": " << answers[i];
+    above += p[i] > threshold;
+  }
+  EXPECT_GT(above, 0);
+  EXPECT_LT(above, static_cast<int>(inputs.size()));
+  EXPECT_THROW(editor.set_gate_threshold(1.0), tensortape::Error);
+}
+
 TEST(Seprog, MemoryAddRemoveAndPersistRoundTrip) {
   auto& t = tiny();
   Seprog editor(t.base, {}, small());

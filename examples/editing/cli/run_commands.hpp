@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -209,6 +210,7 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--hard-negatives", t.seprog.hard_negatives, "share of out-scope training inputs that are other facts of a subject the set edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--hard-selection", t.seprog.hard_selection, "at inference, the prompt comes from the best-scoring edit alone (beyond the paper)")->capture_default_str();
   cmd.add_option("--prompt-sees-query", t.seprog.prompt_sees_query, "the prompt decoder reads the query's pooled encoding beside the selected edit (beyond the paper)")->capture_default_str();
+  cmd.add_option("--gate-threshold", t.seprog.gate_threshold, "an input gets the prefix where the scope classifier's e(x) exceeds this (the paper: 0.5)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--pair-gate", t.seprog.pair_gate, "the scope classifier also reads the query and its best-matching edit's input encoded together (beyond the paper)")->capture_default_str();
   cmd.add_option("--label-slots", t.seprog.label_slots, "the selected edit's first N label tokens, as embeddings, end the prefix (beyond the paper; for a base pretrained with --copy-percent; 0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--sibling-share", t.seprog.sibling_share, "share of an edit set's edits drawn from subjects it already edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -337,6 +339,7 @@ struct EvalCommand {
   std::string split = "test";
   fs::path json = "results.jsonl";
   bool resume = false;
+  std::optional<double> gate_threshold;  // SEPROG runs: overrides the run's
 };
 
 inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
@@ -352,12 +355,16 @@ inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
   cmd.add_option("--seed", e.options.seed, "seed of the edit batch draws")->capture_default_str();
   cmd.add_flag("--resume", e.resume,
                "skip the batch sizes whose rows --json already holds for this run (method, benchmark, split, training seed)");
+  cmd.add_option("--gate-threshold", e.gate_threshold,
+                 "SEPROG runs: inject the prefix where e(x) exceeds this instead of the run's threshold (rows do not record it: give them their own --json)")
+      ->check(CLI::Range(0.0, 1.0));
 }
 
 inline int run_eval(const EvalCommand& e) {
   tensortape::check(e.options.max_draws >= e.options.min_draws, "editlab eval", "--max-draws ", e.options.max_draws,
                     " is below --draws ", e.options.min_draws);
   auto run = load_run(e.run);
+  if (e.gate_threshold) run->seprog("editlab eval --gate-threshold").set_gate_threshold(*e.gate_threshold);
   eval::EvalOptions options = e.options;
   std::vector<eval::ResultRow> kept;  // --resume: the rows an earlier sitting finished
   if (e.resume && fs::exists(e.json)) {

@@ -5,7 +5,7 @@
 //   Seprog editor(base, benchmark.labels, SeprogOptions{});
 //   editor.train(benchmark);                  // Adam, warm-up, clip 5.0, early stopping
 //   editor.apply(descriptors);                // encode the edit descriptors once: memory H (K, 2 d_h)
-//   auto answers = editor.predict(inputs);    // prefix only where e(x) > 0.5
+//   auto answers = editor.predict(inputs);    // prefix only where e(x) > 0.5 (gate_threshold)
 //   editor.memory().add({"question: ...", "new answer"});  editor.memory().remove("question: ...");
 //   editor.memory().save("memory.safetensors");
 //   editor.save("runs/seprog-qa");            // the trained modules and their options
@@ -92,6 +92,7 @@ class Seprog : public RunEditor {
     tt::check(options_.prefix_length > 0 && options_.memory_dim > 0 && options_.hidden > 0, "Seprog",
               "prefix_length, memory_dim and hidden must be positive");
     tt::check(options_.lambda >= 0 && options_.lambda <= 1, "Seprog", "lambda ", options_.lambda, " is not in [0, 1]");
+    set_gate_threshold(options_.gate_threshold);
     tt::check(!options_.token_match || (options_.key_value && options_.key_tokens > 0), "Seprog",
               "token_match needs key_value and a positive key_tokens");
     tt::check(!options_.answer_match || options_.token_match, "Seprog", "answer_match needs token_match");
@@ -108,6 +109,11 @@ class Seprog : public RunEditor {
   nlohmann::json options_json() const override { return options_.to_json(); }
   std::uint64_t seed() const override { return options_.seed; }
   SeprogModules& modules() { return modules_; }
+  // Where predict injects the prefix: e(x) > threshold. Saved with the run's options.
+  void set_gate_threshold(double threshold) {
+    tt::check(threshold > 0 && threshold < 1, "Seprog", "gate threshold ", threshold, " is not in (0, 1)");
+    options_.gate_threshold = threshold;
+  }
   EditMemory& memory() { return memory_; }
 
   // ---- Editor ----
@@ -156,7 +162,7 @@ class Seprog : public RunEditor {
       const auto probabilities = tt::sigmoid(scope.in_scope_logit).to_vector();
       std::vector<std::int64_t> rows;
       for (std::size_t i = 0; i < inputs.size(); ++i) {
-        const bool inject = always_inject() || probabilities[i] > 0.5f;
+        const bool inject = always_inject() || probabilities[i] > options_.gate_threshold;
         (inject ? prompted : plain).push_back(i);
         if (inject) rows.push_back(static_cast<std::int64_t>(i));
       }
@@ -187,11 +193,13 @@ class Seprog : public RunEditor {
     all.insert(all.end(), descriptors.begin(), descriptors.end());
     memory_.set(all, memory_.size() ? tt::concat<float, Cpu>({memory_.encodings(), encodings}, 0) : encodings);
   }
-  // The scope probability e(x) of each input under the current memory (for inspection).
+  // The scope probability e(x) of each input under the current memory, as predict gates on it
+  // (with predict's selection: hard_selection feeds NN_e the best edit's value).
   std::vector<float> scope_probabilities(const std::vector<std::string>& inputs) {
     tt::NoGradGuard no_grad;
     if (memory_.size() == 0) return std::vector<float>(inputs.size(), 0.0f);
-    return tt::sigmoid(forward(inputs, memory_.encodings(), memory_.descriptors()).in_scope_logit).to_vector();
+    const auto scope = forward(inputs, memory_.encodings(), memory_.descriptors(), Tensor(), options_.hard_selection);
+    return tt::sigmoid(scope.in_scope_logit).to_vector();
   }
 
   // Answers with the oracle's routing: input i gets the prompt of memory entry edit_of_input[i]

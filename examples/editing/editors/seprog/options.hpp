@@ -136,6 +136,9 @@ struct SeprogOptions {
   // `--copy-percent` has learned to copy from; a label of several pieces no longer has to pass
   // through one d_h vector. 0 turns it off.
   int label_slots = 0;
+  // An input gets the prefix where e(x) > gate_threshold (the paper's 0.5). Training does not
+  // read it; `editlab eval --gate-threshold` overrides a run's, to choose it on validation.
+  double gate_threshold = 0.5;
   int eval_every = 100;     // validation loss every this many steps
   int patience = 600;       // stop when validation loss has not improved for this many steps
   std::uint64_t seed = 1;
@@ -179,7 +182,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate}, {"label_slots", label_slots},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate}, {"label_slots", label_slots}, {"gate_threshold", gate_threshold},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -214,6 +217,7 @@ struct SeprogOptions {
     o.prompt_sees_query = j.value("prompt_sees_query", false);
     o.pair_gate = j.value("pair_gate", false);
     o.label_slots = j.value("label_slots", 0);
+    o.gate_threshold = j.value("gate_threshold", 0.5);
     o.examples_per_step = j.at("examples_per_step");
     o.eval_every = j.at("eval_every");
     o.patience = j.at("patience");

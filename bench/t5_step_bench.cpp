@@ -32,6 +32,10 @@
 // --t5_profile=<name>:<steps> runs only that contender's steps (for perf / callgrind) and exits.
 // --t5_host_cache=1 turns the CPU storage's caching allocator on (up to 1 GiB cached; off by
 // default, as in the library), in the memory children too: run with and without, in turn.
+// --t5_flush_denormal=0 keeps subnormal floats (IEEE behaviour, the library's default). By
+// default the process flushes them to zero (backend/cpu_denormals.hpp), as editlab does: the
+// steps make subnormals, and on Intel cores each GEMM operand that holds them takes a microcode
+// assist (docs/benchmarks.md, "Subnormal floats"). The mode covers every contender's threads.
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -283,6 +287,7 @@ int memory_child(const std::string& name) {
 
 // --t5_host_cache=1: freed storage blocks are kept for the next tensors of their size.
 bool host_cache = false;
+bool flush_denormal = true;  // --t5_flush_denormal
 
 void measure_memory(const std::vector<std::string>& names) {
   for (const auto& n : names) {
@@ -290,7 +295,8 @@ void measure_memory(const std::vector<std::string>& names) {
     char self[4096] = {0};
     const auto length = readlink("/proc/self/exe", self, sizeof self - 1);
     if (length <= 0) return;
-    const std::string flags = std::string(" --t5_host_cache=") + (host_cache ? "1" : "0") + " --t5_memory_child=" + n;
+    const std::string flags = std::string(" --t5_host_cache=") + (host_cache ? "1" : "0") +
+                              " --t5_flush_denormal=" + (flush_denormal ? "1" : "0") + " --t5_memory_child=" + n;
     FILE* pipe = popen((std::string(self) + flags).c_str(), "r");
     long peak = 0, baseline = 0;
     if (pipe == nullptr || std::fscanf(pipe, "%ld %ld", &peak, &baseline) != 2) {
@@ -323,9 +329,14 @@ int main(int argc, char** argv) {
   // Our own flags first; Google Benchmark rejects flags it does not know.
   bool memory = true;
   std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i)  // before any step, whatever the flags' order
+    if (std::string(argv[i]).starts_with("--t5_flush_denormal=")) flush_denormal = std::string(argv[i]).substr(20) != "0";
+  tt::backend::cpu::set_flush_denormal(flush_denormal);
   for (int i = 0; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg.starts_with("--t5_host_cache=")) {
+    if (arg.starts_with("--t5_flush_denormal=")) {
+      continue;
+    } else if (arg.starts_with("--t5_host_cache=")) {
       host_cache = arg.substr(16) != "0";
       tt::backend::cpu::CachingAllocator::instance().set_cache_limit(host_cache ? std::size_t(1) << 30 : 0);
     } else if (arg.starts_with("--t5_memory_child=")) {
@@ -361,6 +372,7 @@ int main(int argc, char** argv) {
   set_threads();
   benchmark::AddCustomContext("threads", std::to_string(kThreads));
   benchmark::AddCustomContext("host_cache", host_cache ? "on" : "off");
+  benchmark::AddCustomContext("flush_denormal", flush_denormal ? "on" : "off");
   benchmark::AddCustomContext("workload", "V=2000 D=256 H=4 d_kv=64 d_ff=1024 layers=2+2 B=64 S=16 T=8 P=32 fp32");
 #if defined(TENSORTAPE_BENCH_LIBTORCH)
   benchmark::AddCustomContext("libtorch", torch_t5_version());

@@ -591,6 +591,7 @@ TEST(Report, JsonLinesRoundTrip) {
   b.hard_dd_se = 0.015;
   ResultRow c = row("serac", "qa", 1, 1.0, 0.0, std::nan(""), std::nan(""));  // DD not measured
   a.seed = 3;
+  a.editor_options = {{"gate_threshold", 0.7}, {"variant", "seprog"}};
   a.split = "validation";
   a.dd_seen = 0.01;
   a.dd_seen_se = 0.002;
@@ -628,6 +629,9 @@ TEST(Report, JsonLinesRoundTrip) {
   EXPECT_FALSE(back[1].seconds.has_value());
   EXPECT_DOUBLE_EQ(*back[0].es_known, 0.75);
   EXPECT_EQ(back[0].known_examples, std::optional<int>(120));
+  EXPECT_EQ(back[0].editor_options, a.editor_options);
+  EXPECT_TRUE(back[1].editor_options.is_null()) << "a row without options reads back without them";
+  EXPECT_FALSE(nlohmann::json::parse(to_json(b).dump()).contains("editor_options"));
   EXPECT_FALSE(back[1].es_known.has_value());
   EXPECT_EQ(back[0].seed, std::optional<std::uint64_t>(3));
   EXPECT_EQ(back[0].split, "validation");
@@ -671,6 +675,7 @@ TEST(Report, MalformedLinesNameTheFileAndTheLine) {
   expect_error(R"({"method":"m","benchmark":"qa","batch_size":4,"draws":5,"es":"high","es_se":0,"dd":0,"dd_se":0,"acc_drop":0})",
                ":1: field 'es': must be a number");
   expect_error("[1, 2]\n", ":1: result row: expected a JSON object");
+  expect_error(good.substr(0, good.size() - 1) + R"(,"editor_options":[0.5]})" + "\n", ":1: field 'editor_options': must be an object");
   expect_error(good.substr(0, good.size() - 1) + R"(,"es":0.9})" + "\n", ":1: a duplicate key 'es'");
   expect_error(std::string(100000, '[') + std::string(100000, ']') + "\n", ":1: nests deeper than 64 levels");
   expect_error(good + "\n" + std::string(1, '\0') + good + "\n", ":2: a NUL byte at offset 0");

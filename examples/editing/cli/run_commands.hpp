@@ -354,9 +354,10 @@ inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
   cmd.add_option("--json", e.json, "results file; rows are appended")->capture_default_str();
   cmd.add_option("--seed", e.options.seed, "seed of the edit batch draws")->capture_default_str();
   cmd.add_flag("--resume", e.resume,
-               "skip the batch sizes whose rows --json already holds for this run (method, benchmark, split, training seed)");
+               "skip the batch sizes whose rows --json already holds for this run (method, benchmark, split, training seed, editor options)");
   cmd.add_option("--gate-threshold", e.gate_threshold,
-                 "SEPROG runs: inject the prefix where e(x) exceeds this instead of the run's threshold (rows do not record it: give them their own --json)")
+                 "SEPROG runs: inject the prefix where e(x) exceeds this instead of the run's threshold (rows record it in their "
+                 "editor options; tables key rows by method and seed, so give them their own --json)")
       ->check(CLI::Range(0.0, 1.0));
 }
 
@@ -366,12 +367,14 @@ inline int run_eval(const EvalCommand& e) {
   auto run = load_run(e.run);
   if (e.gate_threshold) run->seprog("editlab eval --gate-threshold").set_gate_threshold(*e.gate_threshold);
   eval::EvalOptions options = e.options;
+  const nlohmann::json editor_options = run->editor->options_json();  // what every row records
   std::vector<eval::ResultRow> kept;  // --resume: the rows an earlier sitting finished
   if (e.resume && fs::exists(e.json)) {
     const std::string split = world::split_name(world::parse_split(e.split));
+    // Rows written before rows recorded options (null) count as this run's.
     for (const auto& row : eval::read_jsonl(e.json))
       if (row.method == run->editor->name() && row.benchmark == run->bench.name && row.split == split &&
-          row.seed == run->editor->seed())
+          row.seed == run->editor->seed() && (row.editor_options.is_null() || row.editor_options == editor_options))
         kept.push_back(row);
     std::erase_if(options.batch_sizes, [&](int k) {
       return std::any_of(kept.begin(), kept.end(), [k](const eval::ResultRow& row) { return row.batch_size == k; });
@@ -385,9 +388,13 @@ inline int run_eval(const EvalCommand& e) {
                   : eval::evaluate(*run->editor, run->untouched_base(), run->bench, world::parse_split(e.split), options,
                                    &std::cerr, [&](eval::ResultRow row) {
                                      row.seed = run->editor->seed();
+                                     row.editor_options = editor_options;
                                      eval::append_jsonl(e.json, {row});
                                    });
-  for (auto& row : rows) row.seed = run->editor->seed();
+  for (auto& row : rows) {
+    row.seed = run->editor->seed();
+    row.editor_options = editor_options;
+  }
   rows.insert(rows.begin(), kept.begin(), kept.end());
   std::printf("%s\nthe rows are in %s\n", eval::batch_size_markdown(rows).c_str(), e.json.string().c_str());
   return 0;

@@ -45,6 +45,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "eval/editor.hpp"
 #include "eval/metrics.hpp"
 #include "tensortape/core/error.hpp"
@@ -77,6 +79,7 @@ struct ResultRow {
   int target_examples = 0;            // what the cell was to rest on (EvalOptions::min_examples)
   std::optional<double> edit_ms;      // mean wall time of apply + predict per draw
   std::optional<double> seconds;      // wall time of the whole cell (draws, base answers, bootstrap)
+  nlohmann::json editor_options;      // the editor's options as evaluated (an eval override included); null where not recorded
 };
 
 // Receives each row as soon as its cell is finished, so a long evaluation keeps what it measured.

@@ -10,7 +10,8 @@
 // A line: {"method":"seprog","benchmark":"qa","split":"test","batch_size":64,"draws":5,"seed":1,
 //          "es":0.93,"es_se":0.01,"es_all":0.94,"es0":0.02,"dd":0.02,"dd_se":0.004,"acc_drop":0.01,
 //          "dd_seen":0.01,"dd_seen_se":0.003,"hard_dd":0.05,"hard_dd_se":0.01,
-//          "in_examples":412,"needed_examples":405,"out_examples":380,"edit_ms":812.5,"seconds":41.3}
+//          "in_examples":412,"needed_examples":405,"out_examples":380,"edit_ms":812.5,"seconds":41.3,
+//          "editor_options":{"lr":0.0003,"gate_threshold":0.5,...}}
 // Everything after acc_drop is optional (older files lack it); a metric nothing was measured on
 // is null; split defaults to test.
 // A results file is a log: when a (method, benchmark, split, batch_size, seed) appears more than
@@ -108,6 +109,7 @@ inline nlohmann::json to_json(const ResultRow& r) {
   if (r.es_known) j["es_known"] = detail::number_or_null(*r.es_known);
   if (r.known_examples) j["known_examples"] = *r.known_examples;
   if (r.seconds) j["seconds"] = detail::number_or_null(*r.seconds);
+  if (!r.editor_options.is_null()) j["editor_options"] = r.editor_options;
   return j;
 }
 
@@ -149,6 +151,10 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   r.es_known = detail::read_optional(j, "es_known");
   if (j.contains("known_examples")) r.known_examples = detail::read_count(j, "known_examples");
   r.seconds = detail::read_optional(j, "seconds");
+  if (j.contains("editor_options")) {
+    tt::check(j.at("editor_options").is_object(), detail::name("editor_options"), "must be an object, got ", j.at("editor_options").dump());
+    r.editor_options = j.at("editor_options");
+  }
   return r;
 }
 

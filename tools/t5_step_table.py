@@ -129,7 +129,9 @@ def table(path, check_goals):
                   f"| {fmt(calls, '.0f')} | {fmt(m.get(f'{name}_faults'), '.0f')} |")
 
     print(f"\n{context.get('num_cpus', '?')} CPUs, threads={context.get('threads', '?')}, libtorch "
-          f"{context.get('libtorch', '-')}, OMP_WAIT_POLICY={context.get('OMP_WAIT_POLICY', '-')}, {context.get('date', '')}.")
+          f"{context.get('libtorch', '-')}, OMP_WAIT_POLICY={context.get('OMP_WAIT_POLICY', '-')}, "
+          f"host cache {context.get('host_cache', '-')}, subnormals flushed {context.get('flush_denormal', '-')}, "
+          f"{context.get('date', '')}.")
     for key in ("check_ts1", "check_frozen", "check_all"):
         if key in context:
             print(f"- {key}: {context[key]}")

@@ -742,6 +742,34 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   EXPECT_NE(seed_table.find("several editor training seeds"), std::string::npos) << seed_table;
   const std::string per_k = batch_size_markdown(seeded);
   EXPECT_NE(per_k.find("| qa | seprog | 1 | 2 | 5 | 0 / 0 | 0.80 ± 0.03 (spread 0.20) |"), std::string::npos) << per_k;
+  EXPECT_EQ(per_k.find("editor options differ"), std::string::npos) << "rows without options: nothing to compare";
+}
+
+// The per-K table names the editor options the averaged seeds of a cell disagree on, the seed
+// aside, so a results file that mixes, say, gate thresholds does not pass for seeds of one setting.
+TEST(Report, SeedsWithDifferentEditorOptionsAreNamed) {
+  ResultRow first = row("seprog", "qa", 1, 0.90, 0.03, 0.00, 0.00), second = row("seprog", "qa", 1, 0.70, 0.04, 0.10, 0.00);
+  first.seed = 1;
+  second.seed = 2;
+  first.editor_options = {{"seed", 1}, {"lr", 0.0003}, {"gate_threshold", 0.5}};
+  second.editor_options = {{"seed", 2}, {"lr", 0.0003}, {"gate_threshold", 0.5}};
+  ResultRow other_k = first, other_k_second = second;
+  other_k.batch_size = other_k_second.batch_size = 4;
+  EXPECT_EQ(batch_size_markdown({first, second, other_k, other_k_second}).find("editor options differ"), std::string::npos)
+      << "the seeds differ only in their seed";
+
+  second.editor_options["gate_threshold"] = 0.7;
+  other_k_second.editor_options["pair_gate"] = true;  // an option only one seed's row names
+  const std::string per_k = batch_size_markdown({first, second, other_k, other_k_second});
+  EXPECT_NE(per_k.find("Averaged over seeds whose editor options differ (the seed aside): qa / seprog (gate_threshold, pair_gate)."),
+            std::string::npos)
+      << per_k;
+  ResultRow unrecorded = row("serac", "qa", 1, 0.30, 0.03, 0.01, 0.00);  // written before rows held options
+  unrecorded.seed = 2;
+  ResultRow recorded = unrecorded;
+  recorded.seed = 1;
+  recorded.editor_options = {{"seed", 1}, {"lr", 0.001}};
+  EXPECT_EQ(batch_size_markdown({recorded, unrecorded}).find("editor options differ"), std::string::npos);
 }
 
 TEST(Report, SideBySidePutsMethodsInColumnsAndAveragesSeeds) {

@@ -294,6 +294,7 @@ struct SeedMerged {
   ResultRow row;
   int seeds = 1;
   double es_spread = 0, dd_spread = 0;
+  std::set<std::string> differing_options;  // editor options (the seed aside) whose values differ between the seeds' rows
 };
 
 inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_rows) {
@@ -333,6 +334,19 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
     m.row.acc_drop = detail::mean_of(values([](const ResultRow& r) { return r.acc_drop; }));
     m.es_spread = detail::spread_of(values([](const ResultRow& r) { return r.es; }));
     m.dd_spread = detail::spread_of(values([](const ResultRow& r) { return r.dd; }));
+    // Each seed's options against the first seed's; rows written before rows recorded options
+    // have none to compare.
+    const auto note_differences = [&](const nlohmann::json& a, const nlohmann::json& b) {
+      for (const auto& [name, value] : a.items())
+        if (name != "seed" && b.value(name, nlohmann::json()) != value) m.differing_options.insert(name);
+    };
+    const ResultRow* first = nullptr;
+    for (const auto* r : group) {
+      if (!r->editor_options.is_object()) continue;
+      if (!first) first = r;
+      note_differences(first->editor_options, r->editor_options);
+      note_differences(r->editor_options, first->editor_options);
+    }
     out.push_back(m);
   }
   return out;
@@ -464,6 +478,23 @@ inline std::string batch_size_markdown(const std::vector<ResultRow>& all_rows) {
   out << "\nIn / out examples: the distinct edit-needed in-scope and unseen out-scope examples behind the row"
          " (with several seeds, the first seed's); † marks a row whose split holds fewer than the harness's target"
          " (--min-examples, 300 by default).\n";
+  // (benchmark, method) -> the options its averaged seeds disagree on, in table order.
+  std::vector<std::pair<std::string, std::set<std::string>>> mixed;
+  for (const auto& m : merged) {
+    if (m.differing_options.empty()) continue;
+    const std::string cell = detail::benchmark_label(m.row) + " / " + m.row.method;
+    if (mixed.empty() || mixed.back().first != cell) mixed.push_back({cell, {}});
+    mixed.back().second.insert(m.differing_options.begin(), m.differing_options.end());
+  }
+  if (!mixed.empty()) {
+    out << "\nAveraged over seeds whose editor options differ (the seed aside):";
+    for (const auto& [cell, names] : mixed) {
+      out << ' ' << cell << " (";
+      for (auto it = names.begin(); it != names.end(); ++it) out << (it == names.begin() ? "" : ", ") << *it;
+      out << ')' << (&cell == &mixed.back().first ? "." : ";");
+    }
+    out << '\n';
+  }
   return out.str();
 }
 

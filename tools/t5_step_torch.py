@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""TS-1 / TS-2 in PyTorch eager on the GPU: the same T5 (Hugging Face transformers modules), the
-same weights, batch and Adam settings as bench/cuda_bench.cpp, which writes them with
---t5_export=DIR. Checks its losses against tensortape's (DIR/tensortape.json) before timing.
+"""TS-1 / TS-2 in PyTorch eager on the GPU (or, with --device cpu, the CPU): the same T5 (Hugging
+Face transformers modules), the same weights, batch and Adam settings as bench/cuda_bench.cpp,
+which writes them with --t5_export=DIR. Checks its losses against tensortape's
+(DIR/tensortape.json) before timing.
 
-    python3 tools/t5_step_torch.py DIR [--json OUT.json] [--steps 20] [--repetitions 5]
+    python3 tools/t5_step_torch.py DIR [--json OUT.json] [--steps 20] [--repetitions 5] [--device cpu]
+
+On the CPU it flushes subnormal floats to zero (--flush-denormal 0 keeps them), set before torch
+starts its threads, which inherit the mode: t5_step_bench and editlab flush them too.
 
 Each step: zero_grad, encoder, decoder (with the prefix prepended for TS-2), the tied head on
 the target positions only (as tensortape computes it), cross-entropy, backward, Adam (torch's
@@ -78,14 +82,18 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="steps per repetition")
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--flush-denormal", type=int, choices=(0, 1), default=1,
+                        help="CPU: flush subnormal floats to zero (torch.set_flush_denormal), as t5_step_bench does "
+                             "by default; Intel cores otherwise take microcode assists on them")
     args = parser.parse_args()
 
     ours = json.load(open(f"{args.directory}/tensortape.json"))
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
+    flushed = torch.set_flush_denormal(bool(args.flush_denormal)) and bool(args.flush_denormal)
     results = {"device": torch.cuda.get_device_name(device) if on_gpu else "cpu", "torch": torch.__version__,
-               "steps": {}}
+               "threads": torch.get_num_threads(), "flush_denormal": flushed, "steps": {}}
     ok = True
     for mode in MODES:
         reference = ours["steps"][mode]
@@ -125,8 +133,10 @@ def main():
         results["steps"][mode] = {"ms_median": statistics.median(means), "ms_all": means,
                                   "peak_bytes_allocated": peak_allocated, "peak_bytes_reserved": peak_reserved,
                                   "loss_rel_diff": rel, "prefix_grad_norm_rel_diff": grad_rel}
-        print(f"{mode}: {statistics.median(means):.3f} ms/step (median of {args.repetitions} x {args.steps} steps); "
-              f"peak {peak_allocated / 2**20:.1f} MiB allocated, {peak_reserved / 2**20:.1f} MiB reserved", flush=True)
+        memory = (f"; peak {peak_allocated / 2**20:.1f} MiB allocated, {peak_reserved / 2**20:.1f} MiB reserved"
+                  if on_gpu else "")
+        print(f"{mode}: {statistics.median(means):.3f} ms/step (median of {args.repetitions} x {args.steps} steps)"
+              f"{memory}", flush=True)
         del step
         if on_gpu:
             torch.cuda.empty_cache()

@@ -106,12 +106,13 @@ TYPED_TEST(BackendThreads, ElementwiseKernelsSplitIdenticallyOnEveryRowLayout) {
   };
   // (a) one contiguous row cut into pieces, of even and odd length; (b) many padded rows; (c) a
   // transposed view (the gather-then-vector path); (d) two long rows, the second operand
-  // broadcast along each row.
+  // broadcast along each row; (e) many rows shorter than a row kernel pays for.
   const std::vector<Layout> layouts = {{"one long row", {40000}, {1}},
                                        {"one long odd row", {40003}, {1}},
                                        {"padded rows", {300, 137}, {140, 1}},
                                        {"transposed", {150, 200}, {1, 150}},
-                                       {"two long rows", {2, 20000}, {20000, 1}}};
+                                       {"two long rows", {2, 20000}, {20000, 1}},
+                                       {"short rows", {2500, 12}, {12, 1}}};
   for (const auto& layout : layouts) {
     const std::int64_t count = tt::numel_of(layout.shape);
     std::int64_t span = 1;

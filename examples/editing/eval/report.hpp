@@ -309,7 +309,9 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
   }
   for (const auto& key : order) {
     const auto& group = groups[key];
-    SeedMerged m{*group.front(), static_cast<int>(group.size())};
+    SeedMerged m;
+    m.row = *group.front();
+    m.seeds = static_cast<int>(group.size());
     // A metric's mean over the seeds with its combined SE; members are pointers to ResultRow's.
     auto combine = [&](auto mean, auto se, auto& out_mean, auto& out_se) {
       std::vector<std::pair<double, double>> estimates;

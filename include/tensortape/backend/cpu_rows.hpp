@@ -14,6 +14,7 @@
 
 #include "tensortape/backend/cpu_common.hpp"
 #include "tensortape/backend/cpu_parallel.hpp"
+#include "tensortape/core/scalar_math.hpp"
 
 namespace tensortape::backend::cpu {
 
@@ -111,6 +112,28 @@ void for_each_row(const Rows<N>& rows, const T* view0, Visit&& visit) {
       auto offsets = row;
       for (std::size_t v = 0; v < N; ++v) offsets[v] += lo * rows.step[v];
       visit(offsets, hi - lo);
+    });
+  });
+}
+
+// A binary op over rows too short or too strided for a vector kernel per row to pay: a scalar
+// loop along each row, compiled once per op, the rows spread over the threads as for_each_row
+// does. rows: split_rows<3> of (dst, a, b), dst contiguous.
+template <class T>
+void binary_rows_scalar(Binary op, const Rows<3>& rows, const T* a, const T* b, T* dst) {
+  const std::int64_t dst_step = rows.step[0], a_step = rows.step[1], b_step = rows.step[2];
+  const bool unit = dst_step == 1 && a_step == 1 && b_step == 1;
+  scalar::with_binary_op(op, [&](auto op_constant) {
+    constexpr auto f = [](T x, T y) { return scalar::binary_of<decltype(op_constant)::value>(x, y); };
+    for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
+      const T* x = a + offset[1];
+      const T* y = b + offset[2];
+      T* out = dst + offset[0];
+      if (unit) {  // short contiguous rows (a key mask added to scores): a loop the compiler vectorises
+        for (std::int64_t i = 0; i < length; ++i) out[i] = f(x[i], y[i]);
+      } else {
+        for (std::int64_t i = 0; i < length; ++i) out[i * dst_step] = f(x[i * a_step], y[i * b_step]);
+      }
     });
   });
 }

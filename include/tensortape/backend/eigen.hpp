@@ -228,7 +228,7 @@ void Eigen::binary(Binary op, ConstView<T> a, ConstView<T> b, T* dst) {
   if (numel_of(a.shape) == 0) return;
   const Shape dst_strides = contiguous_strides(a.shape);
   const auto rows = cpu::split_rows<3>(a.shape, {&dst_strides, &a.strides, &b.strides});
-  if (!row_kernels_pay(rows)) return Reference::binary(op, a, b, dst);
+  if (!row_kernels_pay(rows)) return cpu::binary_rows_scalar(op, rows, a.data, b.data, dst);
   cpu::for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
     with_row(a.data + offset[1], rows.step[1], length, [&](const auto& x) {
       with_row(b.data + offset[2], rows.step[2], length,

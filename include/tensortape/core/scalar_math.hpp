@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <type_traits>
 
 #include "tensortape/backend/kinds.hpp"
 
@@ -56,21 +57,42 @@ T unary(const backend::UnaryArgs& args, T x) {
   return x;
 }
 
-template <class T>
-T binary(backend::Binary op, T x, T y) {
+// Calls visit(std::integral_constant<Binary, op>{}): a loop written inside visit is compiled
+// once per op, with no switch per element.
+template <class Visit>
+decltype(auto) with_binary_op(backend::Binary op, Visit&& visit) {
   using backend::Binary;
   switch (op) {
-    case Binary::Add: return x + y;
-    case Binary::Sub: return x - y;
-    case Binary::Mul: return x * y;
-    case Binary::Div: return x / y;
-    case Binary::Maximum: return std::max(x, y);
-    case Binary::Minimum: return std::min(x, y);
-    case Binary::Equal: return T(x == y);
-    case Binary::Greater: return T(x > y);
-    case Binary::Less: return T(x < y);
+    case Binary::Add: return visit(std::integral_constant<Binary, Binary::Add>{});
+    case Binary::Sub: return visit(std::integral_constant<Binary, Binary::Sub>{});
+    case Binary::Mul: return visit(std::integral_constant<Binary, Binary::Mul>{});
+    case Binary::Div: return visit(std::integral_constant<Binary, Binary::Div>{});
+    case Binary::Maximum: return visit(std::integral_constant<Binary, Binary::Maximum>{});
+    case Binary::Minimum: return visit(std::integral_constant<Binary, Binary::Minimum>{});
+    case Binary::Equal: return visit(std::integral_constant<Binary, Binary::Equal>{});
+    case Binary::Greater: return visit(std::integral_constant<Binary, Binary::Greater>{});
+    case Binary::Less: return visit(std::integral_constant<Binary, Binary::Less>{});
   }
-  return x;
+  return visit(std::integral_constant<Binary, Binary::Add>{});  // not reached: every op is listed
+}
+
+template <backend::Binary Op, class T>
+T binary_of(T x, T y) {
+  using backend::Binary;
+  if constexpr (Op == Binary::Add) return x + y;
+  else if constexpr (Op == Binary::Sub) return x - y;
+  else if constexpr (Op == Binary::Mul) return x * y;
+  else if constexpr (Op == Binary::Div) return x / y;
+  else if constexpr (Op == Binary::Maximum) return std::max(x, y);
+  else if constexpr (Op == Binary::Minimum) return std::min(x, y);
+  else if constexpr (Op == Binary::Equal) return T(x == y);
+  else if constexpr (Op == Binary::Greater) return T(x > y);
+  else return T(x < y);  // Binary::Less
+}
+
+template <class T>
+T binary(backend::Binary op, T x, T y) {
+  return with_binary_op(op, [&](auto op_constant) { return binary_of<decltype(op_constant)::value>(x, y); });
 }
 
 }  // namespace tensortape::scalar

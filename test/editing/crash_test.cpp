@@ -164,6 +164,14 @@ TEST(Crash, KilledAndResumedEditorTrainingEndsWithTheUninterruptedWeights) {
   EXPECT_EQ(run_editlab(other_world), 1);
   EXPECT_FALSE(fs::exists(dir / "other_world" / "run.json"));
   EXPECT_TRUE(editlab::train::find_checkpoint(dir / "other_world").empty());
+  // So is a gate threshold outside (0, 1), by the command line itself (CLI11's exit status for a
+  // failed validator, 105), not later by the editor (status 1).
+  for (const char* threshold : {"0", "1", "1.5"}) {
+    auto bad_threshold = train_args(dir / "bad_threshold");
+    bad_threshold.insert(bad_threshold.end(), {"--gate-threshold", threshold});
+    EXPECT_EQ(run_editlab(bad_threshold), 105) << "--gate-threshold " << threshold;
+    EXPECT_FALSE(fs::exists(dir / "bad_threshold")) << "--gate-threshold " << threshold;
+  }
   ASSERT_EQ(run_editlab(train_args(dir / "whole")), 0);
   const auto whole_run = editlab::train::read_json(dir / "whole" / "run.json");
   ASSERT_GT(whole_run.at("training").at("best_step").get<int>(), 0) << "training must move the weights for the test to mean anything";

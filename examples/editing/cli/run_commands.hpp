@@ -41,6 +41,20 @@ namespace editlab::cli {
 
 namespace fs = std::filesystem;
 
+// A gate threshold in (0, 1), as Seprog::set_gate_threshold requires: 0 or 1 would inject the
+// prefix everywhere or nowhere.
+inline const CLI::Validator kOpenUnitInterval(
+    [](const std::string& text) -> std::string {
+      double value = 0;
+      try {
+        value = std::stod(text);
+      } catch (const std::exception&) {
+        return "not a number: " + text;
+      }
+      return value > 0 && value < 1 ? std::string() : "must be strictly between 0 and 1, got " + text;
+    },
+    "in (0, 1)");
+
 // What a run is trained and evaluated on.
 struct RunSource {
   std::string benchmark = "qa";
@@ -210,7 +224,7 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--hard-negatives", t.seprog.hard_negatives, "share of out-scope training inputs that are other facts of a subject the set edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--hard-selection", t.seprog.hard_selection, "at inference, the prompt comes from the best-scoring edit alone (beyond the paper)")->capture_default_str();
   cmd.add_option("--prompt-sees-query", t.seprog.prompt_sees_query, "the prompt decoder reads the query's pooled encoding beside the selected edit (beyond the paper)")->capture_default_str();
-  cmd.add_option("--gate-threshold", t.seprog.gate_threshold, "an input gets the prefix where the scope classifier's e(x) exceeds this (the paper: 0.5)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--gate-threshold", t.seprog.gate_threshold, "an input gets the prefix where the scope classifier's e(x) exceeds this (the paper: 0.5)")->capture_default_str()->check(kOpenUnitInterval);
   cmd.add_option("--pair-gate", t.seprog.pair_gate, "the scope classifier also reads the query and its best-matching edit's input encoded together (beyond the paper)")->capture_default_str();
   cmd.add_option("--label-slots", t.seprog.label_slots, "the selected edit's first N label tokens, as embeddings, end the prefix (beyond the paper; for a base pretrained with --copy-percent; 0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--sibling-share", t.seprog.sibling_share, "share of an edit set's edits drawn from subjects it already edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -358,7 +372,7 @@ inline void add_eval_options(CLI::App& cmd, EvalCommand& e) {
   cmd.add_option("--gate-threshold", e.gate_threshold,
                  "SEPROG runs: inject the prefix where e(x) exceeds this instead of the run's threshold (rows record it in their "
                  "editor options; tables key rows by method and seed, so give them their own --json)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(kOpenUnitInterval);
 }
 
 inline int run_eval(const EvalCommand& e) {

@@ -122,10 +122,9 @@ class Seprog : public RunEditor {
 
   // One training step (Adam, clipping, as in train()) on the edit set `edits`, with in-scope
   // and out-scope examples drawn from them: what the cost table times. It changes the modules;
-  // the first call also creates the optimizer state. The step runs as one pass on the calling
-  // thread, its kernels on every core, as the other editors' steps do: train() deals whole edit
-  // sets to threads, but one set split by its examples would have each thread encode all K
-  // edits again (docs/results/cost.md).
+  // the first call also creates the optimizer state. One pass, its kernels on every core, as the
+  // other editors' steps: one set split by its examples over threads would have each thread
+  // encode all K edits again (docs/results/cost.md).
   double train_step(const std::vector<Case>& edits) override {
     const bool finetune = options_.variant == SeprogVariant::finetune;
     if (finetune) {  // sp-finetune's base trains too, as in train(); frozen again however the step ends
@@ -146,11 +145,11 @@ class Seprog : public RunEditor {
     tt::Rng rng(options_.seed);
     const StepData data = train::one_edit_set(edits, rng, options_.examples_per_step, options_.swap_negatives);
     step_optimizer_->zero_grad();
-    const double loss = train::backward_sharded(params, train::split_edit_sets(data, 1),
-                                                [&](const StepData& d) { return step_loss(d); });
+    const auto loss = step_loss(data);
+    tt::backward(loss);
     tt::optim::clip_grad_norm_(params, options_.clip_norm);
     step_with_base_lr(*step_optimizer_);
-    return loss;
+    return loss.item();
   }
 
   std::vector<std::string> predict(const std::vector<std::string>& inputs) override {

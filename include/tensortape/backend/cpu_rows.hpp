@@ -121,8 +121,8 @@ void for_each_row(const Rows<N>& rows, const T* view0, Visit&& visit) {
 // does. rows: split_rows<3> of (dst, a, b), dst contiguous.
 template <class T>
 void binary_rows_scalar(Binary op, const Rows<3>& rows, const T* a, const T* b, T* dst) {
-  const std::int64_t dst_step = rows.step[0], a_step = rows.step[1], b_step = rows.step[2];
-  const bool unit = dst_step == 1 && a_step == 1 && b_step == 1;
+  const std::int64_t a_step = rows.step[1], b_step = rows.step[2];  // dst's is 1: it is contiguous
+  const bool unit = a_step == 1 && b_step == 1;
   scalar::with_binary_op(op, [&](auto op_constant) {
     constexpr auto f = [](T x, T y) { return scalar::binary_of<decltype(op_constant)::value>(x, y); };
     for_each_row(rows, dst, [&](const auto& offset, std::int64_t length) {
@@ -132,7 +132,7 @@ void binary_rows_scalar(Binary op, const Rows<3>& rows, const T* a, const T* b, 
       if (unit) {  // short contiguous rows (a key mask added to scores): a loop the compiler vectorises
         for (std::int64_t i = 0; i < length; ++i) out[i] = f(x[i], y[i]);
       } else {
-        for (std::int64_t i = 0; i < length; ++i) out[i * dst_step] = f(x[i * a_step], y[i * b_step]);
+        for (std::int64_t i = 0; i < length; ++i) out[i] = f(x[i * a_step], y[i * b_step]);
       }
     });
   });

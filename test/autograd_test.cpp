@@ -257,6 +257,75 @@ TEST(Autograd, SecondOrderMetaGradientThroughAnEditedWeight) {
   EXPECT_FALSE(all_close(w2.grad().to_vector(), w.grad().to_vector(), 1e-6, 1e-9));
 }
 
+// The compositions that rms_norm's and cross_entropy's own nodes replaced, op for op.
+template <class T, class B>
+tt::Tensor<T, B> composed_rms_norm(const tt::Tensor<T, B>& x, const tt::Tensor<T, B>& weight, double eps) {
+  return x * tt::rsqrt(tt::mean(x * x, {-1}, true) + eps) * weight;
+}
+template <class T, class B>
+tt::Tensor<T, B> composed_cross_entropy(const tt::Tensor<T, B>& logits, const std::vector<std::int64_t>& labels) {
+  const std::int64_t classes = logits.shape().back(), rows = static_cast<std::int64_t>(labels.size());
+  std::vector<std::int64_t> flat_index(labels.size(), 0);
+  std::vector<T> weight(labels.size(), T(0));
+  for (std::size_t r = 0; r < labels.size(); ++r) {
+    if (labels[r] < 0) continue;
+    flat_index[r] = static_cast<std::int64_t>(r) * classes + labels[r];
+    weight[r] = T(1);
+  }
+  const auto picked = tt::index_select(tt::log_softmax(logits).reshape({rows * classes}), 0,
+                                       tt::from_vector<std::int64_t, B>({rows}, flat_index));
+  return (-(picked * tt::from_vector<T, B>({rows}, weight))).reshape(tt::Shape(logits.shape().begin(), logits.shape().end() - 1));
+}
+
+// rms_norm and cross_entropy record one node each (they keep less for backward); their rules
+// must give the gradients the composed ops gave, bit for bit, so trained results do not move.
+// A residual block around the norm (x reaches the loss by two routes, as in T5), per-token
+// losses weighted, an ignored label; first order, and second order (create_graph) as well.
+template <class T, class B>
+void expect_fused_norm_and_loss_match_the_composed_ops() {
+  tt::Rng rng(41);
+  const auto x = tt::randn<T, B>({3, 7, 16}, rng).requires_grad_();
+  const auto weight = (tt::randn<T, B>({16}, rng) * 0.3 + 1.0).detach().requires_grad_();
+  const auto mix = (tt::randn<T, B>({16, 16}, rng) * 0.25).detach().requires_grad_();
+  const auto head = tt::randn<T, B>({16, 11}, rng).requires_grad_();
+  const auto token_weight = tt::rand<T, B>({3, 7}, rng);
+  std::vector<std::int64_t> labels(21);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = i == 5 ? -100 : static_cast<std::int64_t>((i * 7 + 2) % 11);
+  const auto label_tensor = tt::from_vector<std::int64_t, B>({3, 7}, labels);
+  const std::vector<tt::Tensor<T, B>> wrt = {x, weight, mix, head};
+  const auto loss = [&](bool fused) {
+    const auto normed = fused ? tt::rms_norm(x, weight, 1e-6) : composed_rms_norm(x, weight, 1e-6);
+    const auto logits = tt::matmul(x + tt::matmul(normed, mix), head);  // (3, 7, 11)
+    const auto per_token = fused ? tt::cross_entropy(logits, label_tensor, -100, tt::Reduction::None)
+                                 : composed_cross_entropy(logits, labels);
+    return tt::sum(per_token * token_weight);
+  };
+  const auto fused = tt::grad(std::vector{loss(true)}, wrt);
+  const auto composed = tt::grad(std::vector{loss(false)}, wrt);
+  for (std::size_t i = 0; i < wrt.size(); ++i) EXPECT_EQ(fused[i].to_vector(), composed[i].to_vector()) << "input " << i;
+
+  // Second order: the gradient's squared norm, differentiated again.
+  const auto second = [&](bool fused_ops) {
+    const auto first = tt::grad(std::vector{loss(fused_ops)}, wrt, {}, /*create_graph=*/true);
+    tt::Tensor<T, B> total = tt::sum(first[0] * first[0]);
+    for (std::size_t i = 1; i < first.size(); ++i) total = total + tt::sum(first[i] * first[i]);
+    return tt::grad(std::vector{total}, wrt);
+  };
+  const auto fused2 = second(true), composed2 = second(false);
+  for (std::size_t i = 0; i < wrt.size(); ++i) {
+    EXPECT_TRUE(all_close(fused2[i].to_vector(), composed2[i].to_vector(), 1e-4, 1e-5)) << "input " << i;
+  }
+}
+
+TEST(Autograd, FusedNormAndLossGiveTheComposedOpsGradientsBitForBit) {
+  expect_fused_norm_and_loss_match_the_composed_ops<float, tt::backend::Eigen>();
+  expect_fused_norm_and_loss_match_the_composed_ops<double, tt::backend::Eigen>();
+  expect_fused_norm_and_loss_match_the_composed_ops<float, tt::backend::Reference>();
+#if defined(TENSORTAPE_HAS_XTENSOR)
+  expect_fused_norm_and_loss_match_the_composed_ops<float, tt::backend::Xtensor>();
+#endif
+}
+
 // Walking, differentiating and freeing a graph never recurse along it: a 200000-op chain (a
 // long unrolled loop) must not overflow the stack, with or without AddressSanitizer's larger
 // frames (the sanitizer leg found the recursive walk at 20000 ops).

@@ -100,6 +100,7 @@ std::vector<OpCase<T, B>> op_table() {
       {"softmax_axis0", {{4, 3}}, [](const Ts& x) { return tt::softmax(x[0], 0); }},
       {"log_softmax", {{2, 3, 4}}, [](const Ts& x) { return tt::log_softmax(x[0]); }, {}, {N}},
       {"rms_norm", {{2, 3, 4}, {4}}, [](const Ts& x) { return tt::rms_norm(x[0], x[1], 1e-6); }},
+      {"rms_norm_unweighted", {{3, 5}}, [](const Ts& x) { return tt::rms_norm(x[0], tt::Tensor<T, B>(), 1e-6); }, {}, {N}},
       {"layer_norm", {{3, 5}, {5}, {5}}, [](const Ts& x) { return tt::layer_norm(x[0], x[1], x[2], 1e-5); }, {}, {Tr}},
       // ---- indexing ----
       {"embedding", {{6, 3}},

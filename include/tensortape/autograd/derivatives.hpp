@@ -144,6 +144,24 @@ TENSORTAPE_RULE(Max) {
   const auto ties = sum(is_max, std::vector<std::int64_t>(node.ints.begin(), node.ints.end()), true);
   return {g.reshape(kept) * (is_max / ties)};
 }
+TENSORTAPE_RULE(RmsNorm) {
+  // y = x * r * w with r = rsqrt(mean(x^2) + eps) per row. The terms, in the composed ops' order:
+  // through x * r directly (input 0), then twice through x * x inside r (inputs 1 and 2).
+  const auto x = node.saved_tensor(0);  // (..., D)
+  const bool weighted = node.inputs.size() == 4;
+  // create_graph: r again from x with recorded ops, so the terms are differentiable through it.
+  const auto r = GradMode::enabled() ? detail::inverse_rms(x, node.reals[0]) : node.saved_tensor(1);  // (..., 1)
+  const auto g_normalized = weighted ? g * node.saved_tensor(2) : g;
+  Tensor<T, B> direct, through_r, grad_weight;
+  if (node.needs(0)) {
+    direct = g_normalized * r;
+    const auto g_r = sum_to(g_normalized * x, r.shape());
+    const auto g_mean = g_r * r * r * r * -0.5 * (1.0 / static_cast<double>(x.shape().back()));
+    through_r = g_mean.expand(x.shape()) * x;
+  }
+  if (weighted && node.needs(3)) grad_weight = g * (x * r);
+  return {direct, through_r, through_r, grad_weight};
+}
 TENSORTAPE_RULE(Softmax) {
   const auto y = node.saved_tensor(0);
   return {y * (g - sum(g * y, {-1}, true))};
@@ -186,6 +204,19 @@ TENSORTAPE_RULE(Concat) {
 
 // ---- losses with their own rule ----
 
+TENSORTAPE_RULE(CrossEntropy) {
+  // g (rows): the gradient of each row's loss -w * log_softmax(logits)[label]. Per row,
+  // d/dlogits = (softmax - one_hot(label)) * g * w, built from the same factors in the same order
+  // as the composed ops' rules (-(g) * w first), so gradients match theirs bit for bit.
+  const auto logits = node.saved_tensor(0);  // (rows, C)
+  const auto& index = node.saved_index(0);   // (rows) flat positions row * C + label
+  const auto row_scale = -g * node.saved_tensor(1);
+  if (!GradMode::enabled()) return {detail::cross_entropy_logits_grad(logits, row_scale, index)};
+  // create_graph: the same terms from differentiable ops (four (rows, C) tensors at once).
+  const std::int64_t rows = logits.shape()[0], classes = logits.shape()[1];
+  return {exp(log_softmax(logits)) * (-row_scale).reshape({rows, 1}) +
+          index_add(row_scale, 0, index, {rows * classes}).reshape({rows, classes})};
+}
 TENSORTAPE_RULE(BinaryCrossEntropyWithLogits) {
   const auto x = node.saved_tensor(0), z = node.saved_tensor(1);
   return {TENSORTAPE_IF_NEEDED(0, g * (sigmoid(x) - z)), TENSORTAPE_IF_NEEDED(1, -(g * x))};

@@ -125,7 +125,7 @@ enum class Op {
   Add, Sub, Mul, Div, Affine, Pow, Exp, Log, Sqrt, Rsqrt, Abs, Clamp, Tanh, Sigmoid, Relu, Erf,
   GeluErf, GeluTanh, Maximum, Minimum, Where, Matmul, Sum, Max, Softmax, LogSoftmax, IndexSelect,
   IndexAdd, Reshape, Permute, Expand, Narrow, NarrowScatter, Concat, Contiguous,
-  BinaryCrossEntropyWithLogits,
+  RmsNorm, CrossEntropy, BinaryCrossEntropyWithLogits,
 };
 
 // Primary template only; the specialisations live in autograd/derivatives.hpp.

@@ -169,7 +169,9 @@ Tensor<T, B> sigmoid(const Tensor<T, B>& x) {
 }
 template <class T, class B>
 Tensor<T, B> relu(const Tensor<T, B>& x) {
-  return detail::unary_op<Op::Relu>("relu", {backend::Unary::Relu}, x, true, false);
+  // Saves its output, not its input: step(relu(x)) == step(x), and the output is usually kept
+  // anyway (by the next matmul), so the input can be freed.
+  return detail::unary_op<Op::Relu>("relu", {backend::Unary::Relu}, x, false, true);
 }
 template <class T, class B>
 Tensor<T, B> erf(const Tensor<T, B>& x) {

@@ -63,9 +63,21 @@ Tensor<T, B> cross_entropy(const Tensor<T, B>& logits, const Tensor<std::int64_t
     weight[r] = T(1);
     ++counted;
   }
-  auto log_probs = log_softmax(logits).reshape({rows * classes});
-  auto picked = index_select(log_probs, 0, from_vector<std::int64_t, B>({rows}, flat_index));
-  auto losses = -(picked * from_vector<T, B>({rows}, weight));
+  const auto index = from_vector<std::int64_t, B>({rows}, flat_index);
+  const auto row_weight = from_vector<T, B>({rows}, weight);
+  const auto flat_logits = logits.reshape({rows, classes});
+  Tensor<T, B> losses;  // (rows)
+  {
+    NoGradGuard forward_only;
+    losses = -(index_select(log_softmax(flat_logits).reshape({rows * classes}), 0, index) * row_weight);
+  }
+  // One node instead of log_softmax, index_select and the product: its rule makes the
+  // (rows, C) gradient in one buffer, where the composed rules made four.
+  if (auto node = record<Op::CrossEntropy>("cross_entropy", losses, {&flat_logits})) {
+    node->save(flat_logits);
+    node->save(row_weight);
+    node->save_index(index);
+  }
   switch (reduction) {
     case Reduction::None: return losses.reshape(label_shape);
     case Reduction::Sum: return sum(losses);
@@ -75,6 +87,29 @@ Tensor<T, B> cross_entropy(const Tensor<T, B>& logits, const Tensor<std::int64_t
       return sum(losses) * (1.0 / static_cast<double>(counted));
   }
 }
+
+namespace detail {
+// The gradient of cross_entropy's per-row losses with respect to its (rows, C) logits, for
+// gradients of the losses `coefficient_source` (rows): softmax(logits) * (-g * w) per row, plus
+// -g * w at each row's label, made in one buffer (softmax, exp, scale and the label terms in
+// place). Element for element the same operations as the rules of log_softmax, index_select and
+// the product would run, so the result is bit-identical to theirs. Not differentiable: for
+// gradients of gradients the rule composes differentiable ops instead.
+template <class T, class B>
+Tensor<T, B> cross_entropy_logits_grad(const Tensor<T, B>& logits, const Tensor<T, B>& row_scale,
+                                       const Tensor<std::int64_t, B>& flat_index) {
+  const std::int64_t rows = logits.shape()[0], classes = logits.shape()[1];
+  const auto source = logits.is_contiguous() ? logits.detach() : logits.contiguous_copy();
+  const auto negated_scale = (-row_scale).reshape({rows, 1}).expand({rows, classes});
+  auto grad = empty<T, B>({rows, classes});
+  if (grad.numel() == 0) return grad;
+  B::softmax(source.data(), rows, classes, grad.data(), /*log=*/true);
+  B::unary({backend::Unary::Exp}, grad.view(), grad.data());
+  B::binary(backend::Binary::Mul, grad.view(), negated_scale.view(), grad.data());
+  B::index_add(row_scale.data(), 1, rows, 1, flat_index.data(), rows * classes, grad.data());
+  return grad;
+}
+}  // namespace detail
 
 // KL(target || input) with `input` as log-probabilities (PyTorch's kl_div convention):
 // target * (log target - input), taking 0 * log 0 = 0. With log_target, target holds log-probs.

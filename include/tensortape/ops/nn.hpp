@@ -45,14 +45,39 @@ Tensor<T, B> log_softmax(const Tensor<T, B>& x, std::int64_t axis = -1) {
   return detail::along_axis(x, axis, [](const Tensor<T, B>& v) { return detail::softmax_last<Op::LogSoftmax>(v, true, "log_softmax"); });
 }
 
+namespace detail {
+// rsqrt(mean(x^2) + eps) over the last axis, kept: (..., 1).
+template <class T, class B>
+Tensor<T, B> inverse_rms(const Tensor<T, B>& x, double eps) {
+  return rsqrt(mean(x * x, {-1}, true) + eps);
+}
+}  // namespace detail
+
 // x * rsqrt(mean(x^2) + eps) * weight over the last axis (T5LayerNorm: no mean subtraction, no
-// bias). Composed of differentiable ops, so gradients of any order come for free.
+// bias). One node, which keeps x and the (..., 1) inverse RMS for backward; the composed ops
+// also kept x * inverse, a copy of x's size. x is the node's input three times over: the rule
+// returns the three terms of x's gradient that the composed ops' rules made, and the engine
+// adds them in the same order, so gradients are bit-identical to the composed ops'.
 template <class T, class B>
 Tensor<T, B> rms_norm(const Tensor<T, B>& x, const Tensor<T, B>& weight, double eps) {
   check(!weight.defined() || (weight.dim() == 1 && weight.shape()[0] == x.shape().back()), "rms_norm", "weight ",
         weight.defined() ? weight.shape() : Shape{}, " does not match the last axis of ", x.shape());
-  auto normalized = x * rsqrt(mean(x * x, {-1}, true) + eps);
-  return weight.defined() ? normalized * weight : normalized;
+  Tensor<T, B> inverse, out;
+  {
+    NoGradGuard forward_only;
+    inverse = detail::inverse_rms(x, eps);
+    out = x * inverse;
+    if (weight.defined()) out = out * weight;
+  }
+  const auto node = weight.defined() ? record<Op::RmsNorm>("rms_norm", out, {&x, &x, &x, &weight})
+                                     : record<Op::RmsNorm>("rms_norm", out, {&x, &x, &x});
+  if (node) {
+    node->save(x);
+    node->save(inverse);
+    if (weight.defined()) node->save(weight);
+    node->reals = {eps};
+  }
+  return out;
 }
 
 // (x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance).

@@ -55,6 +55,7 @@ class AdamBase : public Optimizer<T, B> {
 
   void step() override {
     const double lr = this->lr();
+    this->allocate_zero_state_together(state_keys());
     this->for_each_update([&](std::size_t i, TensorType& p, const TensorType& grad) {
       TensorType& m = this->state(i, "exp_avg");
       TensorType& v = this->state(i, "exp_avg_sq");

@@ -182,6 +182,32 @@ class Optimizer {
     }
   }
 
+  // Zero state `keys` for every parameter about to be updated (its gradient defined) that has no
+  // state yet, each key carved out of one block. On the first step that is the whole model's
+  // state in one allocation per key, which the heap places apart, instead of one per parameter
+  // filling the gaps that the first backward pass left between activations.
+  void allocate_zero_state_together(const std::vector<std::string>& keys) {
+    constexpr std::int64_t kAlign = 16;  // elements: each parameter's slice starts on a cache line
+    const auto padded = [&](std::int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+    std::vector<std::size_t> fresh;
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i].grad().defined() || !state_[i].empty()) continue;
+      fresh.push_back(i);
+      total += padded(params_[i].numel());
+    }
+    if (fresh.size() < 2) return;
+    for (const auto& key : keys) {
+      const auto block = zeros<T, B>({total});
+      std::int64_t offset = 0;
+      for (auto i : fresh) {
+        const auto n = params_[i].numel();
+        state_[i][key] = block.narrow(0, offset, n).reshape(params_[i].shape());
+        offset += padded(n);
+      }
+    }
+  }
+
   // State tensor `key` of parameter i; zeros shaped like the parameter when first asked for.
   TensorType& state(std::size_t i, const std::string& key) {
     auto [it, inserted] = state_[i].try_emplace(key);

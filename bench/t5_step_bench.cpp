@@ -28,7 +28,9 @@
 //     prefix gradient (1e-3 relative L2); exits 1 otherwise;
 //   - measures peak resident memory (getrusage ru_maxrss) of each contender in a child process
 //     of its own (this binary re-run with --t5_memory_child=<name>), 3 steps each; the results
-//     go into the JSON context as rss_<name> = "peak_kb baseline_kb". --t5_memory=0 skips it.
+//     go into the JSON context as rss_<name> = "peak_kb baseline_kb", and for tensortape's
+//     contenders tensor_peak_<name> = the most KiB its tensors held at once (the allocator's
+//     statistics), the part of the peak that is not heap gaps or libraries. --t5_memory=0 skips it.
 // --t5_profile=<name>:<steps> runs only that contender's steps (for perf / callgrind) and exits.
 // --t5_host_cache=1 turns the CPU storage's caching allocator on (up to 1 GiB cached; off by
 // default, as in the library), in the memory children too: run with and without, in turn.
@@ -275,13 +277,19 @@ long max_rss_kb() {
   return usage.ru_maxrss;
 }
 
-// Child: build one contender, run 3 steps, print "peak_kb baseline_kb".
+// Child: build one contender, run 3 steps, print "peak_kb baseline_kb tensor_peak_kb", the
+// last from tensortape's allocator statistics (0 for libtorch): what the process holds beyond
+// it is the heap's free gaps, the libraries and their buffers.
 int memory_child(const std::string& name) {
   set_threads();
   const long baseline = max_rss_kb();
   auto& c = registry().get(name);
+  auto& allocator = tt::backend::cpu::CachingAllocator::instance();
+  allocator.reset_peaks();
+  const auto tensors_before = allocator.stats().bytes_in_use;  // 0 for libtorch's contenders
   for (int i = 0; i < 3; ++i) c.step();
-  std::printf("%ld %ld\n", max_rss_kb(), baseline);
+  const auto tensor_peak = allocator.stats().peak_bytes_in_use;
+  std::printf("%ld %ld %ld\n", max_rss_kb(), baseline, static_cast<long>(tensor_peak > tensors_before ? tensor_peak / 1024 : 0));
   return 0;
 }
 
@@ -298,13 +306,15 @@ void measure_memory(const std::vector<std::string>& names) {
     const std::string flags = std::string(" --t5_host_cache=") + (host_cache ? "1" : "0") +
                               " --t5_flush_denormal=" + (flush_denormal ? "1" : "0") + " --t5_memory_child=" + n;
     FILE* pipe = popen((std::string(self) + flags).c_str(), "r");
-    long peak = 0, baseline = 0;
-    if (pipe == nullptr || std::fscanf(pipe, "%ld %ld", &peak, &baseline) != 2) {
+    long peak = 0, baseline = 0, tensor_peak = 0;
+    if (pipe == nullptr || std::fscanf(pipe, "%ld %ld %ld", &peak, &baseline, &tensor_peak) != 3) {
       std::fprintf(stderr, "t5_step_bench: memory child for %s failed\n", n.c_str());
     }
     if (pipe) pclose(pipe);
     benchmark::AddCustomContext("rss_" + n, std::to_string(peak) + " " + std::to_string(baseline));
-    std::fprintf(stderr, "rss_%s: peak %ld KiB, at start %ld KiB\n", n.c_str(), peak, baseline);
+    if (tensor_peak > 0) benchmark::AddCustomContext("tensor_peak_" + n, std::to_string(tensor_peak));
+    std::fprintf(stderr, "rss_%s: peak %ld KiB, at start %ld KiB; tensors at most %ld KiB\n", n.c_str(), peak, baseline,
+                 tensor_peak);
   }
 }
 

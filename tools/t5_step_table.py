@@ -13,7 +13,8 @@ faults per step, in newer JSON) and, for tensortape, <name>_gemm_calls; "gemm_fl
 cblas_sgemm. Times are medians over repetitions. A ratio is the median of the
 per-repetition ratios when the JSON holds the individual repetitions (contenders of one
 repetition ran interleaved, so they share the VM's speed at the time), else the ratio of
-the medians. Peak memory comes from the context entries rss_<name> = "peak_kb baseline_kb".
+the medians. Peak memory comes from the context entries rss_<name> = "peak_kb baseline_kb",
+and tensortape's tensors' own peak from tensor_peak_<name> (KiB; newer JSON).
 With several files, each is tabled in turn. --goals exits 1 unless TS-1 <= 0.5x libtorch,
 TS-2 <= 0.5x libtorch and TS-2 <= 0.7x tensortape's all-trainable step.
 """
@@ -97,11 +98,13 @@ def table(path, check_goals):
         rss = []
         for name in (ours, theirs):
             peak, over = rss_mib(context, name)
-            rss.append("-" if peak is None else f"{peak:.0f} (+{over:.0f})")
+            tensors = context.get(f"tensor_peak_{name}")
+            held = f"; tensors at most {int(tensors) / 1024:.1f}" if tensors else ""
+            rss.append("-" if peak is None else f"{peak:.0f} (+{over:.0f}{held})")
         memory_rows.append(f"| {label} | {rss[0]} | {rss[1]} |")
         print(f"| {label} | {fmt(ours_ms, '.1f')} | {fmt(theirs_ms, '.1f')} | {fmt(r, '.2f', 'x')} | {fmt(floor_ms, '.1f')} "
               f"| {fmt(r_floor, '.2f', 'x')} | {fmt(gflop, '.2f')} | {rates} |")
-    print("\n| peak resident memory, MiB (+ growth over the process at start) | tensortape | libtorch |")
+    print("\n| peak resident memory, MiB (+ growth over the process at start; tensors' own peak) | tensortape | libtorch |")
     print("|---|---:|---:|")
     print("\n".join(memory_rows))
 

@@ -77,8 +77,25 @@ TENSORTAPE_RULE(Rsqrt) {
   const auto y = node.saved_tensor(0);
   return {g * y * y * y * -0.5};
 }
-TENSORTAPE_RULE(Abs) { return {g * sign(node.saved_tensor(0).detach())}; }
-TENSORTAPE_RULE(Clamp) { return {g * in_range(node.saved_tensor(0).detach(), node.reals[0], node.reals[1])}; }
+
+namespace detail {
+// g * mask(x) for a mask that a unary kernel makes from a saved tensor (step, sign, in_range; it
+// carries no gradient). With create_graph the product is recorded; otherwise the mask is
+// written into the product's buffer and the product over it: one tensor of x's shape, not two.
+template <class T, class B>
+Tensor<T, B> times_mask(const Tensor<T, B>& g, backend::UnaryArgs mask, const Tensor<T, B>& saved) {
+  const auto x = saved.detach();
+  if (GradMode::enabled()) return g * unary_kernel(mask, x);
+  auto out = unary_kernel(mask, x);
+  if (out.numel() > 0) B::binary(backend::Binary::Mul, g.view_as(x.shape()), out.view(), out.data());
+  return out;
+}
+}  // namespace detail
+
+TENSORTAPE_RULE(Abs) { return {detail::times_mask(g, {backend::Unary::Sign}, node.saved_tensor(0))}; }
+TENSORTAPE_RULE(Clamp) {
+  return {detail::times_mask(g, {backend::Unary::InRange, node.reals[0], node.reals[1]}, node.saved_tensor(0))};
+}
 TENSORTAPE_RULE(Tanh) {
   const auto y = node.saved_tensor(0);
   return {g * (1.0 - y * y)};
@@ -87,7 +104,7 @@ TENSORTAPE_RULE(Sigmoid) {
   const auto y = node.saved_tensor(0);
   return {g * y * (1.0 - y)};
 }
-TENSORTAPE_RULE(Relu) { return {g * step(node.saved_tensor(0).detach())}; }
+TENSORTAPE_RULE(Relu) { return {detail::times_mask(g, {backend::Unary::Step}, node.saved_tensor(0))}; }  // step(y) = step(x)
 TENSORTAPE_RULE(Erf) {
   const auto x = node.saved_tensor(0);
   return {g * exp(-(x * x)) * (2.0 / std::sqrt(std::numbers::pi))};

@@ -3,6 +3,10 @@
 // second-order meta-gradient through an edited weight.
 #include "support/test_support.hpp"
 
+#include <functional>
+#include <string>
+#include <utility>
+
 namespace autograd_test {
 
 using namespace test;
@@ -323,6 +327,38 @@ TEST(Autograd, FusedNormAndLossGiveTheComposedOpsGradientsBitForBit) {
   expect_fused_norm_and_loss_match_the_composed_ops<float, tt::backend::Reference>();
 #if defined(TENSORTAPE_HAS_XTENSOR)
   expect_fused_norm_and_loss_match_the_composed_ops<float, tt::backend::Xtensor>();
+#endif
+}
+
+// Rules that build their result in place when nothing will differentiate it (no create_graph)
+// must give exactly what their differentiable form gives (with create_graph).
+template <class T, class B>
+void expect_in_place_rules_match_their_differentiable_form() {
+  tt::Rng rng(43);
+  const auto x = tt::randn<T, B>({5, 3, 9}, rng).requires_grad_();
+  const auto upstream = tt::randn<T, B>({5, 3, 9}, rng);
+  const auto labels = tt::from_vector<std::int64_t, B>({5, 3}, {1, 0, 8, -100, 4, 4, 2, 7, 3, 0, 5, 6, 8, 1, 2});
+  const std::vector<std::pair<std::string, std::function<tt::Tensor<T, B>(const tt::Tensor<T, B>&)>>> cases = {
+      {"softmax", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::softmax(v) * upstream); }},
+      {"softmax_axis1", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::softmax(v, 1) * upstream); }},
+      {"log_softmax", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::log_softmax(v) * upstream); }},
+      {"relu", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::relu(v) * upstream); }},
+      {"abs", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::abs(v) * upstream); }},
+      {"clamp", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::clamp(v, -0.5, 0.7) * upstream); }},
+      {"cross_entropy", [&](const tt::Tensor<T, B>& v) { return tt::cross_entropy(v, labels); }},
+  };
+  for (const auto& [name, loss] : cases) {
+    const auto in_place = tt::grad(std::vector{loss(x)}, std::vector{x})[0];
+    const auto differentiable = tt::grad(std::vector{loss(x)}, std::vector{x}, {}, /*create_graph=*/true)[0];
+    EXPECT_EQ(in_place.to_vector(), differentiable.to_vector()) << name;
+  }
+}
+
+TEST(Autograd, InPlaceRulesMatchTheirDifferentiableFormBitForBit) {
+  expect_in_place_rules_match_their_differentiable_form<float, tt::backend::Eigen>();
+  expect_in_place_rules_match_their_differentiable_form<double, tt::backend::Reference>();
+#if defined(TENSORTAPE_HAS_XTENSOR)
+  expect_in_place_rules_match_their_differentiable_form<float, tt::backend::Xtensor>();
 #endif
 }
 

@@ -179,13 +179,29 @@ TENSORTAPE_RULE(RmsNorm) {
   if (weighted && node.needs(3)) grad_weight = g * (x * r);
   return {direct, through_r, through_r, grad_weight};
 }
+// Without create_graph the softmax rules run the same operations in one (rows, cols) buffer,
+// each step written over the last, where the expressions make three such tensors.
 TENSORTAPE_RULE(Softmax) {
   const auto y = node.saved_tensor(0);
-  return {y * (g - sum(g * y, {-1}, true))};
+  if (GradMode::enabled()) return {y * (g - sum(g * y, {-1}, true))};
+  auto grad = g * y;
+  const auto row_sums = sum(grad, {-1}, true);
+  if (grad.numel() > 0) {
+    B::binary(backend::Binary::Sub, g.view_as(y.shape()), row_sums.view_as(y.shape()), grad.data());
+    B::binary(backend::Binary::Mul, y.view(), grad.view(), grad.data());
+  }
+  return {grad};
 }
 TENSORTAPE_RULE(LogSoftmax) {
   const auto y = node.saved_tensor(0);
-  return {g - exp(y) * sum(g, {-1}, true)};
+  if (GradMode::enabled()) return {g - exp(y) * sum(g, {-1}, true)};
+  const auto row_sums = sum(g, {-1}, true);
+  auto grad = exp(y);
+  if (grad.numel() > 0) {
+    B::binary(backend::Binary::Mul, grad.view(), row_sums.view_as(y.shape()), grad.data());
+    B::binary(backend::Binary::Sub, g.view_as(y.shape()), grad.view(), grad.data());
+  }
+  return {grad};
 }
 
 // ---- indexing ----

@@ -347,11 +347,24 @@ void expect_in_place_rules_match_their_differentiable_form() {
       {"clamp", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::clamp(v, -0.5, 0.7) * upstream); }},
       {"cross_entropy", [&](const tt::Tensor<T, B>& v) { return tt::cross_entropy(v, labels); }},
   };
-  for (const auto& [name, loss] : cases) {
-    const auto in_place = tt::grad(std::vector{loss(x)}, std::vector{x})[0];
-    const auto differentiable = tt::grad(std::vector{loss(x)}, std::vector{x}, {}, /*create_graph=*/true)[0];
-    EXPECT_EQ(in_place.to_vector(), differentiable.to_vector()) << name;
-  }
+  // max shares its gradient between ties: values from a small set make many of them.
+  std::vector<T> tied_values;
+  for (int i = 0; i < 5 * 3 * 9; ++i) tied_values.push_back(T((i * 7) % 4) * T(0.5));
+  const auto tied = tt::from_vector<T, B>({5, 3, 9}, tied_values).requires_grad_();
+  const std::vector<std::pair<std::string, std::function<tt::Tensor<T, B>(const tt::Tensor<T, B>&)>>> tied_cases = {
+      {"max_axis1", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::max(v, {1}) * upstream.narrow(1, 0, 1).reshape({5, 9})); }},
+      {"max_last_keepdim", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::max(v, {-1}, true) * upstream.narrow(2, 0, 1)); }},
+      {"max_two_axes", [&](const tt::Tensor<T, B>& v) { return tt::sum(tt::max(v, {0, 2}) * upstream.narrow(0, 0, 1).narrow(2, 0, 1).reshape({3})); }},
+  };
+  const auto expect_same_gradients = [](const auto& losses, const tt::Tensor<T, B>& input) {
+    for (const auto& [name, loss] : losses) {
+      const auto in_place = tt::grad(std::vector{loss(input)}, std::vector{input})[0];
+      const auto differentiable = tt::grad(std::vector{loss(input)}, std::vector{input}, {}, /*create_graph=*/true)[0];
+      EXPECT_EQ(in_place.to_vector(), differentiable.to_vector()) << name;
+    }
+  };
+  expect_same_gradients(cases, x);
+  expect_same_gradients(tied_cases, tied);
 }
 
 TEST(Autograd, InPlaceRulesMatchTheirDifferentiableFormBitForBit) {
@@ -360,6 +373,33 @@ TEST(Autograd, InPlaceRulesMatchTheirDifferentiableFormBitForBit) {
 #if defined(TENSORTAPE_HAS_XTENSOR)
   expect_in_place_rules_match_their_differentiable_form<float, tt::backend::Xtensor>();
 #endif
+}
+
+// Without create_graph the engine adds a gradient into the one already waiting for the same
+// tensor in place when no one else holds that buffer. A gradient a hook kept (here the one that
+// reshape's rule hands on as a view) must not change under a later sum, whichever arrives first,
+// and the sums must equal the out-of-place ones that create_graph makes.
+TEST(Autograd, GradientsAccumulateInPlaceOnlyIntoBuffersNoOneElseHolds) {
+  const auto weight = random({24}, 7), other = random({4, 6}, 8);
+  for (bool reshape_first : {true, false}) {
+    auto x = random({4, 6}, 9).requires_grad_();
+    const auto run = [&](bool create_graph) {
+      const auto a = x * 3.0;             // its gradient arrives twice
+      const auto flat = a.reshape({24});  // reshape's rule passes a view of the gradient it receives
+      Tensor kept;
+      flat.register_hook([&](const Tensor& g) { kept = g; });
+      const auto through_flat = tt::sum(flat * weight), direct = tt::sum(a * other);
+      const auto loss = reshape_first ? through_flat + direct : direct + through_flat;
+      const auto gx = tt::grad(std::vector{loss}, std::vector{x}, {}, create_graph)[0];
+      return std::pair{gx.to_vector(), kept.to_vector()};
+    };
+    const auto [in_place, kept] = run(false);
+    const auto [differentiable, kept_differentiable] = run(true);
+    EXPECT_EQ(kept, weight.to_vector()) << "reshape first: " << reshape_first;
+    EXPECT_EQ(in_place, differentiable) << "reshape first: " << reshape_first;
+    const auto expected = ((weight.reshape({4, 6}) + other) * 3.0).to_vector();
+    EXPECT_EQ(in_place, expected) << "reshape first: " << reshape_first;
+  }
 }
 
 // Walking, differentiating and freeing a graph never recurse along it: a 200000-op chain (a

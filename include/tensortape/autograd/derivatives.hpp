@@ -157,9 +157,19 @@ TENSORTAPE_RULE(Max) {
   const std::vector<std::size_t> axes(node.ints.begin(), node.ints.end());
   const Shape kept = detail::keepdim_shape(input_shape, axes);
   const auto y = node.saved_tensor(1).detach().reshape(kept);
-  const auto is_max = equal(x, y);
-  const auto ties = sum(is_max, std::vector<std::int64_t>(node.ints.begin(), node.ints.end()), true);
-  return {g.reshape(kept) * (is_max / ties)};
+  const std::vector<std::int64_t> reduced(node.ints.begin(), node.ints.end());
+  if (GradMode::enabled()) {
+    const auto is_max = equal(x, y);
+    return {g.reshape(kept) * (is_max / sum(is_max, reduced, true))};
+  }
+  // The same operations over one buffer of x's shape: the indicator, its share of the ties, the product.
+  auto grad = equal(x, y);
+  const auto ties = sum(grad, reduced, true);
+  if (grad.numel() > 0) {
+    B::binary(backend::Binary::Div, grad.view(), ties.view_as(grad.shape()), grad.data());
+    B::binary(backend::Binary::Mul, g.reshape(kept).view_as(grad.shape()), grad.view(), grad.data());
+  }
+  return {grad};
 }
 TENSORTAPE_RULE(RmsNorm) {
   // y = x * r * w with r = rsqrt(mean(x^2) + eps) per row. The terms, in the composed ops' order:

@@ -175,8 +175,16 @@ class BackwardPass {
     }
   }
 
-  static void accumulate(Tensor<T, B>& slot, const Tensor<T, B>& grad) {
-    slot = slot.defined() ? slot + grad : grad;
+  // slot += grad. Without create_graph, a slot whose buffer nothing else holds (another slot, a
+  // rule's saved tensor, a hook's copy) takes the sum in place: the same additions, no new tensor.
+  void accumulate(Tensor<T, B>& slot, const Tensor<T, B>& grad) const {
+    if (!slot.defined()) {
+      slot = grad;
+    } else if (!create_graph_ && slot.storage().use_count() == 1 && slot.is_contiguous() && slot.shape() == grad.shape()) {
+      B::binary(backend::Binary::Add, slot.view(), grad.view(), slot.data());
+    } else {
+      slot = slot + grad;
+    }
   }
 
   bool create_graph_, retain_graph_, all_leaves_;

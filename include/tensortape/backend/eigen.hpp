@@ -148,6 +148,13 @@ struct Eigen : Reference {
     else f(ArrayX<T>::Constant(length, *start));
   }
 
+  // 1 where the comparison holds, else 0. A select() over constants vectorises; casting the
+  // comparison's bools to T runs element by element.
+  template <class T, class Condition>
+  static auto indicator(const Condition& condition) {
+    return condition.select(ArrayX<T>::Constant(condition.size(), T(1)), ArrayX<T>::Zero(condition.size()));
+  }
+
   // Must match scalar::unary; comparisons are written as select() so NaN behaves the same.
   template <class T, class X>
   static void unary_row(const UnaryArgs& args, const X& x, RowMap<T> out) {
@@ -159,7 +166,7 @@ struct Eigen : Reference {
       case Unary::Sqrt: out = x.sqrt(); break;
       case Unary::Rsqrt: out = one / x.sqrt(); break;
       case Unary::Abs: out = x.abs(); break;
-      case Unary::Sign: out = (x > zero).template cast<T>() - (x < zero).template cast<T>(); break;
+      case Unary::Sign: out = indicator<T>(x > zero) - indicator<T>(x < zero); break;
       case Unary::Tanh: out = x.tanh(); break;
       // Not Eigen's logistic(): for float it is a fit accurate only in absolute terms in the tails.
       case Unary::Sigmoid: out = one / (one + (-x).exp()); break;
@@ -177,8 +184,8 @@ struct Eigen : Reference {
         out = (at_least_a > b).select(b, at_least_a);
         break;
       }
-      case Unary::InRange: out = ((x >= a) && (x <= b)).template cast<T>(); break;
-      case Unary::Step: out = (x > zero).template cast<T>(); break;
+      case Unary::InRange: out = (x >= a).select(indicator<T>(x <= b), zero); break;
+      case Unary::Step: out = indicator<T>(x > zero); break;
     }
   }
 
@@ -191,9 +198,9 @@ struct Eigen : Reference {
       case Binary::Div: out = x / y; break;
       case Binary::Maximum: out = (x < y).select(y, x); break;  // std::max(x, y)
       case Binary::Minimum: out = (y < x).select(y, x); break;  // std::min(x, y)
-      case Binary::Equal: out = (x == y).template cast<T>(); break;
-      case Binary::Greater: out = (x > y).template cast<T>(); break;
-      case Binary::Less: out = (x < y).template cast<T>(); break;
+      case Binary::Equal: out = indicator<T>(x == y); break;
+      case Binary::Greater: out = indicator<T>(x > y); break;
+      case Binary::Less: out = indicator<T>(x < y); break;
     }
   }
 };

@@ -3,9 +3,11 @@
 // second-order meta-gradient through an edited weight.
 #include "support/test_support.hpp"
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace autograd_test {
 
@@ -399,6 +401,23 @@ TEST(Autograd, GradientsAccumulateInPlaceOnlyIntoBuffersNoOneElseHolds) {
     EXPECT_EQ(in_place, differentiable) << "reshape first: " << reshape_first;
     const auto expected = ((weight.reshape({4, 6}) + other) * 3.0).to_vector();
     EXPECT_EQ(in_place, expected) << "reshape first: " << reshape_first;
+  }
+}
+
+// narrow's gradient lands in a window of its input's: without create_graph the engine adds it
+// there when the input's gradient already waits in a buffer no one else holds. The sums must be
+// those of the zero-padded form (create_graph), whichever gradient arrives first.
+TEST(Autograd, NarrowGradientsAddIntoTheWindowTheyCameFrom) {
+  const auto other = random({4, 6}, 10), columns = random({4, 3}, 11), rows = random({2, 6}, 12);
+  for (int order = 0; order < 3; ++order) {
+    auto x = random({4, 6}, 13).requires_grad_();
+    const auto run = [&](bool create_graph) {
+      const auto a = x * 3.0;  // gradients from a itself and from two windows of it
+      std::vector<Tensor> terms = {tt::sum(a * other), tt::sum(a.narrow(1, 2, 3) * columns), tt::sum(a.narrow(0, 1, 2) * rows)};
+      std::rotate(terms.begin(), terms.begin() + order, terms.end());
+      return tt::grad(std::vector{terms[0] + terms[1] + terms[2]}, std::vector{x}, {}, create_graph)[0].to_vector();
+    };
+    EXPECT_EQ(run(false), run(true)) << "order " << order;
   }
 }
 

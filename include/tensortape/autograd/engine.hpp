@@ -74,6 +74,10 @@ class BackwardPass {
         any = any || node.wanted[i];
       }
       if (!any) continue;
+      if (add_into_window(node, grad, results)) {
+        if (!retain_graph_) node.release();
+        continue;
+      }
       auto input_grads = node.rule(node, grad);
       if (AnomalyMode::enabled()) check_backward_anomaly(node, grad, input_grads);
       for (std::size_t i = 0; i < node.inputs.size(); ++i) {
@@ -175,12 +179,33 @@ class BackwardPass {
     }
   }
 
+  // narrow's gradient is g inside a window of zeros. Without create_graph, when the input's
+  // gradient already waits in a buffer no one else holds, g is added into that buffer's window
+  // instead: the same sums where g lands, and no full-size tensor of zeros to add elsewhere.
+  bool add_into_window(const Node<T, B>& node, const Tensor<T, B>& g, std::unordered_map<const Meta*, Tensor<T, B>>& results) {
+    if (node.op != Op::Narrow || create_graph_ || AnomalyMode::enabled() || !node.wanted[0]) return false;
+    const auto& input = node.inputs[0];
+    Tensor<T, B>* slot = nullptr;
+    if (input.meta->grad_fn) {
+      if (auto found = pending_.find(input.meta->grad_fn.get()); found != pending_.end()) slot = &found->second;
+    } else if (auto found = results.find(input.meta.get()); found != results.end()) {
+      slot = &found->second;
+    }
+    if (!slot || !sole_owner(*slot) || slot->shape() != input.shape) return false;
+    const auto window = slot->narrow(node.ints[0], node.ints[1], g.shape()[static_cast<std::size_t>(node.ints[0])]);
+    const auto sum = window + g;
+    if (sum.numel() > 0) B::copy_strided(sum.view(), {window.data(), window.shape(), window.strides()});
+    return true;
+  }
+
+  static bool sole_owner(const Tensor<T, B>& slot) { return slot.storage().use_count() == 1 && slot.is_contiguous(); }
+
   // slot += grad. Without create_graph, a slot whose buffer nothing else holds (another slot, a
   // rule's saved tensor, a hook's copy) takes the sum in place: the same additions, no new tensor.
   void accumulate(Tensor<T, B>& slot, const Tensor<T, B>& grad) const {
     if (!slot.defined()) {
       slot = grad;
-    } else if (!create_graph_ && slot.storage().use_count() == 1 && slot.is_contiguous() && slot.shape() == grad.shape()) {
+    } else if (!create_graph_ && sole_owner(slot) && slot.shape() == grad.shape()) {
       B::binary(backend::Binary::Add, slot.view(), grad.view(), slot.data());
     } else {
       slot = slot + grad;

@@ -230,6 +230,47 @@ TYPED_TEST(BackendThreads, SoftmaxGatherScatterAndAdamSplitIdentically) {
   this->expect_close(got, want, "adam_step");
 }
 
+// A batch of products is split over the threads, whole products to each. On 1 thread, on 2,
+// and one call per product (where OpenBLAS may split a large product over both threads itself)
+// must give the same bits.
+TYPED_TEST(BackendThreads, BatchedProductsSplitIdenticallyAndMatchOneCallEach) {
+  using B = TypeParam;
+  struct Shape3 {
+    std::int64_t batch, m, n, k;
+    bool trans_a, trans_b;
+  };
+  for (const Shape3& s : {Shape3{256, 16, 16, 64, false, true}, Shape3{256, 16, 64, 16, false, false},
+                          Shape3{96, 8, 64, 16, true, true}, Shape3{4, 160, 192, 256, true, false}}) {
+    const std::string what = "gemm batch " + std::to_string(s.batch) + " of (" + std::to_string(s.m) + "x" +
+                             std::to_string(s.k) + ")@(" + std::to_string(s.k) + "x" + std::to_string(s.n) + ")" +
+                             (s.trans_a ? " A^T" : "") + (s.trans_b ? " B^T" : "");
+    const auto a = this->random(s.batch * s.m * s.k), b = this->random(s.batch * s.k * s.n);
+    const tt::backend::GemmArgs args{.trans_a = s.trans_a, .trans_b = s.trans_b, .m = s.m, .n = s.n, .k = s.k,
+                                     .lda = s.trans_a ? s.m : s.k, .ldb = s.trans_b ? s.k : s.n, .ldc = s.n,
+                                     .stride_a = s.m * s.k, .stride_b = s.k * s.n, .stride_c = s.m * s.n, .batch = s.batch};
+    const auto size = static_cast<std::size_t>(s.batch * s.m * s.n);
+    const auto got = this->same_on_one_and_two_threads(size, [&](float* out) { B::template gemm<float>(args, a.data(), b.data(), out); }, what);
+
+    std::vector<float> one_call_each(size);
+    auto single = args;
+    single.batch = 1;
+#if defined(_OPENMP)
+    const int before = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    for (std::int64_t i = 0; i < s.batch; ++i)
+      B::template gemm<float>(single, a.data() + i * args.stride_a, b.data() + i * args.stride_b, one_call_each.data() + i * args.stride_c);
+#if defined(_OPENMP)
+    omp_set_num_threads(before);
+#endif
+    EXPECT_EQ(std::memcmp(got.data(), one_call_each.data(), size * sizeof(float)), 0) << what << ": batch and one call per product differ";
+
+    std::vector<float> want(size);
+    Reference::gemm<float>(args, a.data(), b.data(), want.data());
+    this->expect_close(got, want, what);
+  }
+}
+
 TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
 #if !defined(_OPENMP)
   GTEST_SKIP() << "built without OpenMP: the kernels always run on one thread";

@@ -320,20 +320,14 @@ void Eigen::softmax(const T* src, std::int64_t rows, std::int64_t cols, T* dst, 
 template <class T>
 void Eigen::gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
   if (g.m <= 0 || g.n <= 0) return;
-  // OpenBLAS runs a small product on one thread, so a batch of them is split over the threads,
-  // whole products to each. Every product's bits are those of a call of its own: BLAS divides
-  // rows and columns among its threads, never the sum over k.
-  const std::int64_t work_per_product = g.m * g.n * std::max<std::int64_t>(g.k, 1) / 8;
-  cpu::parallel_ranges(g.batch, work_per_product, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) {
-      T* C = c + i * g.stride_c;  // (m, n), row stride ldc
-      if (g.k == 0) {             // an empty sum: C = beta * C, and never read C when beta == 0
-        MatrixMap<T> out(C, g.m, g.n, ::Eigen::OuterStride<>(g.ldc));
-        if (g.beta == 0.0) out.setZero(); else out *= T(g.beta);
-        continue;
-      }
-      gemm_one(g, a + i * g.stride_a, b + i * g.stride_b, C);
+  cpu::for_each_product(g, [&](std::int64_t i) {
+    T* C = c + i * g.stride_c;  // (m, n), row stride ldc
+    if (g.k == 0) {             // an empty sum: C = beta * C, and never read C when beta == 0
+      MatrixMap<T> out(C, g.m, g.n, ::Eigen::OuterStride<>(g.ldc));
+      if (g.beta == 0.0) out.setZero(); else out *= T(g.beta);
+      return;
     }
+    gemm_one(g, a + i * g.stride_a, b + i * g.stride_b, C);
   });
 }
 

@@ -264,7 +264,7 @@ void Xtensor::gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
   // rows; a padded one (a narrowed view) goes to xtensor-blas's cxxblas layer directly.
   const bool packed = g.k > 0 && is_packed(g.lda, a_rows, a_cols) && is_packed(g.ldb, b_rows, b_cols) &&
                       is_packed(g.ldc, g.m, g.n);
-  for (std::int64_t i = 0; i < g.batch; ++i) {
+  cpu::for_each_product(g, [&](std::int64_t i) {
     const T* A = a + i * g.stride_a;
     const T* B = b + i * g.stride_b;
     T* C = c + i * g.stride_c;
@@ -286,7 +286,7 @@ void Xtensor::gemm(const GemmArgs& g, const T* a, const T* b, T* c) {
                                       B, idx(leading_stride(g.ldb, b_rows, b_cols)),
                                       beta, C, idx(leading_stride(g.ldc, g.m, g.n)));
     }
-  }
+  });
 }
 
 template <class T>

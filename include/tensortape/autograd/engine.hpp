@@ -21,6 +21,13 @@ namespace tensortape {
 
 namespace detail {
 
+// Nothing but `t` holds its buffer (no other tensor, saved tensor or hook's copy), laid out
+// contiguously: it may be written in place.
+template <class T, class B>
+bool sole_owner(const Tensor<T, B>& t) {
+  return t.storage().use_count() == 1 && t.is_contiguous();
+}
+
 template <class T, class B>
 class BackwardPass {
  public:
@@ -83,12 +90,7 @@ class BackwardPass {
       for (std::size_t i = 0; i < node.inputs.size(); ++i) {
         if (!node.wanted[i] || i >= input_grads.size() || !input_grads[i].defined()) continue;
         const auto& input = node.inputs[i];
-        auto reduced = sum_to(input_grads[i], input.shape);
-        if (input.meta->grad_fn) {
-          accumulate(pending_[input.meta->grad_fn.get()], reduced);
-        } else {
-          accumulate(results[input.meta.get()], reduced);
-        }
+        accumulate(waiting_gradient(input, results), sum_to(input_grads[i], input.shape));
       }
       if (!retain_graph_) node.release();
     }
@@ -181,24 +183,23 @@ class BackwardPass {
 
   // narrow's gradient is g inside a window of zeros. Without create_graph, when the input's
   // gradient already waits in a buffer no one else holds, g is added into that buffer's window
-  // instead: the same sums where g lands, and no full-size tensor of zeros to add elsewhere.
+  // instead: the same sums where g lands, and no full-size tensor of zeros to add elsewhere. An
+  // empty slot looked up here is filled at once: narrow's rule runs next, for an input that wants it.
   bool add_into_window(const Node<T, B>& node, const Tensor<T, B>& g, std::unordered_map<const Meta*, Tensor<T, B>>& results) {
     if (node.op != Op::Narrow || create_graph_ || AnomalyMode::enabled() || !node.wanted[0]) return false;
     const auto& input = node.inputs[0];
-    Tensor<T, B>* slot = nullptr;
-    if (input.meta->grad_fn) {
-      if (auto found = pending_.find(input.meta->grad_fn.get()); found != pending_.end()) slot = &found->second;
-    } else if (auto found = results.find(input.meta.get()); found != results.end()) {
-      slot = &found->second;
-    }
-    if (!slot || !sole_owner(*slot) || slot->shape() != input.shape) return false;
-    const auto window = slot->narrow(node.ints[0], node.ints[1], g.shape()[static_cast<std::size_t>(node.ints[0])]);
+    Tensor<T, B>& slot = waiting_gradient(input, results);
+    if (!slot.defined() || !sole_owner(slot) || slot.shape() != input.shape) return false;
+    const auto window = slot.narrow(node.ints[0], node.ints[1], g.shape()[static_cast<std::size_t>(node.ints[0])]);
     const auto sum = window + g;
     if (sum.numel() > 0) B::copy_strided(sum.view(), {window.data(), window.shape(), window.strides()});
     return true;
   }
 
-  static bool sole_owner(const Tensor<T, B>& slot) { return slot.storage().use_count() == 1 && slot.is_contiguous(); }
+  // Where the gradient for `input` gathers: its node's pending slot, or a leaf's result.
+  Tensor<T, B>& waiting_gradient(const typename Node<T, B>::Input& input, std::unordered_map<const Meta*, Tensor<T, B>>& results) {
+    return input.meta->grad_fn ? pending_[input.meta->grad_fn.get()] : results[input.meta.get()];
+  }
 
   // slot += grad. Without create_graph, a slot whose buffer nothing else holds (another slot, a
   // rule's saved tensor, a hook's copy) takes the sum in place: the same additions, no new tensor.
@@ -264,9 +265,8 @@ void backward(const Tensor<T, B>& loss, const Tensor<T, B>& grad_output = {}, bo
     } else {
       // .grad must own its buffer: optimizers update it in place, and a rule may have handed
       // the same tensor (or a broadcast view of one) to several inputs.
-      const bool sole_owner = grad.is_contiguous() && grad.storage().use_count() == 1 &&
-                              grad.numel() == grad.storage()->size;
-      meta->grad = sole_owner ? grad.detach() : grad.contiguous_copy();
+      const bool whole_buffer = detail::sole_owner(grad) && grad.numel() == grad.storage()->size;
+      meta->grad = whole_buffer ? grad.detach() : grad.contiguous_copy();
     }
   }
 }

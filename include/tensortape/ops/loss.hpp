@@ -92,9 +92,10 @@ namespace detail {
 // The gradient of cross_entropy's per-row losses with respect to its (rows, C) logits, given
 // row_scale = -g * w (rows) from the losses' gradient g and the rows' weights w: softmax(logits)
 // * (-row_scale) per row, plus row_scale at each row's label, made in one buffer (log-softmax,
-// exp, the scale and the label terms in place). Element for element the same operations as the rules of log_softmax, index_select and
-// the product would run, so the result is bit-identical to theirs. Not differentiable: for
-// gradients of gradients the rule composes differentiable ops instead.
+// exp, the scale and the label terms in place). Element for element the same operations as the
+// rules of log_softmax, index_select and the product would run, so the result is bit-identical
+// to theirs. Not differentiable: for gradients of gradients the rule composes differentiable
+// ops instead.
 template <class T, class B>
 Tensor<T, B> cross_entropy_logits_grad(const Tensor<T, B>& logits, const Tensor<T, B>& row_scale,
                                        const Tensor<std::int64_t, B>& flat_index) {

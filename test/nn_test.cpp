@@ -371,6 +371,37 @@ TEST(T5Decoding, ScoringIsTeacherForcedCrossEntropy) {
   }
 }
 
+// A caller that holds the encoder's output decodes and scores from it: padded further than the
+// rows need (SEPROG answers a group of its inputs from the whole batch's encoding), it gives the
+// tokens and, to rounding, the scores of the ids' own encoding. A mismatched mask is refused.
+TEST(T5Decoding, AGivenEncodingPaddedFurtherDecodesAndScoresAsTheIdsDo) {
+  tt::Rng rng(9);
+  auto config = test::tiny_t5_config("relu");
+  config.eos_token_id = 99;  // never produced, so every step of every row is compared
+  T5Model<double, Cpu> model(config, rng);
+  const Batch<double> batch;
+  // The batch's ids with three more padding columns: (2, 7).
+  const auto wider_ids = tt::from_vector<std::int64_t, Cpu>({2, 7}, {3, 5, 7, 1, 0, 0, 0, 4, 9, 1, 0, 0, 0, 0});
+  const auto wider_mask = tt::from_vector<std::int64_t, Cpu>({2, 7}, {1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0});
+  tt::Tensor<double, Cpu> encoded;
+  {
+    tt::NoGradGuard no_grad;
+    encoded = model.encode(wider_ids, wider_mask);  // (2, 7, D)
+  }
+  const auto other = tt::from_vector<std::int64_t, Cpu>({2, 2}, {3, 1, 4, 1});
+  for (const bool with_prefix : {false, true}) {
+    SCOPED_TRACE(with_prefix ? "with prefix" : "no prefix");
+    const auto prefix = with_prefix ? tt::randn<double, Cpu>({2, 3, config.d_model}, rng) : tt::Tensor<double, Cpu>();
+    EXPECT_EQ(tt::nn::greedy_decode_encoded(model, encoded, wider_mask, 6, prefix).to_vector(),
+              tt::nn::greedy_decode(model, batch.input_ids, batch.attention_mask, 6, prefix).to_vector());
+    const auto given = tt::nn::score_candidates_encoded(model, encoded, wider_mask, {batch.labels, other}, prefix).to_vector();
+    const auto own = tt::nn::score_candidates(model, batch.input_ids, batch.attention_mask, {batch.labels, other}, prefix).to_vector();
+    ASSERT_EQ(given.size(), own.size());
+    for (std::size_t i = 0; i < own.size(); ++i) EXPECT_NEAR(given[i], own[i], 1e-12) << "score " << i;
+  }
+  EXPECT_THROW(tt::nn::greedy_decode_encoded(model, encoded, batch.attention_mask, 6), tt::Error);  // (2, 4) mask for S = 7
+}
+
 // The shared encoder output takes gradient from every candidate: the encoder's parameter
 // gradients of a weighted sum of the scores match float64 central differences.
 TEST(T5Decoding, CandidateScoresGradientReachesTheSharedEncoder) {

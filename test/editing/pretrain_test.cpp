@@ -331,6 +331,40 @@ TEST(Seq2SeqLoss, AGivenEncodingStandsForTheEncodersOwn) {
   EXPECT_NE(zero_loss, own_loss) << "the decoder reads the encoding it is given";
 }
 
+// Answering and classifying from an encoding the caller holds (SEPROG's predict answers each
+// group of its inputs with their rows of the batch's encoding, padded for the whole batch) gives
+// the answers of the encoder's own run; the rows given are what is read, and an encoding of
+// other inputs is refused. Token ids are remembered per text and stay the tokenizer's.
+TEST(Seq2SeqPredict, AGivenEncodingStandsForTheEncodersOwn) {
+  namespace tt = tensortape;
+  using editlab::model::Cpu;
+  const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_given_encoding_predict");
+  auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
+  const std::vector<std::string> inputs = {"question: a b", "question: c", "question: d e f g h i"};
+  const auto [ids, mask] = base.encode_inputs(inputs);  // (3, S): the third row is the longest
+  tt::Tensor<float, Cpu> hidden;
+  {
+    tt::NoGradGuard no_grad;
+    hidden = base.model.encode(ids, mask);  // (3, S, D)
+  }
+  const auto rows = [&](std::vector<std::int64_t> which) {
+    const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(which.size())}, which);
+    return editlab::model::InputEncoding{tt::index_select(hidden, 0, index), tt::index_select(mask, 0, index)};
+  };
+  const std::vector<std::string> two(inputs.begin(), inputs.begin() + 2), swapped = {inputs[1], inputs[0]};
+  const std::vector<std::string> labels = {"x y z", "w"};
+  EXPECT_EQ(base.predict(two, {}, tt::Tensor<float, Cpu>(), rows({0, 1})), base.predict(two, {}));
+  EXPECT_EQ(base.predict(two, labels, tt::Tensor<float, Cpu>(), rows({0, 1})), base.predict(two, labels));
+  EXPECT_EQ(base.predict(two, {}, tt::Tensor<float, Cpu>(), rows({1, 0})), base.predict(swapped, {}));
+  EXPECT_EQ(base.predict(two, labels, tt::Tensor<float, Cpu>(), rows({1, 0})), base.predict(swapped, labels));
+  EXPECT_THROW(base.predict(inputs, {}, tt::Tensor<float, Cpu>(), rows({0, 1})), tt::Error);
+  for (int round = 0; round < 2; ++round)
+    for (const auto& text : inputs) {
+      auto expected = base.tokenizer.encode(text, /*append_eos=*/true);
+      EXPECT_EQ(base.encode(text), std::vector<std::int64_t>(expected.begin(), expected.end())) << text << ", round " << round;
+    }
+}
+
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   const auto w = editlab::world::generate(editlab::world::WorldOptions{});
   const auto sets = editlab::pretrain::quality_sets(w);

@@ -157,30 +157,29 @@ class Seprog : public RunEditor {
     std::vector<std::string> out(inputs.size());
     if (inputs.empty()) return out;
     std::vector<std::size_t> prompted, plain;
-    Tensor prefix;
+    Forward scope;  // without edits, the base answers alone and encodes the inputs itself
     if (memory_.size() > 0) {
-      const auto scope = forward(inputs, memory_.encodings(), memory_.descriptors(), Tensor(), options_.hard_selection);
+      scope = forward(inputs, memory_.encodings(), memory_.descriptors(), Tensor(), options_.hard_selection);
       const auto probabilities = tt::sigmoid(scope.in_scope_logit).to_vector();
-      std::vector<std::int64_t> rows;
-      for (std::size_t i = 0; i < inputs.size(); ++i) {
-        const bool inject = always_inject() || probabilities[i] > options_.gate_threshold;
-        (inject ? prompted : plain).push_back(i);
-        if (inject) rows.push_back(static_cast<std::int64_t>(i));
-      }
-      if (!rows.empty())
-        prefix = tt::index_select(scope.prefix, 0, tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows));
+      for (std::size_t i = 0; i < inputs.size(); ++i)
+        (always_inject() || probabilities[i] > options_.gate_threshold ? prompted : plain).push_back(i);
     } else {
       for (std::size_t i = 0; i < inputs.size(); ++i) plain.push_back(i);
     }
-    auto run = [&](const std::vector<std::size_t>& which, const Tensor& group_prefix) {
+    // Each group answers with its rows of the frozen encoding forward() already computed.
+    auto run = [&](const std::vector<std::size_t>& which, bool with_prefix) {
       if (which.empty()) return;
       std::vector<std::string> group;
-      for (auto i : which) group.push_back(inputs[i]);
-      const auto answers = base_predict(group, group_prefix);
+      std::vector<std::int64_t> rows;
+      for (auto i : which) group.push_back(inputs[i]), rows.push_back(static_cast<std::int64_t>(i));
+      const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
+      const auto pick = [&](const auto& t) { return t.defined() ? tt::index_select(t, 0, index) : t; };
+      const model::InputEncoding encoding{pick(scope.encoded), pick(scope.encoded_mask)};
+      const auto answers = base_->predict(group, labels_, with_prefix ? pick(scope.prefix) : Tensor(), encoding);
       for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = answers[k];
     };
-    run(prompted, prefix);
-    run(plain, Tensor());
+    run(prompted, /*with_prefix=*/true);
+    run(plain, /*with_prefix=*/false);
     return out;
   }
 
@@ -377,6 +376,7 @@ class Seprog : public RunEditor {
     Tensor selection_log_weights;  // (B, K) log of the attention over the edits
     Tensor best_match;             // (B, 1) the best edit's score (with token_match, under the scope salience)
     Tensor encoded;                // (B, L, D) the frozen encoder's output for the inputs (no gradient)
+    Ids encoded_mask;              // (B, L) its mask
   };
 
   bool always_inject() const {
@@ -626,6 +626,7 @@ class Seprog : public RunEditor {
     if (options_.pair_gate) features = tt::concat<float, Cpu>({features, pair_encoding(inputs, edits, scope_scores)}, 1);  // (B, ... + D)
     f.selection_log_weights = log_weights;
     f.encoded = frozen.hidden;
+    f.encoded_mask = frozen.mask;
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
     const auto prompt_input = options_.prompt_sees_query ? tt::concat<float, Cpu>({selected, pooled}, 1) : selected;  // (B, d_h (+ D))

@@ -11,7 +11,10 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "tensortape/tensortape.hpp"
@@ -40,6 +43,14 @@ struct TextBatch {
 
 inline constexpr std::int64_t kIgnore = -100;
 
+// The encoder's output for a list of inputs, held by a caller that already ran the encoder over
+// them (SEPROG reads it for b(x)), so that answering them need not run it again.
+struct InputEncoding {
+  Tensor hidden;  // (B, S, D) model.encode(ids, mask) of Seq2Seq::encode_inputs(inputs)
+  Ids mask;       // (B, S)
+  bool defined() const { return hidden.defined(); }
+};
+
 // Mean over the unmasked positions: hidden (B, L, D), mask (B, L) 0/1 -> (B, D).
 inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
   const auto host = mask.to_vector();
@@ -48,6 +59,31 @@ inline Tensor masked_mean(const Tensor& hidden, const Ids& mask) {
   const auto w = tt::from_vector<float, Cpu>({b, l, 1}, weights);              // (B, L, 1)
   return tt::div(tt::sum(tt::mul(hidden, w), {1}), tt::sum(w, {1}));           // (B, D)
 }
+
+// Token ids of texts tokenized before. Editors and the harness tokenize the same examples over
+// and over (every training step draws its edit set from one pool), and SentencePiece's encoding
+// is a real part of a small model's step. Emptied whenever it reaches kMaxTexts texts;
+// threads may share it.
+class TokenMemo {
+ public:
+  template <class Tokenize>
+  std::vector<std::int64_t> ids(const std::string& text, Tokenize&& tokenize) {
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto it = ids_.find(text); it != ids_.end()) return it->second;
+    }
+    auto fresh = tokenize(text);
+    std::lock_guard lock(mutex_);
+    if (ids_.size() >= kMaxTexts) ids_.clear();
+    ids_.emplace(text, fresh);
+    return fresh;
+  }
+
+ private:
+  static constexpr std::size_t kMaxTexts = std::size_t(1) << 16;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::vector<std::int64_t>> ids_;
+};
 
 class Seq2Seq {
  public:
@@ -72,9 +108,13 @@ class Seq2Seq {
       std::filesystem::copy_file(spiece_source, dir / "spiece.model", std::filesystem::copy_options::overwrite_existing);
   }
 
+  // The text's token ids and the end token. Remembered per text (TokenMemo), so `tokenizer`
+  // must not be replaced once texts have been encoded.
   std::vector<std::int64_t> encode(const std::string& text) const {
-    const auto ids = tokenizer.encode(text, /*append_eos=*/true);
-    return {ids.begin(), ids.end()};
+    return token_memo_->ids(text, [&](const std::string& t) {
+      const auto ids = tokenizer.encode(t, /*append_eos=*/true);
+      return std::vector<std::int64_t>(ids.begin(), ids.end());
+    });
   }
 
   // Pads inputs with pad (0) and mask 0; labels with -100.
@@ -141,15 +181,17 @@ class Seq2Seq {
   }
 
   // Greedy answers, decoded to text, in chunks of `chunk` rows. An optional prefix
-  // (inputs.size(), P, D) goes before the decoder inputs (SEPROG's generated prompts).
+  // (inputs.size(), P, D) goes before the decoder inputs (SEPROG's generated prompts); an optional
+  // encoding of the inputs stands for the encoder's own.
   std::vector<std::string> answer(const std::vector<std::string>& inputs, int max_tokens = 12, std::size_t chunk = 256,
-                                  const Tensor& prefix = Tensor()) {
+                                  const Tensor& prefix = Tensor(), const InputEncoding& encoding = {}) {
     tt::NoGradGuard no_grad;
+    check_encoding(encoding, inputs.size());
     std::vector<std::string> out;
     for (std::size_t start = 0; start < inputs.size(); start += chunk) {
       const std::vector<std::string> part(inputs.begin() + start, inputs.begin() + std::min(inputs.size(), start + chunk));
-      const auto [ids, mask] = encode_inputs(part);
-      const auto tokens = tt::nn::greedy_decode(model, ids, mask, max_tokens, rows(prefix, start, part.size()));  // (b, n)
+      const auto [encoded, mask] = encoded_rows(part, encoding, start);
+      const auto tokens = tt::nn::greedy_decode_encoded(model, encoded, mask, max_tokens, rows(prefix, start, part.size()));  // (b, n)
       const auto flat = tokens.to_vector();
       const std::int64_t n = tokens.shape()[1];
       for (std::size_t row = 0; row < part.size(); ++row) {
@@ -191,19 +233,21 @@ class Seq2Seq {
     return tokenizer.decode(out);
   }
 
-  // Index of the most likely label (by sequence log-likelihood) for each input; prefix as in
-  // answer().
+  // Index of the most likely label (by sequence log-likelihood) for each input; prefix and
+  // encoding as in answer().
   std::vector<int> classify(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
-                            std::size_t chunk = 256, const Tensor& prefix = Tensor()) {
+                            std::size_t chunk = 256, const Tensor& prefix = Tensor(), const InputEncoding& encoding = {}) {
     tt::NoGradGuard no_grad;
+    check_encoding(encoding, inputs.size());
     std::vector<int> out;
     for (std::size_t start = 0; start < inputs.size(); start += chunk) {
       const std::vector<std::string> part(inputs.begin() + start, inputs.begin() + std::min(inputs.size(), start + chunk));
-      const auto [ids, mask] = encode_inputs(part);
+      const auto [encoded, mask] = encoded_rows(part, encoding, start);
       std::vector<Ids> candidates;
       for (const auto& label : labels)
         candidates.push_back(pad(std::vector<std::string>(part.size(), label), kIgnore).first);
-      const auto scores = tt::nn::score_candidates(model, ids, mask, candidates, rows(prefix, start, part.size())).to_vector();  // (b, C)
+      const auto scores =
+          tt::nn::score_candidates_encoded(model, encoded, mask, candidates, rows(prefix, start, part.size())).to_vector();  // (b, C)
       for (std::size_t row = 0; row < part.size(); ++row) {
         const auto first = scores.begin() + static_cast<std::ptrdiff_t>(row * labels.size());
         out.push_back(static_cast<int>(std::max_element(first, first + static_cast<std::ptrdiff_t>(labels.size())) - first));
@@ -213,13 +257,13 @@ class Seq2Seq {
   }
 
   // What an editor and the harness take as the model's prediction: with `labels` (a claim
-  // task), the most likely label; without, the greedy answer (up to 12 tokens). prefix as in
-  // answer().
+  // task), the most likely label; without, the greedy answer (up to 12 tokens). prefix and
+  // encoding as in answer().
   std::vector<std::string> predict(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
-                                   const Tensor& prefix = Tensor()) {
-    if (labels.empty()) return answer(inputs, 12, 256, prefix);
+                                   const Tensor& prefix = Tensor(), const InputEncoding& encoding = {}) {
+    if (labels.empty()) return answer(inputs, 12, 256, prefix, encoding);
     std::vector<std::string> out;
-    for (int pick : classify(inputs, labels, 256, prefix)) out.push_back(labels[static_cast<std::size_t>(pick)]);
+    for (int pick : classify(inputs, labels, 256, prefix, encoding)) out.push_back(labels[static_cast<std::size_t>(pick)]);
     return out;
   }
 
@@ -227,10 +271,30 @@ class Seq2Seq {
   tt::text::SentencePiece tokenizer;
 
  private:
-  // Rows [start, start + n) of an optional (B, P, D) prefix.
-  static Tensor rows(const Tensor& prefix, std::size_t start, std::size_t n) {
-    if (!prefix.defined()) return prefix;
-    return prefix.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(n));
+  std::unique_ptr<TokenMemo> token_memo_ = std::make_unique<TokenMemo>();
+
+  // Rows [start, start + n) of an optional tensor (a prefix (B, P, D), an encoding).
+  template <class T>
+  static tt::Tensor<T, Cpu> rows(const tt::Tensor<T, Cpu>& t, std::size_t start, std::size_t n) {
+    if (!t.defined()) return t;
+    return t.narrow(0, static_cast<std::int64_t>(start), static_cast<std::int64_t>(n));
+  }
+
+  static void check_encoding(const InputEncoding& encoding, std::size_t inputs) {
+    if (!encoding.defined()) return;
+    tt::check(encoding.hidden.dim() == 3 && encoding.hidden.shape()[0] == static_cast<std::int64_t>(inputs) &&
+                  encoding.mask.dim() == 2 && encoding.mask.shape()[0] == static_cast<std::int64_t>(inputs) &&
+                  encoding.mask.shape()[1] == encoding.hidden.shape()[1],
+              "editlab::model::Seq2Seq", "an encoding of ", inputs, " inputs must be (", inputs, ", S, D) with a mask (",
+              inputs, ", S), got ", encoding.hidden.shape(), " and ", encoding.mask.shape());
+  }
+
+  // The encoder's output (n, S, D) and mask (n, S) for part = inputs[start, start + n): the
+  // given encoding's rows, or the encoder run here.
+  std::pair<Tensor, Ids> encoded_rows(const std::vector<std::string>& part, const InputEncoding& given, std::size_t start) const {
+    if (given.defined()) return {rows(given.hidden, start, part.size()), rows(given.mask, start, part.size())};
+    const auto [ids, mask] = encode_inputs(part);
+    return {model.encode(ids, mask), mask};
   }
 
   std::pair<Ids, Ids> pad(const std::vector<std::string>& texts, std::int64_t pad_value) const {

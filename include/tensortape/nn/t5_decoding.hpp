@@ -5,6 +5,7 @@
 //   auto nll = tt::nn::sequence_nll(model, input_ids, mask, labels);            // (B)
 //   auto scores = tt::nn::score_candidates(model, input_ids, mask, {yes, no});  // (B, 2)
 //   auto tokens = tt::nn::greedy_decode(model, input_ids, mask, 16);            // (B, <= 16)
+//   auto again = tt::nn::greedy_decode_encoded(model, model.encode(input_ids, mask), mask, 16);  // an encoding held
 #pragma once
 
 #include <algorithm>
@@ -60,33 +61,47 @@ Tensor<T, B> sequence_nll(const T5Model<T, B>& model, const Tensor<std::int64_t,
   return -sum(token_log_probs(model, input_ids, attention_mask, labels, prefix), {1});
 }
 
-// Log-likelihood of each candidate label sequence (each (B, T_c)) for every row: (B, C).
+// Log-likelihood of each candidate label sequence (each (B, T_c)) for every row: (B, C), from
+// an encoder output already computed: encoded (B, S, D) = model.encode(input_ids, mask).
 // Classification-style tasks pick the argmax over candidates. An optional prefix (B, P, D) is
-// prepended to the decoder inputs, as in T5Model::decode. The input is encoded once and its
-// encoder output shared by every candidate (the same numbers as C calls of sequence_nll).
+// prepended to the decoder inputs, as in T5Model::decode.
 template <class T, class B>
-Tensor<T, B> score_candidates(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
-                              const Tensor<std::int64_t, B>& attention_mask,
-                              const std::vector<Tensor<std::int64_t, B>>& candidates, const Tensor<T, B>& prefix = {}) {
+Tensor<T, B> score_candidates_encoded(const T5Model<T, B>& model, const Tensor<T, B>& encoded,
+                                      const Tensor<std::int64_t, B>& attention_mask,
+                                      const std::vector<Tensor<std::int64_t, B>>& candidates,
+                                      const Tensor<T, B>& prefix = {}) {
   check(!candidates.empty(), "score_candidates", "no candidates given");
-  const auto encoded = model.encode(input_ids, attention_mask);  // (B, S, D)
   std::vector<Tensor<T, B>> scores;
   for (const auto& candidate : candidates)
     scores.push_back(sum(decoder_token_log_probs(model, encoded, attention_mask, candidate, prefix), {1}));
   return stack(scores, 1);
 }
 
-// Greedy decoding for a batch, with cached keys and values: (B, n) token ids, n <= max_tokens.
+// The same from the input ids: the input is encoded once and its encoder output shared by every
+// candidate (the same numbers as C calls of sequence_nll).
+template <class T, class B>
+Tensor<T, B> score_candidates(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                              const Tensor<std::int64_t, B>& attention_mask,
+                              const std::vector<Tensor<std::int64_t, B>>& candidates, const Tensor<T, B>& prefix = {}) {
+  check(!candidates.empty(), "score_candidates", "no candidates given");
+  return score_candidates_encoded(model, model.encode(input_ids, attention_mask), attention_mask, candidates, prefix);
+}
+
+// Greedy decoding for a batch, with cached keys and values, from an encoder output already
+// computed: encoded (B, S, D) = model.encode(input_ids, mask). (B, n) token ids, n <= max_tokens.
 // A row that produced EOS is padded afterwards; decoding stops when every row has. An optional
 // prefix (B, P, D) is prefilled before the start token, as in T5Model::decode.
 template <class T, class B>
-Tensor<std::int64_t, B> greedy_decode(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
-                                      const Tensor<std::int64_t, B>& attention_mask, std::int64_t max_tokens,
-                                      const Tensor<T, B>& prefix = {}) {
+Tensor<std::int64_t, B> greedy_decode_encoded(const T5Model<T, B>& model, const Tensor<T, B>& encoded,
+                                              const Tensor<std::int64_t, B>& attention_mask, std::int64_t max_tokens,
+                                              const Tensor<T, B>& prefix = {}) {
   NoGradGuard no_grad;
   const auto& config = model.config();
-  const std::int64_t batch = input_ids.shape()[0];
-  const auto encoded = model.encode(input_ids, attention_mask);  // (B, S, D)
+  check(encoded.dim() == 3 && attention_mask.dim() == 2 && encoded.shape()[0] == attention_mask.shape()[0] &&
+            encoded.shape()[1] == attention_mask.shape()[1],
+        "greedy_decode", "encoded must be (B, S, D) and its mask (B, S), got ", encoded.shape(), " and ",
+        attention_mask.shape());
+  const std::int64_t batch = encoded.shape()[0];
   const auto cross_bias = key_mask_bias<T, B>(attention_mask);   // (B, 1, 1, S)
   std::vector<typename T5Block<T, B>::Cache> caches(model.decoder.block.size());
 
@@ -127,6 +142,15 @@ Tensor<std::int64_t, B> greedy_decode(const T5Model<T, B>& model, const Tensor<s
   std::vector<std::int64_t> flat;
   for (const auto& row : tokens) flat.insert(flat.end(), row.begin(), row.end());
   return from_vector<std::int64_t, B>({batch, length}, flat);
+}
+
+// The same from the input ids (B, S): encodes, then greedy_decode_encoded.
+template <class T, class B>
+Tensor<std::int64_t, B> greedy_decode(const T5Model<T, B>& model, const Tensor<std::int64_t, B>& input_ids,
+                                      const Tensor<std::int64_t, B>& attention_mask, std::int64_t max_tokens,
+                                      const Tensor<T, B>& prefix = {}) {
+  NoGradGuard no_grad;
+  return greedy_decode_encoded(model, model.encode(input_ids, attention_mask), attention_mask, max_tokens, prefix);
 }
 
 }  // namespace tensortape::nn

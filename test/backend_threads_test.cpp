@@ -271,7 +271,7 @@ TYPED_TEST(BackendThreads, BatchedProductsSplitIdenticallyAndMatchOneCallEach) {
   }
 }
 
-TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
+TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsAndGemmsOnItAndIsUndoneAfter) {
 #if !defined(_OPENMP)
   GTEST_SKIP() << "built without OpenMP: the kernels always run on one thread";
 #else
@@ -283,8 +283,19 @@ TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsOnItAndIsUndoneAfter) {
   {
     const tt::backend::cpu::ScopedKernelThreads one(1);
     EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 1);
+    EXPECT_EQ(omp_get_max_threads(), 1) << "the team size OpenBLAS's OpenMP build gives this thread's GEMMs";
+    {
+      const tt::backend::cpu::ScopedKernelThreads none(0);  // no cap: the team as it is
+      EXPECT_EQ(omp_get_max_threads(), 1);
+    }
+    EXPECT_EQ(omp_get_max_threads(), 1);
+  }
+  {
+    const tt::backend::cpu::ScopedKernelThreads more(4);  // a cap, never a raise
+    EXPECT_EQ(omp_get_max_threads(), 2);
   }
   EXPECT_EQ(tt::backend::cpu::parallel_threads(large), 2);
+  EXPECT_EQ(omp_get_max_threads(), 2);
   omp_set_num_threads(before);
 #endif
 }

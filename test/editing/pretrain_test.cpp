@@ -3,6 +3,9 @@
 // sets' construction. (The quality bars themselves are measured by `editlab pretrain` on the
 // default world; docs/editing.md records the run.)
 #include <gtest/gtest.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <cmath>
 #include <filesystem>
@@ -463,6 +466,35 @@ TEST(DataParallel, ShardedGradientEqualsTheWholeBatchGradient) {
         ASSERT_NEAR(got[j], whole[i][j], 1e-4 * scale) << threads << " threads, parameter " << i << " entry " << j;
     }
   }
+}
+
+// Each shard's pass runs its kernels and GEMMs on its own thread: inside it the OpenMP team size
+// (which sizes the kernels' splits and, in OpenBLAS's OpenMP build, every GEMM's threads) is 1.
+// The calling thread keeps its team between steps, for the gradient sum, the optimizer and
+// evaluation; shard_count once set it to 1 for good through openblas_set_num_threads.
+TEST(DataParallel, ShardsRunOnOneThreadEachAndTheCallerKeepsItsTeam) {
+#if !defined(_OPENMP)
+  GTEST_SKIP() << "built without OpenMP: the kernels run on one thread and OpenBLAS's threads are set process-wide";
+#else
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(2);
+  EXPECT_EQ(editlab::train::shard_count(2), 2);
+  EXPECT_EQ(omp_get_max_threads(), 2) << "shard_count shrank the calling thread's team";
+  auto w = tensortape::ones<float, editlab::model::Cpu>({1}).requires_grad_();
+  const std::vector<editlab::train::Shard<int>> shards = {{0, 0.25}, {1, 0.25}, {2, 0.25}, {3, 0.25}};
+  for (int threads : {2, 1}) {
+    std::vector<int> team(shards.size(), 0);
+    w.zero_grad();
+    editlab::train::backward_sharded({w}, shards, [&](int s) {
+      team[static_cast<std::size_t>(s)] = omp_get_max_threads();
+      return tensortape::sum(w * static_cast<double>(s + 1));
+    }, threads);
+    EXPECT_EQ(team, std::vector<int>(shards.size(), threads == 1 ? 2 : 1)) << threads << " threads";
+    EXPECT_EQ(w.grad().to_vector(), std::vector<float>{2.5f}) << threads << " threads";  // 0.25 * (1 + 2 + 3 + 4)
+    EXPECT_EQ(omp_get_max_threads(), 2) << threads << " threads: the caller's team after the step";
+  }
+  omp_set_num_threads(before);
+#endif
 }
 
 // Micro-batches sorted by length go to the threads there and back (0 1 1 0 0 1 ...), so each

@@ -49,12 +49,18 @@ struct Shard {
   double weight = 1.0;
 };
 
-// The number of shards to use: `requested`, or one per core when it is 0. With more than one
-// shard OpenBLAS is switched to one thread per call (and backward_sharded keeps each shard's
-// other kernels on its thread), so the shards do not oversubscribe cores.
+// The number of shards to use: `requested`, or one per core when it is 0. backward_sharded
+// keeps each shard's kernels and GEMMs on its own thread (ScopedKernelThreads), so the shards do
+// not oversubscribe the cores, while the calling thread's work between steps (summing the
+// shards' gradients, the optimizer, evaluation) keeps both cores. Only OpenBLAS's pthread build,
+// whose threads OpenMP cannot size per thread, is switched to one thread per call for good.
+// (In its OpenMP build openblas_set_num_threads(1) would set the calling thread's OpenMP team
+// size to 1: every later kernel of that thread on one core.)
 inline int shard_count(int requested) {
   const int shards = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#if !defined(_OPENMP)
   if (shards > 1) openblas_set_num_threads(1);
+#endif
   return shards;
 }
 
@@ -104,8 +110,9 @@ double backward_sharded(const std::vector<model::Tensor>& params, const std::vec
   std::vector<double> losses(shards.size(), 0.0);
   std::vector<std::exception_ptr> errors(shards.size());
   const auto run = [&](std::size_t thread) {
-    // One shard per core already: each shard's kernels stay on its own thread.
-    const tt::backend::cpu::ScopedKernelThreads one_per_shard(thread_count > 1 ? 1 : tt::backend::cpu::kernel_thread_cap);
+    // One shard per core already: each shard's kernels and GEMMs stay on its own thread (a
+    // single thread keeps the caller's team: 0 sets no cap).
+    const tt::backend::cpu::ScopedKernelThreads one_per_shard(thread_count > 1 ? 1 : 0);
     for (std::size_t s = 0; s < shards.size(); ++s) {
       if (thread_of(s, thread_count) != thread) continue;
       try {

@@ -25,22 +25,33 @@
 
 namespace tensortape::backend::cpu {
 
-// A per-thread cap on the threads the kernels this thread calls may use (0: no cap); set by
-// ScopedKernelThreads.
-inline thread_local int kernel_thread_cap = 0;
-
-// Caps the kernels called from this thread at `threads` threads while it lives, for callers that
-// already run one task per core (editlab's data-parallel shards), so that tasks and kernel
-// threads do not oversubscribe the cores.
+// Caps the kernels and GEMMs called from this thread at `threads` threads while it lives, for
+// callers that already run one task per core (editlab's data-parallel shards), so that tasks
+// and kernel threads do not oversubscribe the cores. It sets this thread's OpenMP team size
+// (omp_set_num_threads acts on the calling thread only): the kernels split by it, and so does
+// OpenBLAS's OpenMP build, which sizes every call's team by omp_get_max_threads() and so
+// overrides openblas_set_num_threads. A thread started by std::thread begins with the
+// process's default team size, whatever the thread that started it had set.
 class ScopedKernelThreads {
  public:
-  explicit ScopedKernelThreads(int threads) : previous_(kernel_thread_cap) { kernel_thread_cap = threads; }
-  ~ScopedKernelThreads() { kernel_thread_cap = previous_; }
+  explicit ScopedKernelThreads(int threads) {
+#if defined(_OPENMP)
+    previous_ = omp_get_max_threads();
+    if (threads > 0) omp_set_num_threads(std::min(threads, previous_));
+#else
+    (void)threads;
+#endif
+  }
+  ~ScopedKernelThreads() {
+#if defined(_OPENMP)
+    omp_set_num_threads(previous_);
+#endif
+  }
   ScopedKernelThreads(const ScopedKernelThreads&) = delete;
   ScopedKernelThreads& operator=(const ScopedKernelThreads&) = delete;
 
  private:
-  int previous_;
+  int previous_ = 1;
 };
 
 // Below this many elements of work, waking a second thread costs about what it saves.
@@ -50,8 +61,7 @@ inline constexpr std::int64_t kMinParallelElements = std::int64_t{1} << 14;
 inline int parallel_threads(std::int64_t work) {
 #if defined(_OPENMP)
   if (work < kMinParallelElements || omp_in_parallel()) return 1;
-  const int threads = std::max(1, omp_get_max_threads());
-  return kernel_thread_cap > 0 ? std::min(threads, kernel_thread_cap) : threads;
+  return std::max(1, omp_get_max_threads());
 #else
   (void)work;
   return 1;

@@ -344,11 +344,12 @@ TEST(Seq2SeqPredict, AGivenEncodingStandsForTheEncodersOwn) {
   const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_given_encoding_predict");
   auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
   const std::vector<std::string> inputs = {"question: a b", "question: c", "question: d e f g h i"};
-  const auto [ids, mask] = base.encode_inputs(inputs);  // (3, S): the third row is the longest
+  const auto padded = base.encode_inputs(inputs);  // ids and mask (3, S): the third row is the longest
+  const auto& mask = padded.second;
   tt::Tensor<float, Cpu> hidden;
   {
     tt::NoGradGuard no_grad;
-    hidden = base.model.encode(ids, mask);  // (3, S, D)
+    hidden = base.model.encode(padded.first, mask);  // (3, S, D)
   }
   const auto rows = [&](std::vector<std::int64_t> which) {
     const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(which.size())}, which);

@@ -174,7 +174,7 @@ class Seprog : public RunEditor {
       for (auto i : which) group.push_back(inputs[i]), rows.push_back(static_cast<std::int64_t>(i));
       const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
       const auto pick = [&](const auto& t) { return t.defined() ? tt::index_select(t, 0, index) : t; };
-      const model::InputEncoding encoding{pick(scope.encoded), pick(scope.encoded_mask)};
+      const model::InputEncoding encoding{pick(scope.encoding.hidden), pick(scope.encoding.mask)};
       const auto answers = base_->predict(group, labels_, with_prefix ? pick(scope.prefix) : Tensor(), encoding);
       for (std::size_t k = 0; k < which.size(); ++k) out[which[k]] = answers[k];
     };
@@ -334,7 +334,7 @@ class Seprog : public RunEditor {
     // The frozen encoder's output from forward() serves the prompt loss too; sp-finetune's base
     // trains, so its encoder runs again on the tape.
     const bool frozen_base = options_.variant != SeprogVariant::finetune;
-    auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix, frozen_base ? in.encoded : Tensor());
+    auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix, frozen_base ? in.encoding.hidden : Tensor());
     if (options_.selection_weight > 0) prompt_loss = prompt_loss + tt::affine(selection_loss(data, in.selection_log_weights), options_.selection_weight, 0.0);
     if (options_.variant == SeprogVariant::noclassifier) return prompt_loss;
     const auto out = forward(out_inputs, memory, data.edits, set_mask(data.out_set, data.edit_set));
@@ -375,8 +375,7 @@ class Seprog : public RunEditor {
     Tensor prefix;                 // (B, P, D); (B, P + label_slots, D) with label_slots
     Tensor selection_log_weights;  // (B, K) log of the attention over the edits
     Tensor best_match;             // (B, 1) the best edit's score (with token_match, under the scope salience)
-    Tensor encoded;                // (B, L, D) the frozen encoder's output for the inputs (no gradient)
-    Ids encoded_mask;              // (B, L) its mask
+    model::InputEncoding encoding;  // the frozen encoder's output for the inputs (B, L, D), no gradient, and its mask
   };
 
   bool always_inject() const {
@@ -625,8 +624,7 @@ class Seprog : public RunEditor {
     if (options_.scope_from_match_only) features = f.best_match;                                            // (B, 1)
     if (options_.pair_gate) features = tt::concat<float, Cpu>({features, pair_encoding(inputs, edits, scope_scores)}, 1);  // (B, ... + D)
     f.selection_log_weights = log_weights;
-    f.encoded = frozen.hidden;
-    f.encoded_mask = frozen.mask;
+    f.encoding = {frozen.hidden, frozen.mask};
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
     const auto prompt_input = options_.prompt_sees_query ? tt::concat<float, Cpu>({selected, pooled}, 1) : selected;  // (B, d_h (+ D))

@@ -385,6 +385,50 @@ TokenMatchReference token_match_reference(Seprog& editor, editlab::model::Seq2Se
   return out;
 }
 
+// A step's groups of inputs (edits, in-scope, out-scope) share texts; frozen_encodings encodes
+// each distinct text once and hands each group what its own frozen_encoding call would give:
+// the same rows in the group's order, padded to the group's own longest input.
+TEST(Seprog, SharedTextsAreEncodedOnceAndEachGroupGetsItsOwnCallsEncoding) {
+  auto& t = tiny();
+  const auto& cases = t.qa.split(editlab::world::Split::test);
+  std::vector<std::string> edits, in_scope, out_scope;
+  for (int i = 0; i < 3; ++i) edits.push_back(cases[i].edit.input);
+  in_scope = {cases[1].in_scope.front().input, cases[0].edit.input, cases[1].in_scope.front().input, cases[2].edit.input};
+  out_scope = {cases[3].out_scope.front().input, cases[1].edit.input};
+  std::string longest;  // a longer input than any other group's, so that the pads differ
+  for (const auto& c : cases)
+    for (const auto& e : c.out_scope)
+      if (t.base.encode(e.input).size() > t.base.encode(longest).size()) longest = e.input;
+  out_scope.push_back(longest);
+  for (bool answer_match : {false, true}) {
+    SCOPED_TRACE(testing::Message() << "answer_match " << answer_match);
+    auto options = small();
+    options.answer_match = answer_match;
+    Seprog editor(t.base, {}, options);
+    const auto groups = editor.frozen_encodings({edits, in_scope, {}, out_scope});
+    ASSERT_EQ(groups.size(), 4u);
+    EXPECT_FALSE(groups[2].hidden.defined());
+    std::vector<std::int64_t> lengths;
+    for (std::size_t g : {0u, 1u, 3u}) {
+      const auto& texts = g == 0 ? edits : g == 1 ? in_scope : out_scope;
+      const auto own = editor.frozen_encoding(texts);
+      const auto& shared = groups[g];
+      ASSERT_EQ(shared.hidden.shape(), own.hidden.shape()) << "group " << g;
+      lengths.push_back(own.hidden.shape()[1]);
+      EXPECT_EQ(shared.ids.to_vector(), own.ids.to_vector()) << "group " << g;
+      EXPECT_EQ(shared.mask.to_vector(), own.mask.to_vector()) << "group " << g;
+      const auto a = shared.hidden.to_vector(), b = own.hidden.to_vector();
+      for (std::size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5) << "group " << g << ", entry " << i;
+      ASSERT_EQ(shared.answer_state.defined(), answer_match);
+      if (!answer_match) continue;
+      const auto r = shared.answer_state.to_vector(), r_own = own.answer_state.to_vector();
+      ASSERT_EQ(r.size(), r_own.size());
+      for (std::size_t i = 0; i < r.size(); ++i) ASSERT_NEAR(r[i], r_own[i], 1e-5) << "group " << g << ", entry " << i;
+    }
+    EXPECT_GT(lengths[2], std::max(lengths[0], lengths[1]));  // the groups' pads differ, as meant
+  }
+}
+
 TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
   auto& t = tiny();
   const auto& cases = t.qa.split(editlab::world::Split::test);

@@ -53,6 +53,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -326,18 +327,25 @@ class Seprog : public RunEditor {
   // The training objective on one step's data (public for tests).
   using StepData = train::EditSets;
   Tensor step_loss(const StepData& data) {
-    const auto memory = encode_edits(data.edits);  // (K, d_h), trainable
-    std::vector<std::string> in_inputs, out_inputs;
+    const bool scope_trains = options_.variant != SeprogVariant::noclassifier;
+    std::vector<std::string> edit_inputs, in_inputs, out_inputs;  // the keys read the edits' (key_value)
+    if (options_.key_value)
+      for (const auto& e : data.edits) edit_inputs.push_back(e.input);
     for (const auto& e : data.in_scope) in_inputs.push_back(e.input);
-    for (const auto& e : data.out_scope) out_inputs.push_back(e.input);
-    const auto in = forward(in_inputs, memory, data.edits, set_mask(data.in_set, data.edit_set));
+    if (scope_trains)
+      for (const auto& e : data.out_scope) out_inputs.push_back(e.input);
+    // A step's texts repeat (an edit's input is among its in-scope examples, other edits' inputs
+    // among the out-scope ones): the frozen base encodes each distinct text once.
+    const auto frozen = frozen_encodings({edit_inputs, in_inputs, out_inputs});
+    const auto memory = encode_edits(data.edits, frozen[0]);  // (K, memory width), trainable
+    const auto in = forward(in_inputs, frozen[1], memory, data.edits, set_mask(data.in_set, data.edit_set));
     // The frozen encoder's output from forward() serves the prompt loss too; sp-finetune's base
     // trains, so its encoder runs again on the tape.
     const bool frozen_base = options_.variant != SeprogVariant::finetune;
     auto prompt_loss = base_->loss(base_->batch(data.in_scope), in.prefix, frozen_base ? in.encoding.hidden : Tensor());
     if (options_.selection_weight > 0) prompt_loss = prompt_loss + tt::affine(selection_loss(data, in.selection_log_weights), options_.selection_weight, 0.0);
-    if (options_.variant == SeprogVariant::noclassifier) return prompt_loss;
-    const auto out = forward(out_inputs, memory, data.edits, set_mask(data.out_set, data.edit_set));
+    if (!scope_trains) return prompt_loss;
+    const auto out = forward(out_inputs, frozen[2], memory, data.edits, set_mask(data.out_set, data.edit_set));
     const auto ones = tt::full<float, Cpu>(in.in_scope_logit.shape(), 1.0f);
     const auto zeros = tt::zeros<float, Cpu>(out.in_scope_logit.shape());
     const auto scope_loss = tt::affine(tt::binary_cross_entropy_with_logits(in.in_scope_logit, ones) +
@@ -345,6 +353,59 @@ class Seprog : public RunEditor {
                                        0.5, 0.0);
     return tt::affine(scope_loss, options_.lambda, 0.0) + tt::affine(prompt_loss, 1.0 - options_.lambda, 0.0);
   }
+
+  // The frozen base model's view of inputs; no gradient is needed through it (public for
+  // tests, as the two functions below).
+  struct FrozenEncoding {
+    Tensor hidden;        // (B, L, D) the encoder's output
+    Ids ids;              // (B, L) the input's token ids
+    Ids mask;             // (B, L) 1 on tokens, 0 on padding
+    Tensor answer_state;  // (B, D) r(x), with answer_match only
+    Tensor pooled() const { return masked_mean(hidden, mask); }  // b(x) (B, D)
+  };
+  FrozenEncoding frozen_encoding(const std::vector<std::string>& inputs) {
+    tt::NoGradGuard no_grad;
+    auto [ids, mask] = base_->encode_inputs(inputs);
+    FrozenEncoding frozen{base_->model.encode(ids, mask), ids, mask, Tensor()};
+    if (options_.answer_match) frozen.answer_state = answer_state(base_->model, frozen.hidden, mask);
+    return frozen;
+  }
+  // frozen_encoding() of each group of inputs, with each distinct text encoded once, all in one
+  // batch; a group's rows are cut to its own longest input, as its own call would pad them. An
+  // empty group gets an empty encoding.
+  std::vector<FrozenEncoding> frozen_encodings(const std::vector<std::vector<std::string>>& groups) {
+    tt::NoGradGuard no_grad;
+    std::vector<std::string> distinct;
+    std::unordered_map<std::string, std::int64_t> row_of;
+    for (const auto& group : groups)
+      for (const auto& text : group)
+        if (row_of.emplace(text, static_cast<std::int64_t>(distinct.size())).second) distinct.push_back(text);
+    if (distinct.empty()) return std::vector<FrozenEncoding>(groups.size());
+    const auto all = frozen_encoding(distinct);
+    const auto all_mask = all.mask.to_vector();  // (N, L) flattened
+    const auto padded = all.mask.shape()[1];
+    std::vector<FrozenEncoding> out;
+    for (const auto& group : groups) {
+      if (group.empty()) {
+        out.emplace_back();
+        continue;
+      }
+      std::vector<std::int64_t> rows;
+      std::int64_t length = 1;  // the group's longest input
+      for (const auto& text : group) {
+        const auto row = row_of.at(text);
+        rows.push_back(row);
+        for (std::int64_t t = 0; t < padded; ++t)
+          if (all_mask[static_cast<std::size_t>(row * padded + t)]) length = std::max(length, t + 1);
+      }
+      const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
+      auto pick = [&](const auto& x) { return tt::index_select(x, 0, index).narrow(1, 0, length).contiguous_copy(); };
+      out.push_back({pick(all.hidden), pick(all.ids), pick(all.mask),
+                     all.answer_state.defined() ? tt::index_select(all.answer_state, 0, index) : Tensor()});
+    }
+    return out;
+  }
+
   // Mean over in-scope examples of -log(attention weight on the example's own edit).
   static Tensor selection_loss(const StepData& data, const Tensor& log_weights) {  // log_weights (B, K)
     const auto b = static_cast<std::int64_t>(data.in_scope.size()), k = static_cast<std::int64_t>(data.edits.size());
@@ -392,23 +453,32 @@ class Seprog : public RunEditor {
     return tt::from_vector<float, Cpu>({static_cast<std::int64_t>(input_sets.size()), static_cast<std::int64_t>(edit_sets.size())}, bias);
   }
 
+  // The frozen encoding of descriptors' inputs: what their keys read (key_value); none without.
+  FrozenEncoding frozen_inputs(const std::vector<Example>& descriptors) {
+    if (!options_.key_value) return {};
+    std::vector<std::string> inputs;
+    for (const auto& d : descriptors) inputs.push_back(d.input);
+    return frozen_encoding(inputs);
+  }
+
   // h_i for each descriptor: pooled E_edit over "input => label", projected to d_h. With
   // key_value, each row is [key | value]: the value is that h_i, and the key is the descriptor's
   // input through the same frozen encoder and W_att as a query, so that selection compares like
   // with like. (K, memory width)
-  Tensor encode_edits(const std::vector<Example>& descriptors) {
-    const auto routes = route_encodings(descriptors);  // (K, route width)
+  Tensor encode_edits(const std::vector<Example>& descriptors) { return encode_edits(descriptors, frozen_inputs(descriptors)); }
+  // The same, given the frozen encoding of the descriptors' inputs (with key_value; else unread).
+  Tensor encode_edits(const std::vector<Example>& descriptors, const FrozenEncoding& frozen) {
+    const auto routes = route_encodings(descriptors, frozen);  // (K, route width)
     if (options_.label_slots == 0) return routes;
     return tt::concat<float, Cpu>({routes, label_ids(descriptors)}, 1);  // (K, memory width)
   }
   // The memory entries without the label's token ids: what selection, scope and NN_prompt read.
-  Tensor route_encodings(const std::vector<Example>& descriptors) {
-    std::vector<std::string> texts, inputs;
-    for (const auto& d : descriptors) texts.push_back(descriptor_text(d)), inputs.push_back(d.input);
+  Tensor route_encodings(const std::vector<Example>& descriptors, const FrozenEncoding& frozen) {
+    std::vector<std::string> texts;
+    for (const auto& d : descriptors) texts.push_back(descriptor_text(d));
     const auto [ids, mask] = base_->encode_inputs(texts);
     const auto values = modules_.edit_projection(pooled_through(modules_.edit_encoder, ids, mask));  // (K, d_h)
     if (!options_.key_value) return values;
-    const auto frozen = frozen_encoding(inputs);
     if (options_.token_match) {
       std::vector<Tensor> parts = {values, token_keys(frozen)};               // (K, d_h), (K, key_tokens (2 + d_h))
       if (options_.exact_match) parts.push_back(key_ids(frozen.ids));         // (K, key_tokens)
@@ -416,22 +486,6 @@ class Seprog : public RunEditor {
       return tt::concat<float, Cpu>(parts, 1);                                // (K, memory width)
     }
     return tt::concat<float, Cpu>({modules_.attention_projection(frozen.pooled()), values}, 1);  // (K, 2 d_h)
-  }
-
-  // The frozen base model's view of inputs; no gradient is needed through it.
-  struct FrozenEncoding {
-    Tensor hidden;        // (B, L, D) the encoder's output
-    Ids ids;              // (B, L) the input's token ids
-    Ids mask;             // (B, L) 1 on tokens, 0 on padding
-    Tensor answer_state;  // (B, D) r(x), with answer_match only
-    Tensor pooled() const { return masked_mean(hidden, mask); }  // b(x) (B, D)
-  };
-  FrozenEncoding frozen_encoding(const std::vector<std::string>& inputs) {
-    tt::NoGradGuard no_grad;
-    auto [ids, mask] = base_->encode_inputs(inputs);
-    FrozenEncoding frozen{base_->model.encode(ids, mask), ids, mask, Tensor()};
-    if (options_.answer_match) frozen.answer_state = answer_state(base_->model, frozen.hidden, mask);
-    return frozen;
   }
 
   // r(x): the decoder's last hidden state at its first step, what the lm_head turns into the
@@ -596,8 +650,12 @@ class Seprog : public RunEditor {
   // hard: h(x) is the best-scoring edit's value (inference only: no gradient reaches the scores).
   Forward forward(const std::vector<std::string>& inputs, const Tensor& entries, const std::vector<Example>& edits,
                   const Tensor& set_bias = Tensor(), bool hard = false) {
+    return forward(inputs, frozen_encoding(inputs), entries, edits, set_bias, hard);
+  }
+  // The same, given the frozen encoding of the inputs.
+  Forward forward(const std::vector<std::string>& inputs, const FrozenEncoding& frozen, const Tensor& entries,
+                  const std::vector<Example>& edits, const Tensor& set_bias = Tensor(), bool hard = false) {
     const auto memory = options_.label_slots > 0 ? entries.narrow(1, 0, options_.route_width()) : entries;  // (K, route width)
-    const auto frozen = frozen_encoding(inputs);
     const Tensor pooled = frozen.pooled();  // b(x) (B, D)
     const auto d_h = options_.memory_dim;
     Tensor values, scores, scope_scores;  // (K, d_h), (B, K), (B, K): what NN_e's best match is taken from

@@ -14,7 +14,8 @@
 //   python3 tools/t5_step_table.py t5.json
 //
 // A third contender, gemm_floor, runs only the step's GEMMs (the list step_gemms() counts FLOPs
-// from) through cblas_sgemm: the time the step would take if all else were free.
+// from) through the library's GEMM (backend::Eigen's: oneDNN's sgemm where the build found it,
+// else BLAS): the time the step would take if all else were free.
 //
 // Each benchmark iteration runs one step of every contender of that workload, in rotating
 // order, and times each on its own (this VM's speed drifts for seconds at a time; see the GEMM
@@ -56,9 +57,6 @@
 #include "interleave.hpp"
 #include "bench_main.hpp"
 #include "t5_step_workload.hpp"
-#if !defined(TENSORTAPE_HAS_XTENSOR)
-#include <cblas.h>  // with xtensor, its backend header has already declared cblas_sgemm
-#endif
 
 extern "C" void openblas_set_num_threads(int num_threads);
 
@@ -83,8 +81,9 @@ using namespace t5_step;
 
 constexpr int kThreads = 2;
 
-// The step's GEMMs alone, one cblas_sgemm per matrix (as backend::Eigen calls BLAS) on buffers
-// reused across calls: what the step would cost if everything but the GEMMs were free.
+// The step's GEMMs alone, one product per matrix through backend::Eigen's GEMM (the call the
+// step's matmuls end in) on buffers reused across calls: what the step would cost if everything
+// but the GEMMs were free.
 class GemmFloor : public Contender {
  public:
   explicit GemmFloor(Mode mode) : gemms_(step_gemms(mode)) {
@@ -101,8 +100,8 @@ class GemmFloor : public Contender {
   double step() override {
     for (const auto& g : gemms_) {
       for (std::int64_t i = 0; i < g.batch; ++i) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(g.m), int(g.n), int(g.k), 1.0f, a_.data() + i * g.m * g.k,
-                    int(g.k), b_.data() + i * g.k * g.n, int(g.n), 0.0f, c_.data() + i * g.m * g.n, int(g.n));
+        Cpu::gemm<float>({.m = g.m, .n = g.n, .k = g.k, .lda = g.k, .ldb = g.n, .ldc = g.n}, a_.data() + i * g.m * g.k,
+                         b_.data() + i * g.k * g.n, c_.data() + i * g.m * g.n);
       }
     }
     benchmark::ClobberMemory();

@@ -36,6 +36,23 @@ if(TENSORTAPE_WITH_OPENMP)
   endif()
 endif()
 
+# backend::Eigen's float GEMMs go to oneDNN's sgemm (Debian: libdnnl-dev) where it is found and
+# built on the same OpenMP runtime as the kernels' team (Debian's: libgomp), so that its threads
+# are that team; double GEMMs, and every GEMM without it, go to BLAS. docs/benchmarks.md has the
+# measurements behind the choice.
+if(NOT DEFINED TENSORTAPE_WITH_ONEDNN)
+  set(TENSORTAPE_WITH_ONEDNN ON)
+endif()
+set(TENSORTAPE_HAS_ONEDNN OFF)
+if(TENSORTAPE_WITH_ONEDNN AND TENSORTAPE_HAS_OPENMP)
+  find_package(dnnl CONFIG QUIET)
+  if(dnnl_FOUND AND DNNL_CPU_RUNTIME STREQUAL "OMP")
+    set(TENSORTAPE_HAS_ONEDNN ON)
+  else()
+    message(STATUS "tensortape: oneDNN with an OpenMP runtime not found (libdnnl-dev); float GEMMs go to BLAS")
+  endif()
+endif()
+
 if(NOT DEFINED TENSORTAPE_WITH_XTENSOR)
   set(TENSORTAPE_WITH_XTENSOR ON)
 endif()
@@ -79,6 +96,10 @@ function(tensortape_link_dependencies target)
   target_link_libraries(${target} INTERFACE nlohmann_json::nlohmann_json)
   # Eigen's own GEMM reaches 0.4-0.75x OpenBLAS here; this sends Eigen products to BLAS.
   target_compile_definitions(${target} INTERFACE EIGEN_USE_BLAS)
+  if(TENSORTAPE_HAS_ONEDNN)
+    target_link_libraries(${target} INTERFACE DNNL::dnnl)
+    target_compile_definitions(${target} INTERFACE TENSORTAPE_HAS_ONEDNN=1)
+  endif()
   if(TENSORTAPE_HAS_XTENSOR)
     target_link_libraries(${target} INTERFACE xtensor xtensor-blas)
     target_compile_definitions(${target} INTERFACE TENSORTAPE_HAS_XTENSOR=1)

@@ -2,8 +2,9 @@
 // gather/scatter are Eigen array expressions over Eigen::Map (vectorised), split over OpenMP
 // threads when built with them (cpu_parallel.hpp). GEMM goes to BLAS (OpenBLAS) per matrix when
 // EIGEN_USE_BLAS is defined, as the tensortape CMake target does; without it, to Eigen's own
-// product (correct, ~0.4-0.75x as fast). Strided copies go by rows (cpu::copy_rows); the other
-// memory primitives are Reference's.
+// product (correct, ~0.4-0.75x as fast). With TENSORTAPE_HAS_ONEDNN (the CMake target defines it
+// where oneDNN is found) float GEMMs go to oneDNN's sgemm instead, double ones still to BLAS.
+// Strided copies go by rows (cpu::copy_rows); the other memory primitives are Reference's.
 //
 //   using Cpu = tt::backend::Eigen;
 //   float* c = Cpu::allocate<float>(64 * 10);                             // (64, 10)
@@ -19,6 +20,12 @@
 #include <limits>
 #include <numbers>
 #include <type_traits>
+
+#if defined(TENSORTAPE_HAS_ONEDNN)
+#include <dnnl.h>
+#include <stdexcept>
+#include <string>
+#endif
 
 #include "tensortape/backend/compiled_kernels.hpp"
 #include "tensortape/backend/cpu_rows.hpp"
@@ -109,6 +116,14 @@ struct Eigen : Reference {
     const int ldb = int(leading_stride(g.ldb, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n));
     const int ldc = int(leading_stride(g.ldc, g.m, g.n));
     const T alpha = T(g.alpha), beta = T(g.beta);  // BLAS never reads C when beta == 0
+#if defined(TENSORTAPE_HAS_ONEDNN)
+    if constexpr (std::is_same_v<T, float>) {  // row-major, as GemmArgs: no operand swap
+      const auto status = dnnl_sgemm(trans_a, trans_b, g.m, g.n, g.k, alpha, a, lda, b, ldb, beta, c, ldc);
+      if (status != dnnl_success)
+        throw std::runtime_error("tensortape: oneDNN's sgemm refused a product (status " + std::to_string(int(status)) + ")");
+      return;
+    }
+#endif
     if constexpr (std::is_same_v<T, float>) {
       sgemm_(&trans_b, &trans_a, &m, &n, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
     } else {

@@ -362,7 +362,8 @@ std::vector<GemmCase> gemm_cases() {
       struct Size {
         std::int64_t m, n, k;
       };
-      // (1,1,1) and (7,5,3) stay on Eigen's coefficient-based product; the rest reach BLAS.
+      // (1,1,1) and (7,5,3) stay on Eigen's coefficient-based product; the rest reach BLAS, and
+      // from 2^20 multiply-adds backend::Eigen's float ones oneDNN where it is built with it.
       for (const auto& [m, n, k] : std::vector<Size>{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {64, 48, 80}, {150, 90, 120}}) {
         cases.push_back({t + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k),
                          packed(ta, tb, m, n, k)});
@@ -373,6 +374,20 @@ std::vector<GemmCase> gemm_cases() {
       padded.ldc += 2;
       padded.beta = 0.5;
       cases.push_back({t + " padded leading dims, beta 0.5", padded});
+
+      auto large = packed(ta, tb, 130, 97, 100);  // 1.26M multiply-adds
+      large.lda += 3;
+      large.ldb += 5;
+      large.ldc += 2;
+      large.alpha = -2.0;
+      large.beta = 0.5;
+      cases.push_back({t + " 130x97x100 padded leading dims, alpha -2, beta 0.5", large});
+      auto large_batched = packed(ta, tb, 128, 64, 128);  // 1.05M each
+      large_batched.batch = 2;
+      large_batched.stride_a += 7;
+      large_batched.stride_b = 0;
+      large_batched.stride_c += 4;
+      cases.push_back({t + " batch 2 of 128x64x128, shared B", large_batched});
 
       auto batched = packed(ta, tb, 9, 11, 13);
       batched.batch = 3;
@@ -391,6 +406,7 @@ std::vector<GemmCase> gemm_cases() {
       cases.push_back({t + " batch 3, shared B, alpha -2, beta 0.75", shared_b});
     }
   }
+  cases.push_back({"NN one row, 1x1100x1000", packed(false, false, 1, 1100, 1000)});
   auto accumulate_into_one = packed(false, false, 6, 7, 21);
   accumulate_into_one.batch = 4;
   accumulate_into_one.stride_c = 0;  // every batch adds into the same C

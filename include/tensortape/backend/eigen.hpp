@@ -96,6 +96,10 @@ struct Eigen : Reference {
     return rows.unit_or_broadcast() && rows.length >= kMinRowLength;
   }
 
+#if defined(TENSORTAPE_HAS_ONEDNN)
+  static constexpr std::int64_t kOneDnnMinMacs = std::int64_t{1} << 20;
+#endif
+
   // BLAS rejects a leading dimension below the row length even for a single row, where it is
   // never used to step; GemmArgs may legitimately carry any value there.
   static std::int64_t leading_stride(std::int64_t ld, std::int64_t rows, std::int64_t cols) {
@@ -117,11 +121,15 @@ struct Eigen : Reference {
     const int ldc = int(leading_stride(g.ldc, g.m, g.n));
     const T alpha = T(g.alpha), beta = T(g.beta);  // BLAS never reads C when beta == 0
 #if defined(TENSORTAPE_HAS_ONEDNN)
-    if constexpr (std::is_same_v<T, float>) {  // row-major, as GemmArgs: no operand swap
-      const auto status = dnnl_sgemm(trans_a, trans_b, g.m, g.n, g.k, alpha, a, lda, b, ldb, beta, c, ldc);
-      if (status != dnnl_success)
-        throw std::runtime_error("tensortape: oneDNN's sgemm refused a product (status " + std::to_string(int(status)) + ")");
-      return;
+    // A product under kOneDnnMinMacs multiply-adds (attention's per-head ones) stays with BLAS:
+    // there oneDNN's cost per call outweighs its faster kernels (docs/benchmarks.md).
+    if constexpr (std::is_same_v<T, float>) {
+      if (g.m * g.n * g.k >= kOneDnnMinMacs) {  // row-major, as GemmArgs: no operand swap
+        const auto status = dnnl_sgemm(trans_a, trans_b, g.m, g.n, g.k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (status != dnnl_success)
+          throw std::runtime_error("tensortape: oneDNN's sgemm refused a product (status " + std::to_string(int(status)) + ")");
+        return;
+      }
     }
 #endif
     if constexpr (std::is_same_v<T, float>) {

@@ -2,8 +2,9 @@
 // into one contiguous slice per OpenMP thread, when the work is large enough to pay for the
 // hand-over. Built without OpenMP (no -fopenmp), or inside a parallel region, or with one
 // thread (OMP_NUM_THREADS=1, omp_set_num_threads(1) or ScopedKernelThreads(1) in the calling
-// thread), it runs inline. GEMMs are OpenBLAS's: the build links OpenBLAS's OpenMP variant, so
-// that both share one OpenMP thread team (cmake/TensortapeDependencies.cmake).
+// thread), it runs inline. GEMMs are OpenBLAS's or oneDNN's: the build links OpenBLAS's OpenMP
+// variant and a oneDNN on the same runtime, so that all share one OpenMP thread team
+// (cmake/TensortapeDependencies.cmake).
 //
 //   cpu::parallel_ranges(rows, cols, [&](std::int64_t begin, std::int64_t end) {
 //     for (auto r = begin; r < end; ++r) softmax_row(r);   // rows [begin, end) on this thread
@@ -28,9 +29,9 @@ namespace tensortape::backend::cpu {
 // Caps the kernels and GEMMs called from this thread at `threads` threads while it lives, for
 // callers that already run one task per core (editlab's data-parallel shards), so that tasks
 // and kernel threads do not oversubscribe the cores. It sets this thread's OpenMP team size
-// (omp_set_num_threads acts on the calling thread only): the kernels split by it, and so does
-// OpenBLAS's OpenMP build, which sizes every call's team by omp_get_max_threads() and so
-// overrides openblas_set_num_threads. A thread started by std::thread begins with the
+// (omp_set_num_threads acts on the calling thread only): the kernels split by it, and so do
+// oneDNN and OpenBLAS's OpenMP build, which size every call's team by omp_get_max_threads()
+// (so that overrides openblas_set_num_threads). A thread started by std::thread begins with the
 // process's default team size, whatever the thread that started it had set.
 class ScopedKernelThreads {
  public:
@@ -104,7 +105,7 @@ void parallel_aligned_ranges(const T* data, std::int64_t count, F&& f) {
 // Calls product(i) for each product i of a GEMM batch, whole products to each thread. BLAS runs
 // a small product on one thread, so a batch of them is split here instead; and BLAS divides rows
 // and columns among its threads, never the sum over k, so every product keeps the bits of a
-// call of its own.
+// call of its own (oneDNN did the same in the shapes checked: docs/benchmarks.md).
 template <class F>
 void for_each_product(const GemmArgs& g, F&& product) {
   const std::int64_t work_per_product = g.m * g.n * std::max<std::int64_t>(g.k, 1) / 8;

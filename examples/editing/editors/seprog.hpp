@@ -384,6 +384,10 @@ class Seprog : public RunEditor {
     const auto all = frozen_encoding(distinct);
     const auto all_mask = all.mask.to_vector();  // (N, L) flattened
     const auto padded = all.mask.shape()[1];
+    std::vector<std::int64_t> tokens(distinct.size(), 0);  // each distinct text's token count
+    for (std::size_t row = 0; row < distinct.size(); ++row)
+      for (std::int64_t t = 0; t < padded; ++t)
+        if (all_mask[row * static_cast<std::size_t>(padded) + static_cast<std::size_t>(t)]) tokens[row] = t + 1;
     std::vector<FrozenEncoding> out;
     for (const auto& group : groups) {
       if (group.empty()) {
@@ -395,8 +399,7 @@ class Seprog : public RunEditor {
       for (const auto& text : group) {
         const auto row = row_of.at(text);
         rows.push_back(row);
-        for (std::int64_t t = 0; t < padded; ++t)
-          if (all_mask[static_cast<std::size_t>(row * padded + t)]) length = std::max(length, t + 1);
+        length = std::max(length, tokens[static_cast<std::size_t>(row)]);
       }
       const auto index = tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
       auto pick = [&](const auto& x) { return tt::index_select(x, 0, index).narrow(1, 0, length).contiguous_copy(); };

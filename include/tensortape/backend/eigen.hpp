@@ -3,7 +3,8 @@
 // threads when built with them (cpu_parallel.hpp). GEMM goes to BLAS (OpenBLAS) per matrix when
 // EIGEN_USE_BLAS is defined, as the tensortape CMake target does; without it, to Eigen's own
 // product (correct, ~0.4-0.75x as fast). With TENSORTAPE_HAS_ONEDNN (the CMake target defines it
-// where oneDNN is found) float GEMMs go to oneDNN's sgemm instead, double ones still to BLAS.
+// where oneDNN is found) float products of at least 2^20 multiply-adds go to oneDNN's sgemm
+// instead; smaller ones and double ones still to BLAS.
 // Strided copies go by rows (cpu::copy_rows); the other memory primitives are Reference's.
 //
 //   using Cpu = tt::backend::Eigen;
@@ -120,19 +121,17 @@ struct Eigen : Reference {
     const int ldb = int(leading_stride(g.ldb, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n));
     const int ldc = int(leading_stride(g.ldc, g.m, g.n));
     const T alpha = T(g.alpha), beta = T(g.beta);  // BLAS never reads C when beta == 0
-#if defined(TENSORTAPE_HAS_ONEDNN)
-    // A product under kOneDnnMinMacs multiply-adds (attention's per-head ones) stays with BLAS:
-    // there oneDNN's cost per call outweighs its faster kernels (docs/benchmarks.md).
     if constexpr (std::is_same_v<T, float>) {
+#if defined(TENSORTAPE_HAS_ONEDNN)
+      // A product under kOneDnnMinMacs multiply-adds (attention's per-head ones) stays with BLAS:
+      // there oneDNN's cost per call outweighs its faster kernels (docs/benchmarks.md).
       if (g.m * g.n * g.k >= kOneDnnMinMacs) {  // row-major, as GemmArgs: no operand swap
         const auto status = dnnl_sgemm(trans_a, trans_b, g.m, g.n, g.k, alpha, a, lda, b, ldb, beta, c, ldc);
         if (status != dnnl_success)
           throw std::runtime_error("tensortape: oneDNN's sgemm refused a product (status " + std::to_string(int(status)) + ")");
         return;
       }
-    }
 #endif
-    if constexpr (std::is_same_v<T, float>) {
       sgemm_(&trans_b, &trans_a, &m, &n, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);
     } else {
       dgemm_(&trans_b, &trans_a, &m, &n, &k, &alpha, b, &ldb, a, &lda, &beta, c, &ldc);

@@ -45,10 +45,30 @@ if(NOT DEFINED TENSORTAPE_WITH_ONEDNN)
 endif()
 set(TENSORTAPE_HAS_ONEDNN OFF)
 if(TENSORTAPE_WITH_ONEDNN AND TENSORTAPE_HAS_OPENMP)
-  find_package(dnnl CONFIG QUIET)
+  # Debian's oneDNN config asks for OpenCL (its GPU runtime) as REQUIRED, which would stop the
+  # configure where OpenCL's development files are missing (libdnnl-dev only recommends them):
+  # look first, and fall back to BLAS with a message instead.
+  find_file(TENSORTAPE_DNNL_CONFIG_FILE dnnl-config.cmake
+            PATH_SUFFIXES lib/${CMAKE_LIBRARY_ARCHITECTURE}/cmake/dnnl lib/cmake/dnnl lib64/cmake/dnnl)
+  set(tensortape_dnnl_loadable ON)
+  if(TENSORTAPE_DNNL_CONFIG_FILE)
+    file(STRINGS "${TENSORTAPE_DNNL_CONFIG_FILE}" tensortape_dnnl_gpu_runtime
+         REGEX "set\\(DNNL_GPU_RUNTIME \"OCL\"\\)")
+    if(tensortape_dnnl_gpu_runtime)
+      find_package(OpenCL QUIET)
+      if(NOT OpenCL_FOUND)
+        set(tensortape_dnnl_loadable OFF)
+        message(STATUS "tensortape: oneDNN's CMake config needs OpenCL's development files "
+                       "(ocl-icd-opencl-dev), not found; float GEMMs go to BLAS")
+      endif()
+    endif()
+  endif()
+  if(tensortape_dnnl_loadable)
+    find_package(dnnl CONFIG QUIET)
+  endif()
   if(dnnl_FOUND AND DNNL_CPU_RUNTIME STREQUAL "OMP")
     set(TENSORTAPE_HAS_ONEDNN ON)
-  else()
+  elseif(tensortape_dnnl_loadable)
     message(STATUS "tensortape: oneDNN with an OpenMP runtime not found (libdnnl-dev); float GEMMs go to BLAS")
   endif()
 endif()

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "pretrain/pretrain.hpp"
 #include "train/loop.hpp"
@@ -495,6 +496,31 @@ TEST(DataParallel, ShardsRunOnOneThreadEachAndTheCallerKeepsItsTeam) {
     EXPECT_EQ(omp_get_max_threads(), 2) << threads << " threads: the caller's team after the step";
   }
   omp_set_num_threads(before);
+#endif
+}
+
+// With OpenMP the shards run on the caller's own team, one shard's thread per team thread (the
+// caller is thread 0), not on threads started for them, which would run beside the team's idle,
+// spin-waiting threads.
+TEST(DataParallel, ShardsRunOnTheCallersOpenMpTeam) {
+#if !defined(_OPENMP)
+  GTEST_SKIP() << "built without OpenMP: the shards run on threads of their own";
+#else
+  const auto caller = std::this_thread::get_id();
+  auto w = tensortape::ones<float, editlab::model::Cpu>({1}).requires_grad_();
+  const std::vector<editlab::train::Shard<int>> shards = {{0, 0.25}, {1, 0.25}, {2, 0.25}, {3, 0.25}};
+  std::vector<int> team_thread(shards.size(), -1), in_parallel(shards.size(), -1);
+  std::vector<bool> on_caller(shards.size(), false);
+  editlab::train::backward_sharded({w}, shards, [&](int s) {
+    const auto i = static_cast<std::size_t>(s);
+    team_thread[i] = omp_get_thread_num();
+    in_parallel[i] = omp_in_parallel();
+    on_caller[i] = std::this_thread::get_id() == caller;
+    return tensortape::sum(w * static_cast<double>(s + 1));
+  }, 2);
+  EXPECT_EQ(team_thread, (std::vector<int>{0, 1, 1, 0}));  // thread_of(s, 2)
+  EXPECT_EQ(in_parallel, (std::vector<int>{1, 1, 1, 1}));
+  EXPECT_EQ(on_caller, (std::vector<bool>{true, false, false, true}));
 #endif
 }
 

@@ -21,6 +21,8 @@
 //
 // Thread safety: the passes only read the shared parameters (tt::grad leaves .grad alone), and
 // the autograd graph hangs off each pass's own tensors, so nothing is shared but the weights.
+// With OpenMP the shards run on the kernels' thread team, as one parallel region (inside it
+// every kernel, oneDNN and OpenBLAS run on their own thread); without it, on threads of their own.
 #pragma once
 
 #include <algorithm>
@@ -124,10 +126,22 @@ double backward_sharded(const std::vector<model::Tensor>& params, const std::vec
       }
     }
   };
-  std::vector<std::thread> workers;
-  for (std::size_t t = 1; t < thread_count; ++t) workers.emplace_back(run, t);
-  run(0);
-  for (auto& worker : workers) worker.join();
+  if (thread_count == 1) {
+    run(0);
+  } else {
+#if defined(_OPENMP)
+    // The kernels' own OpenMP team runs the shards: threads started for the shards would run
+    // beside that team's idle threads, which spin-wait after each parallel region of the
+    // caller's (docs/benchmarks.md, "Shards on the kernels' team").
+#pragma omp parallel num_threads(static_cast<int>(thread_count))
+    run(static_cast<std::size_t>(omp_get_thread_num()));
+#else
+    std::vector<std::thread> workers;
+    for (std::size_t t = 1; t < thread_count; ++t) workers.emplace_back(run, t);
+    run(0);
+    for (auto& worker : workers) worker.join();
+#endif
+  }
   for (const auto& error : errors) {
     if (error) std::rethrow_exception(error);
   }

@@ -19,6 +19,8 @@
 #include "tensortape/backend/eigen.hpp"
 #include "tensortape/backend/reference.hpp"
 #include "tensortape/core/rng.hpp"
+#include "tensortape/ops/linalg.hpp"
+#include "tensortape/ops/views.hpp"
 #if defined(TENSORTAPE_HAS_XTENSOR)
 #include "tensortape/backend/xtensor.hpp"
 #endif
@@ -269,6 +271,26 @@ TYPED_TEST(BackendThreads, BatchedProductsSplitIdenticallyAndMatchOneCallEach) {
     Reference::gemm<float>(args, a.data(), b.data(), want.data());
     this->expect_close(got, want, what);
   }
+}
+
+// Attention's scores on head-split views: matmul loops over the examples, one call each for the
+// heads' products (too small to split), and spreads those calls over the team; the bits stay.
+TYPED_TEST(BackendThreads, MatmulSpreadsALoopOfSmallCallsIdentically) {
+  using B = TypeParam;
+  constexpr std::int64_t batch = 64, length = 12, heads = 8, head_dim = 16;
+  const auto q_host = this->random(batch * length * heads * head_dim), k_host = this->random(batch * length * heads * head_dim, 0.5);
+  const auto scores = [&]<class Backend>() {  // (B, H, L, L) from q, k (B, L, H d) split into heads
+    const auto split = [](const std::vector<float>& host) {
+      return tt::from_vector<float, Backend>({batch, length, heads * head_dim}, host).reshape({batch, length, heads, head_dim}).transpose(1, 2);
+    };
+    return tt::matmul(split(q_host), split(k_host).transpose(2, 3)).to_vector();
+  };
+  const auto size = static_cast<std::size_t>(batch * heads * length * length);
+  const auto got = this->same_on_one_and_two_threads(size, [&](float* out) {
+    const auto v = scores.template operator()<B>();
+    std::memcpy(out, v.data(), size * sizeof(float));
+  }, "head-split scores");
+  this->expect_close(got, scores.template operator()<Reference>(), "head-split scores");
 }
 
 TEST(KernelThreads, AScopedCapKeepsThisThreadsKernelsAndGemmsOnItAndIsUndoneAfter) {

@@ -59,4 +59,11 @@ concept Backend = requires {
 template <class B>
 inline constexpr bool prefers_fewer_calls = requires { requires B::prefers_fewer_calls; };
 
+// Whether the backend's primitives split their own work over the calling thread's OpenMP team
+// and may run on several of its threads at once (backend::Eigen and backend::Xtensor opt in with
+// `static constexpr bool runs_on_cpu_team = true;`): an op may then spread a loop of calls, each
+// too small to split, over that team.
+template <class B>
+inline constexpr bool runs_on_cpu_team = requires { requires B::runs_on_cpu_team; };
+
 }  // namespace tensortape::backend

@@ -36,6 +36,7 @@ namespace tensortape::backend {
 
 struct Eigen : Reference {
   static constexpr const char* name = "Eigen";
+  static constexpr bool runs_on_cpu_team = true;  // backend::runs_on_cpu_team
 
   template <class T>
   static void copy_strided(ConstView<T> src, StridedView<T> dst);

@@ -33,6 +33,7 @@ namespace tensortape::backend {
 
 struct Xtensor : Reference {
   static constexpr const char* name = "Xtensor";
+  static constexpr bool runs_on_cpu_team = true;  // backend::runs_on_cpu_team
 
   template <class T>
   static void copy_strided(ConstView<T> src, StridedView<T> dst);

@@ -5,8 +5,12 @@
 //   auto y = tt::linear(x, weight, bias);               // x (B, S, D), weight (O, D) -> (B, S, O)
 #pragma once
 
+#include <array>
+#include <vector>
+
 #include "tensortape/backend/concept.hpp"
 #include "tensortape/backend/cpu_common.hpp"
+#include "tensortape/backend/cpu_parallel.hpp"
 #include "tensortape/core/counters.hpp"
 #include "tensortape/ops/elementwise.hpp"
 #include "tensortape/ops/views.hpp"
@@ -128,9 +132,27 @@ void gemm_kernel(const Tensor<T, B>& a_in, const Tensor<T, B>& b_in, const Shape
   const Shape a_outer_strides(a.strides().begin(), a.strides().begin() + static_cast<std::ptrdiff_t>(first));
   const Shape b_outer_strides(b.strides().begin(), b.strides().begin() + static_cast<std::ptrdiff_t>(first));
   const Shape c_outer_strides(c.strides().begin(), c.strides().begin() + static_cast<std::ptrdiff_t>(first));
-  backend::cpu::for_each_offset<3>(outer, {&a_outer_strides, &b_outer_strides, &c_outer_strides}, [&](const auto& offset) {
+  const auto call = [&](const std::array<std::int64_t, 3>& offset) {
     B::gemm(args, a.data() + offset[0], b.data() + offset[1], c.data() + offset[2]);
-  });
+  };
+  if constexpr (backend::runs_on_cpu_team<B>) {
+    // Attention on head-split views loops over the examples, one call each for the heads'
+    // products, every call too small for the backend to split: spread the calls over the team,
+    // whole calls to each thread. A product's bits do not depend on the thread that computes it
+    // (backend::cpu::for_each_product).
+    const std::int64_t call_work = args.batch * args.m * args.n * std::max<std::int64_t>(args.k, 1) / 8;
+    const std::int64_t calls = numel_of(outer);
+    if (backend::cpu::parallel_threads(call_work) == 1 && backend::cpu::parallel_threads(calls * call_work) > 1) {
+      std::vector<std::array<std::int64_t, 3>> offsets;
+      backend::cpu::for_each_offset<3>(outer, {&a_outer_strides, &b_outer_strides, &c_outer_strides},
+                                       [&](const auto& offset) { offsets.push_back(offset); });
+      backend::cpu::parallel_ranges(calls, call_work, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) call(offsets[static_cast<std::size_t>(i)]);
+      });
+      return;
+    }
+  }
+  backend::cpu::for_each_offset<3>(outer, {&a_outer_strides, &b_outer_strides, &c_outer_strides}, call);
 }
 
 }  // namespace detail

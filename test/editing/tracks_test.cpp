@@ -113,6 +113,36 @@ TEST(Tracks, Zsre1kSplitsBySubjectAndNeverPretrainsANewAnswer) {
   EXPECT_GT(edits, 900u);
 }
 
+// Every label is one the model can emit: a decoded answer has one space between words and none
+// at either end, and the file writes some new answers with a leading space (" Dickens").
+TEST(Tracks, Zsre1kLabelsAreSingleSpacedAsTheModelEmitsThem) {
+  LOAD_TRACK(zsre, "zsre1k");
+  const auto records = editlab::data::read_zsre(editlab::data::track_file("zsre1k", kShared)).records;
+  std::set<std::string> spaced_in_file;  // new answers the file writes with spaces to spare, as the track holds them
+  for (const auto& r : records)
+    if (!r.alt.empty() && (r.alt.front() == ' ' || r.alt.back() == ' ' || r.alt.find("  ") != std::string::npos))
+      spaced_in_file.insert(editlab::world::detail::join_words(editlab::world::detail::split_words(r.alt)));
+  ASSERT_GE(spaced_in_file.size(), 5u) << "the file no longer holds the labels this test is about";
+  const auto single_spaced = [](const std::string& label) {
+    return !label.empty() && label.front() != ' ' && label.back() != ' ' && label.find("  ") == std::string::npos;
+  };
+  std::size_t labels = 0, respaced_edits = 0;
+  for (Split s : kSplits)
+    for (const Case& c : zsre.benchmark.split(s)) {
+      std::vector<std::string> targets = {c.edit.target, c.old_target};
+      for (const auto* set : {&c.in_scope, &c.out_scope, &c.seen_out_scope})
+        for (const auto& e : *set) targets.push_back(e.target);
+      for (const auto& target : targets) {
+        ++labels;
+        EXPECT_TRUE(single_spaced(target)) << "'" << target << "' of " << c.edit.input;
+      }
+      respaced_edits += spaced_in_file.count(c.edit.target);
+    }
+  for (const auto& e : zsre.knowledge) EXPECT_TRUE(single_spaced(e.target)) << "'" << e.target << "' of " << e.input;
+  EXPECT_GT(labels, 3000u);
+  EXPECT_GE(respaced_edits, spaced_in_file.size());  // those records are edits still, with their label respaced
+}
+
 // Every word of every label (new answers, out-scope answers) is a word of some text the base
 // model learns by span corruption, and span corruption makes each word of a text a target.
 TEST(Tracks, Zsre1kPretrainingTextHoldsEveryPieceOfEveryLabel) {

@@ -370,6 +370,29 @@ TEST(Seq2SeqPredict, AGivenEncodingStandsForTheEncodersOwn) {
     }
 }
 
+// textgen's sampler: told a continuation to avoid, the sample never starts with its first
+// token, even near temperature 0, where the sample is otherwise the greedy continuation.
+TEST(Seq2SeqSample, NeverStartsWithTheAvoidedContinuationsFirstToken) {
+  const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_sample_avoid");
+  auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
+  const std::string input = tiny_base.qa.split(editlab::world::Split::train).front().edit.input;
+  tensortape::Rng rng(7);
+  const std::string greedy = base.sample(input, 10, 0.01, rng);
+  ASSERT_FALSE(greedy.empty());
+  const int first = base.tokenizer.encode(greedy).front();
+  int plain_starts = 0;
+  for (int draw = 0; draw < 30; ++draw) {
+    const auto plain = base.sample(input, 10, 0.01, rng);
+    plain_starts += !plain.empty() && base.tokenizer.encode(plain).front() == first;
+    const auto other = base.sample(input, 10, 0.01, rng, /*avoid=*/greedy);
+    EXPECT_NE(other, greedy) << "draw " << draw;
+    if (!other.empty()) {
+      EXPECT_NE(base.tokenizer.encode(other).front(), first) << other;
+    }
+  }
+  EXPECT_GT(plain_starts, 20);  // without avoid, the same first token nearly always
+}
+
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   const auto w = editlab::world::generate(editlab::world::WorldOptions{});
   const auto sets = editlab::pretrain::quality_sets(w);

@@ -26,7 +26,7 @@ const World& default_world() {
 }
 
 // A stand-in for the base model's sampler: deterministic, never the true continuation.
-std::string fake_continuation(const std::string& prompt, tensortape::Rng& rng) {
+std::string fake_continuation(const std::string& prompt, const std::string& /*original*/, tensortape::Rng& rng) {
   return "sampled " + std::to_string(prompt.size()) + " " + std::to_string(rng.below(1000));
 }
 
@@ -635,6 +635,34 @@ TEST(Benchmarks, TextgenNewContinuationComesFromTheSampler) {
   }
   EXPECT_THROW(make_benchmark(default_world(), "textgen"), tensortape::Error);
   EXPECT_THROW(make_benchmark(default_world(), "nope", fake_continuation), tensortape::Error);
+}
+
+// The sampler is told each passage's own continuation; a cut for which it finds no other one is
+// no edit and is left out, so that no case's new label is its old one.
+TEST(Benchmarks, TextgenLeavesOutCutsWithNoOtherContinuation) {
+  std::map<std::string, std::string> original_of;  // prompt -> the continuation the sampler was told
+  std::size_t cuts = 0, stuck = 0;
+  const auto sampler = [&](const std::string& prompt, const std::string& original, tensortape::Rng& rng) {
+    if (original_of.emplace(prompt, original).second) {
+      ++cuts;
+      stuck += prompt.size() % 3 == 0;
+    }
+    // Stuck on the passage's own continuation for one prompt in three (as a base model that
+    // knows the passage by heart and was not told what to avoid); the others on the second try.
+    if (prompt.size() % 3 == 0 || rng.below(2) == 0) return original;
+    return "sampled " + std::to_string(rng.below(1000));
+  };
+  const Benchmark b = make_benchmark(default_world(), "textgen", sampler);
+  std::size_t cases = 0;
+  for (Split split : kSplits)
+    for (const auto& c : b.split(split)) {
+      ++cases;
+      EXPECT_NE(c.edit.target, c.old_target) << c.edit.input;
+      EXPECT_EQ(original_of.at(c.edit.input), c.old_target) << c.edit.input;
+      EXPECT_NE(c.edit.input.size() % 3, 0u) << c.edit.input;
+    }
+  ASSERT_GT(stuck, 0u);
+  EXPECT_EQ(cases, cuts - stuck);
 }
 
 }  // namespace editlab_world_test

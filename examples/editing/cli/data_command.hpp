@@ -58,14 +58,20 @@ inline void add_data_options(CLI::App& cmd, DataOptions& o) {
   cmd.add_flag("--es0", o.es0, "also report ES0: how many in-scope examples the unedited --model already answers with the new label");
 }
 
+// textgen's new continuations: 10 tokens sampled from the base model at temperature 1, never
+// starting as the passage's own continuation does.
+inline world::ContinuationSampler textgen_sampler(model::Seq2Seq& base) {
+  return [&base](const std::string& prompt, const std::string& original, tensortape::Rng& rng) {
+    return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng, /*avoid=*/original);
+  };
+}
+
 // The world's benchmark; textgen loads the base model to sample continuations.
 inline world::Benchmark load_benchmark(const world::World& w, const std::string& name,
                                        const std::filesystem::path& model_dir) {
   if (name != "textgen") return world::make_benchmark(w, name);
   auto base = model::Seq2Seq::load(model_dir);
-  return world::make_benchmark(w, name, [&](const std::string& prompt, tensortape::Rng& rng) {
-    return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng);
-  });
+  return world::make_benchmark(w, name, textgen_sampler(base));
 }
 
 inline void print_examples(const char* label, const std::vector<world::Example>& examples) {

@@ -109,9 +109,7 @@ struct RunSource {
     if (is_track()) return data::load_track(benchmark, data_dir).benchmark;
     const auto w = world::generate(world);
     if (benchmark != "textgen") return world::make_benchmark(w, benchmark);
-    return world::make_benchmark(w, benchmark, [&](const std::string& prompt, tensortape::Rng& rng) {
-      return base.sample(prompt, /*max_tokens=*/10, /*temperature=*/1.0, rng);
-    });
+    return world::make_benchmark(w, benchmark, textgen_sampler(base));
   }
 };
 

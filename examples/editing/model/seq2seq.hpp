@@ -208,13 +208,16 @@ class Seq2Seq {
   }
 
   // One continuation sampled at `temperature` (textgen's alternate continuations), up to
-  // max_tokens tokens. Recomputes the decoder each token: it runs a handful of times per world.
-  std::string sample(const std::string& input, int max_tokens, double temperature, tt::Rng& rng) {
+  // max_tokens tokens. With `avoid`, the first token is never avoid's first token: a base model
+  // that knows a passage by heart would otherwise give its own continuation back nearly every
+  // time. Recomputes the decoder each token: it runs a handful of times per world.
+  std::string sample(const std::string& input, int max_tokens, double temperature, tt::Rng& rng, const std::string& avoid = {}) {
     tt::NoGradGuard no_grad;
     const auto [ids, mask] = encode_inputs({input});
     const auto encoded = model.encode(ids, mask);  // (1, S, D)
     std::vector<std::int64_t> decoder_ids = {model.config().decoder_start_token_id};
     std::vector<int> out;
+    const auto avoided = avoid.empty() ? std::vector<int>{} : tokenizer.encode(avoid);
     for (int t = 0; t < max_tokens; ++t) {
       const auto n = static_cast<std::int64_t>(decoder_ids.size());
       const auto logits = model.decode(tt::from_vector<std::int64_t, Cpu>({1, n}, decoder_ids), encoded, mask);  // (1, n, V)
@@ -223,6 +226,11 @@ class Seq2Seq {
       std::vector<double> weights(last.size());
       double total = 0;
       for (std::size_t v = 0; v < last.size(); ++v) total += weights[v] = std::exp((last[v] - top) / temperature);
+      if (t == 0 && !avoided.empty()) {
+        total -= weights[static_cast<std::size_t>(avoided.front())];
+        weights[static_cast<std::size_t>(avoided.front())] = 0;
+        if (!(total > 0)) return {};  // nothing else has any weight left
+      }
       double pick = rng.uniform() * total;
       std::size_t token = 0;
       while (token + 1 < weights.size() && pick >= weights[token]) pick -= weights[token++];

@@ -61,9 +61,9 @@ inline const std::vector<std::string>& benchmark_names() {
   return names;
 }
 
-// Draws an alternate continuation for a "continue: ..." prompt (textgen's new labels); editlab
-// passes one that samples from the base model.
-using ContinuationSampler = std::function<std::string(const std::string& prompt, tt::Rng& rng)>;
+// Draws an alternate continuation for a "continue: ..." prompt, other than `original` (the
+// passage's own): textgen's new labels. editlab passes one that samples from the base model.
+using ContinuationSampler = std::function<std::string(const std::string& prompt, const std::string& original, tt::Rng& rng)>;
 
 // Split of the i-th of n shuffled subjects: the first 60 % train, the next 10 % validation.
 inline Split split_of_rank(std::size_t rank, std::size_t n) {
@@ -380,7 +380,8 @@ inline Benchmark make_benchmark(const World& w, std::string_view name, const Con
           const Example original = forms.continuation(*p, cut);
           std::string alternate;
           for (int attempt = 0; attempt < 8 && (alternate.empty() || alternate == original.target); ++attempt)
-            alternate = sampler(original.input, rng);
+            alternate = sampler(original.input, original.target, rng);
+          if (alternate.empty() || alternate == original.target) continue;  // no other continuation: nothing to edit
           Case c;
           c.subject = w.name(p->subject);
           c.edit = {original.input, alternate};

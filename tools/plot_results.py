@@ -16,8 +16,9 @@ Usage:
       --methods seprog,sp-finetune,sp-noclassifier,sp-noselect          # Figure 3
 
 As with the Markdown tables, when a (method, benchmark, split, batch_size, seed) appears more than
-once the last line wins, and the rows of several editor training seeds are averaged (standard
-errors combined as independent estimates). A metric written as null (nothing measured) is left
+once the last line wins, and the rows of several editor training seeds are averaged (their
+standard error: the seeds' mean standard error, since they read the same edit draws, with the
+seeds' scatter added). A metric written as null (nothing measured) is left
 out of its line.
 
 Needs matplotlib (Debian: apt-get install python3-matplotlib; it lands in /usr/bin/python3, so
@@ -33,7 +34,7 @@ import sys
 
 
 def average_seeds(rows):
-    """One row per (method, benchmark, split, batch_size): the seeds' mean, SEs combined."""
+    """One row per (method, benchmark, split, batch_size): the seeds' mean and its standard error."""
     groups = {}
     for row in rows:
         groups.setdefault((row["method"], row["benchmark"], row.get("split", "test"), row["batch_size"]), []).append(row)
@@ -43,8 +44,14 @@ def average_seeds(rows):
         for metric in ("es", "dd", "hard_dd"):
             values = [(r.get(metric), r.get(metric + "_se") or 0.0) for r in group if measured(r.get(metric))]
             if values:
-                merged[metric] = sum(v for v, _ in values) / len(values)
-                merged[metric + "_se"] = math.sqrt(sum(se * se for _, se in values)) / len(values)
+                n = len(values)
+                mean = sum(v for v, _ in values) / n
+                # Every seed reads the same edit draws: their error is shared (the mean se), and
+                # the seeds' own scatter adds (as editlab table does).
+                mean_se = sum(se for _, se in values) / n
+                scatter = sum((v - mean) ** 2 for v, _ in values) / (n - 1) if n > 1 else 0.0
+                merged[metric] = mean
+                merged[metric + "_se"] = math.sqrt(mean_se * mean_se + scatter / n)
         out.append(merged)
     return out
 

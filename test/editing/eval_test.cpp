@@ -682,11 +682,27 @@ TEST(Report, MalformedLinesNameTheFileAndTheLine) {
   EXPECT_THROW(read_jsonl(scratch("absent.jsonl")), tensortape::Error);
 }
 
+// The standard error of a mean depends on how the estimates relate: separate edits (independent),
+// the same edits (their mean se bounds it), or training seeds read on the same edit draws.
+TEST(Report, AveragesCombineStandardErrorsByHowTheEstimatesRelate) {
+  using editlab::eval::detail::Errors;
+  const std::vector<std::pair<double, double>> two = {{0.90, 0.02}, {0.70, 0.04}, {std::nan(""), 0.5}};
+  const auto independent = editlab::eval::detail::average(two, Errors::independent);
+  EXPECT_NEAR(independent.first, 0.80, 1e-12);  // the NaN estimate left out
+  EXPECT_NEAR(independent.second, std::sqrt(0.02 * 0.02 + 0.04 * 0.04) / 2, 1e-12);
+  EXPECT_NEAR(editlab::eval::detail::average(two, Errors::shared).second, 0.03, 1e-12);
+  EXPECT_NEAR(editlab::eval::detail::average(two, Errors::seeds).second, std::sqrt(0.03 * 0.03 + 0.02 / 2), 1e-12);
+  // One seed: its own se. Seeds that agree: the shared se alone.
+  EXPECT_NEAR(editlab::eval::detail::average({{0.9, 0.02}}, Errors::seeds).second, 0.02, 1e-12);
+  EXPECT_NEAR(editlab::eval::detail::average({{0.9, 0.02}, {0.9, 0.04}}, Errors::seeds).second, 0.03, 1e-12);
+  EXPECT_TRUE(std::isnan(editlab::eval::detail::average({}, Errors::seeds).first));
+}
+
 TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   const std::vector<ResultRow> rows = {
-      row("seprog", "qa", 1, 0.90, 0.03, 0.00, 0.00),
+      row("seprog", "qa", 1, 0.90, 0.02, 0.00, 0.00),
       row("seprog", "qa", 64, 0.96, 0.04, 0.04, 0.00),
-      row("seprog", "entail", 1, 0.70, 0.00, 0.10, 0.00),
+      row("seprog", "entail", 1, 0.70, 0.04, 0.10, 0.00),
       row("seprog", "entail", 64, 0.10, 0.00, 0.99, 0.00),
       row("seprog", "entail", 64, 0.80, 0.00, 0.06, 0.00),  // a rerun: replaces the line above
       row("sp-noselect", "qa", 1, 0.50, 0.00, 0.30, 0.00),
@@ -701,12 +717,11 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   std::getline(lines, noselect);
   EXPECT_EQ(header, "| Method | Avg. ES | Avg. DD | qa ES | ES0 | DD | entail ES | ES0 | DD |");
   EXPECT_EQ(rule, "|---|---|---|---|---|---|---|---|---|");
-  // qa: ES (0.90 + 0.96) / 2 = 0.93, se sqrt(0.03^2 + 0.04^2) / 2 = 0.025 -> "0.03" (round half
-  // up in %.2f of 0.025 is binary-dependent, so the test uses values away from .5 elsewhere);
-  // DD 0.02. entail: ES 0.75, DD 0.08. Avg.: ES (0.93 + 0.75) / 2 = 0.84, DD 0.05.
-  EXPECT_EQ(seprog.rfind("| seprog | 0.84 ± 0.01 | 0.05 ± 0.00 | ", 0), 0u) << seprog;
-  EXPECT_NE(seprog.find("| 0.05 | 0.02 ± 0.00 | 0.75 ± 0.00 | 0.05 | 0.08 ± 0.00 |"), std::string::npos) << seprog;
-  EXPECT_NE(seprog.find("| 0.93 ± 0.0"), std::string::npos) << seprog;
+  // qa: ES (0.90 + 0.96) / 2 = 0.93; its batch sizes read the same edits, so se is their mean
+  // se, (0.02 + 0.04) / 2 = 0.03; DD 0.02. entail: ES (0.70 + 0.80) / 2 = 0.75, se 0.02; DD 0.08.
+  // Avg. over benchmarks, independent edits: ES 0.84, se sqrt(0.03^2 + 0.02^2) / 2 = 0.018; DD 0.05.
+  EXPECT_EQ(seprog.rfind("| seprog | 0.84 ± 0.02 | 0.05 ± 0.00 | ", 0), 0u) << seprog;
+  EXPECT_NE(seprog.find("| 0.93 ± 0.03 | 0.05 | 0.02 ± 0.00 | 0.75 ± 0.02 | 0.05 | 0.08 ± 0.00 |"), std::string::npos) << seprog;
   // No entail results: no Avg. (it would average a different set of benchmarks).
   EXPECT_EQ(noselect, "| sp-noselect | – | – | 0.60 ± 0.00 | 0.05 | 0.40 ± 0.00 | – | – | – |");
   EXPECT_NE(table.find("mean over edit batch sizes {1, 64}"), std::string::npos) << table;
@@ -726,22 +741,23 @@ TEST(Report, Table2MeansOverBatchSizesPerBenchmark) {
   unmeasured[1].dd = std::nan("");
   unmeasured[1].dd_se = std::nan("");
   const std::string nan_table = table2_markdown(unmeasured);
-  EXPECT_NE(nan_table.find("| seprog | 0.84 ± 0.01 | 0.04 ± 0.00 | 0.93 ± 0.0"), std::string::npos) << nan_table;
-  EXPECT_NE(nan_table.find(" | 0.05 | 0.00 ± 0.00* | 0.75 ± 0.00 |"), std::string::npos) << nan_table;
+  EXPECT_NE(nan_table.find("| seprog | 0.84 ± 0.02 | 0.04 ± 0.00 | 0.93 ± 0.03"), std::string::npos) << nan_table;
+  EXPECT_NE(nan_table.find(" | 0.05 | 0.00 ± 0.00* | 0.75 ± 0.02 |"), std::string::npos) << nan_table;
 
-  // Several editor training seeds of one cell: the tables average them (SEs combined as
-  // independent estimates) and the per-K table shows their spread.
+  // Several editor training seeds of one cell: the tables average them (every seed read the same
+  // edit draws: their mean se, plus the seeds' scatter) and the per-K table shows their spread.
   auto seeded = rows;
   for (auto& r : seeded) r.seed = 1;
   ResultRow second = row("seprog", "qa", 1, 0.70, 0.04, 0.10, 0.00);
   second.seed = 2;
   seeded.push_back(second);
   const std::string seed_table = table2_markdown(seeded);
-  // qa K = 1: (0.90 + 0.70) / 2 = 0.80, se sqrt(0.03^2 + 0.04^2) / 2 = 0.025; qa: (0.80 + 0.96) / 2.
-  EXPECT_NE(seed_table.find("| 0.88 ± 0.0"), std::string::npos) << seed_table;
+  // qa K = 1: (0.90 + 0.70) / 2 = 0.80, se sqrt(0.03^2 + 0.02 / 2) = 0.104 (mean se 0.03, the
+  // seeds' sample variance 0.02); qa: (0.80 + 0.96) / 2 = 0.88, se (0.104 + 0.04) / 2 = 0.072.
+  EXPECT_NE(seed_table.find("| 0.88 ± 0.07"), std::string::npos) << seed_table;
   EXPECT_NE(seed_table.find("several editor training seeds"), std::string::npos) << seed_table;
   const std::string per_k = batch_size_markdown(seeded);
-  EXPECT_NE(per_k.find("| qa | seprog | 1 | 2 | 5 | 0 / 0 | 0.80 ± 0.03 (spread 0.20) |"), std::string::npos) << per_k;
+  EXPECT_NE(per_k.find("| qa | seprog | 1 | 2 | 5 | 0 / 0 | 0.80 ± 0.10 (spread 0.20) |"), std::string::npos) << per_k;
   EXPECT_EQ(per_k.find("editor options differ"), std::string::npos) << "rows without options: nothing to compare";
 }
 

@@ -243,19 +243,40 @@ inline std::string mean_pm(double mean, double se) {
   return fixed(mean, 2) + " ± " + fixed(std::isnan(se) ? 0.0 : se, 2);
 }
 
-// The mean of several independent estimates and its standard error sqrt(sum se^2) / n; NaN
-// estimates are left out.
-inline std::pair<double, double> average(const std::vector<std::pair<double, double>>& estimates) {
-  double sum = 0, variance = 0;
-  int n = 0;
+// How the estimates averaged by average() relate, which sets the standard error of their mean.
+enum class Errors {
+  independent,  // from separate edits (benchmarks): sqrt(sum se^2) / n
+  shared,       // from the same edits (a benchmark's batch sizes): the mean se, an upper bound on
+                // the mean's standard error whatever their correlation
+  seeds,        // training seeds evaluated on the same edit draws: the draws' error is shared (the
+                // mean se) and the seeds' own scatter adds: sqrt(mean_se^2 + s^2 / n), s^2 the
+                // sample variance of the seeds' means
+};
+
+// The mean of several estimates (mean, se) and its standard error; NaN estimates are left out.
+inline std::pair<double, double> average(const std::vector<std::pair<double, double>>& estimates, Errors errors) {
+  std::vector<double> means, ses;
   for (auto [mean, se] : estimates) {
     if (std::isnan(mean)) continue;
-    sum += mean;
-    variance += std::isnan(se) ? 0.0 : se * se;
-    ++n;
+    means.push_back(mean);
+    ses.push_back(std::isnan(se) ? 0.0 : se);
   }
-  if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-  return {sum / n, std::sqrt(variance) / n};
+  const auto n = static_cast<double>(means.size());
+  if (means.empty()) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  double sum = 0, sum_se = 0, sum_squares = 0;
+  for (std::size_t i = 0; i < means.size(); ++i) sum += means[i], sum_se += ses[i], sum_squares += ses[i] * ses[i];
+  const double mean = sum / n, mean_se = sum_se / n;
+  switch (errors) {
+    case Errors::independent: return {mean, std::sqrt(sum_squares) / n};
+    case Errors::shared: return {mean, mean_se};
+    case Errors::seeds: {
+      double scatter = 0;  // s^2
+      for (double m : means) scatter += (m - mean) * (m - mean);
+      scatter = means.size() > 1 ? scatter / (n - 1) : 0.0;
+      return {mean, std::sqrt(mean_se * mean_se + scatter / n)};
+    }
+  }
+  return {mean, mean_se};
 }
 
 inline std::string join_sizes(const std::set<int>& sizes) {
@@ -288,8 +309,9 @@ inline double spread_of(const std::vector<double>& values) {
 }  // namespace detail
 
 // One row per (method, benchmark, split, batch size), averaged over the editor training seeds
-// present: the mean of each rate, standard errors combined as independent estimates
-// (sqrt(sum se^2) / n), and the seeds' spread (largest minus smallest ES and DD).
+// present: the mean of each rate, its standard error with the seeds' scatter in it
+// (detail::Errors::seeds: every seed reads the same edit draws), and the seeds' spread (largest
+// minus smallest ES and DD).
 struct SeedMerged {
   ResultRow row;
   int seeds = 1;
@@ -316,7 +338,7 @@ inline std::vector<SeedMerged> merge_seeds(const std::vector<ResultRow>& all_row
     auto combine = [&](auto mean, auto se, auto& out_mean, auto& out_se) {
       std::vector<std::pair<double, double>> estimates;
       for (const auto* r : group) estimates.emplace_back(detail::value(r->*mean), detail::value(r->*se, 0.0));
-      std::tie(out_mean, out_se) = detail::average(estimates);
+      std::tie(out_mean, out_se) = detail::average(estimates, detail::Errors::seeds);
     };
     auto values = [&](auto get) {
       std::vector<double> v;
@@ -401,7 +423,7 @@ inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
         cells << " – | – | – |";
         continue;
       }
-      const auto e = detail::average(es), d = detail::average(dd);
+      const auto e = detail::average(es, detail::Errors::shared), d = detail::average(dd, detail::Errors::shared);
       const std::string es_mark = es_sizes.empty() || es_sizes == all_sizes ? "" : "*";
       const std::string dd_mark = dd_sizes.empty() || dd_sizes == all_sizes ? "" : "*";
       marked = marked || !es_mark.empty() || !dd_mark.empty();
@@ -412,7 +434,7 @@ inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
     }
     out << "| " << m << " | ";
     if (complete) {
-      const auto e = detail::average(es_per_benchmark), d = detail::average(dd_per_benchmark);
+      const auto e = detail::average(es_per_benchmark, detail::Errors::independent), d = detail::average(dd_per_benchmark, detail::Errors::independent);
       out << detail::mean_pm(e.first, e.second) << " | " << detail::mean_pm(d.first, d.second) << " |";
     } else {
       out << "– | – |";
@@ -422,8 +444,10 @@ inline std::string table2_markdown(const std::vector<ResultRow>& all_rows) {
   out << "\nES ↑ on the in-scope examples whose new label the unedited base model does not already give; ES0: the"
          " unedited base model's ES on all the in-scope examples. DD ↓ on out-scope inputs no editor trained on,"
          " against the base model's own predictions. Each cell: mean over edit batch sizes "
-      << detail::join_sizes(all_sizes) << " ± standard error (bootstrap over edits and out-scope subjects)";
-  if (*seed_counts.rbegin() > 1) out << "; rows with several editor training seeds average them (per-K table: their spread)";
+      << detail::join_sizes(all_sizes) << " ± standard error (bootstrap over edits and out-scope subjects; over batch sizes, which read the same edits,"
+         " the mean of theirs, an upper bound)";
+  if (*seed_counts.rbegin() > 1)
+    out << "; rows with several editor training seeds average them, the seeds' scatter added to the error (per-K table: their spread)";
   out << '.';
   if (marked)
     out << " * mean over fewer batch sizes than the table (not run, or nothing to measure at some).";

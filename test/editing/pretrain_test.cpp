@@ -393,6 +393,22 @@ TEST(Seq2SeqSample, NeverStartsWithTheAvoidedContinuationsFirstToken) {
   EXPECT_GT(plain_starts, 20);  // without avoid, the same first token nearly always
 }
 
+// predict() answers up to answer_tokens tokens: 12, or one more than the longest label a
+// benchmark needs (zsRE's new answers run to 20 pieces and more), so that every label can be given.
+TEST(Seq2SeqPredict, AnswersAreFittedToTheLongestLabel) {
+  const auto& tiny_base = tiny_qa_base("editlab_pretrain_test_fit_answers");
+  auto base = editlab::model::Seq2Seq::load(tiny_base.dir);
+  EXPECT_EQ(base.answer_tokens, editlab::model::Seq2Seq::kAnswerTokens);
+  base.fit_answers({"a", "question"});
+  EXPECT_EQ(base.answer_tokens, editlab::model::Seq2Seq::kAnswerTokens);  // short labels keep the default
+  std::string long_label;
+  for (int word = 0; word < 20; ++word) long_label += (word ? " " : "") + tiny_base.qa.split(editlab::world::Split::train)[static_cast<std::size_t>(word)].subject;
+  const auto pieces = static_cast<int>(base.tokenizer.encode(long_label).size());
+  ASSERT_GT(pieces, editlab::model::Seq2Seq::kAnswerTokens);
+  base.fit_answers({"a", long_label});
+  EXPECT_EQ(base.answer_tokens, pieces + 1);
+}
+
 TEST(QualitySets, CoverEveryFactAndLabelStatedFactsByTheStatedClass) {
   const auto w = editlab::world::generate(editlab::world::WorldOptions{});
   const auto sets = editlab::pretrain::quality_sets(w);

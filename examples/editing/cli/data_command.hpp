@@ -66,6 +66,19 @@ inline world::ContinuationSampler textgen_sampler(model::Seq2Seq& base) {
   };
 }
 
+// Fits base's answers to the benchmark's new labels (Seq2Seq::fit_answers), on a generation
+// benchmark: a label longer than the answers could never be given.
+inline void fit_answers(model::Seq2Seq& base, const world::Benchmark& bench) {
+  if (!bench.labels.empty()) return;
+  std::vector<std::string> new_labels;
+  for (world::Split s : world::kSplits)
+    for (const auto& c : bench.split(s)) {
+      new_labels.push_back(c.edit.target);
+      for (const auto& e : c.in_scope) new_labels.push_back(e.target);
+    }
+  base.fit_answers(new_labels);
+}
+
 // The world's benchmark; textgen loads the base model to sample continuations.
 inline world::Benchmark load_benchmark(const world::World& w, const std::string& name,
                                        const std::filesystem::path& model_dir) {
@@ -101,6 +114,7 @@ inline int run_data(const DataOptions& o) {
               bench.split(world::Split::validation).size(), bench.split(world::Split::test).size());
   if (o.es0) {
     auto base = model::Seq2Seq::load(o.model);
+    fit_answers(base, bench);
     std::vector<world::Example> in;
     std::vector<std::string> old_labels;  // the label before the edit, per in-scope example
     for (const auto& c : cases)

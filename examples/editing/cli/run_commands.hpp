@@ -104,12 +104,14 @@ struct RunSource {
                       model.string(), "' was pretrained on ", base_world, ", not on ", describe(world.seed, world.people, world.stress),
                       "; pass the same --world-seed, --people and --stress-world as to editlab pretrain");
   }
+  // The benchmark, with base's answers fitted to its new labels (fit_answers).
   world::Benchmark load_benchmark(model::Seq2Seq& base) const {
     check_base_model();
-    if (is_track()) return data::load_track(benchmark, data_dir).benchmark;
-    const auto w = world::generate(world);
-    if (benchmark != "textgen") return world::make_benchmark(w, benchmark);
-    return world::make_benchmark(w, benchmark, textgen_sampler(base));
+    auto bench = is_track()                ? data::load_track(benchmark, data_dir).benchmark
+                 : benchmark != "textgen" ? world::make_benchmark(world::generate(world), benchmark)
+                                          : world::make_benchmark(world::generate(world), benchmark, textgen_sampler(base));
+    fit_answers(base, bench);
+    return bench;
   }
 };
 
@@ -324,6 +326,7 @@ struct LoadedRun {
   eval::BasePredictor untouched_base() const {
     auto reference = std::make_shared<model::Seq2Seq>(model::Seq2Seq::load(source.model));
     reference->model.eval();
+    reference->answer_tokens = base.answer_tokens;
     return [reference, labels = bench.labels](const std::vector<std::string>& inputs) { return reference->predict(inputs, labels); };
   }
 };

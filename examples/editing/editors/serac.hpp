@@ -126,6 +126,7 @@ class Serac : public RunEditor {
       tt::fail("Serac", "the counterfactual model has weights the base lacks: ", unmatched.missing.front());
     small.unfreeze();
     counterfactual_ = std::make_unique<Seq2Seq>(std::move(small), base.tokenizer.copy());
+    counterfactual_->answer_tokens = base.answer_tokens;
   }
 
   std::string name() const override { return "serac"; }

@@ -265,18 +265,29 @@ class Seq2Seq {
   }
 
   // What an editor and the harness take as the model's prediction: with `labels` (a claim
-  // task), the most likely label; without, the greedy answer (up to 12 tokens). prefix and
-  // encoding as in answer().
+  // task), the most likely label; without, the greedy answer (up to answer_tokens tokens).
+  // prefix and encoding as in answer().
   std::vector<std::string> predict(const std::vector<std::string>& inputs, const std::vector<std::string>& labels,
                                    const Tensor& prefix = Tensor(), const InputEncoding& encoding = {}) {
-    if (labels.empty()) return answer(inputs, 12, 256, prefix, encoding);
+    if (labels.empty()) return answer(inputs, answer_tokens, 256, prefix, encoding);
     std::vector<std::string> out;
     for (int pick : classify(inputs, labels, 256, prefix, encoding)) out.push_back(labels[static_cast<std::size_t>(pick)]);
     return out;
   }
 
+  // Lets predict() answer every one of `answers` (a benchmark's new labels): answer_tokens
+  // becomes one more than the longest in tokens (room for the end token, so that an answer that
+  // runs on is not cut to a label), if that is more than kAnswerTokens.
+  void fit_answers(const std::vector<std::string>& answers) {
+    std::size_t longest = 0;
+    for (const auto& a : answers) longest = std::max(longest, tokenizer.encode(a).size());
+    answer_tokens = std::max<int>(kAnswerTokens, static_cast<int>(longest) + 1);
+  }
+
+  static constexpr int kAnswerTokens = 12;  // enough for every label of the generated world
   T5 model;
   tt::text::SentencePiece tokenizer;
+  int answer_tokens = kAnswerTokens;  // the longest answer predict() generates (fit_answers)
 
  private:
   std::unique_ptr<TokenMemo> token_memo_ = std::make_unique<TokenMemo>();

@@ -189,9 +189,10 @@ inline std::vector<Shard<EditSets>> split_edit_sets(const EditSets& data, int co
   return shards;
 }
 
-// One edit batch for the weight editors' training (MEND, ENN): k distinct cases, one in-scope
-// example of each (its descriptor when it has none) and one out-scope example per edit, drawn
-// from the out-scope examples of cases outside the batch (none when there are none).
+// One edit batch for the weight editors' training (MEND, ENN, SLAG, SERAC): k distinct cases,
+// one in-scope example of each (its descriptor when it has none) and one out-scope example per
+// edit, drawn from the out-scope examples of randomly drawn cases outside the batch, none about
+// a subject the batch edits (no out-scope examples when there are none).
 struct EditBatch {
   std::vector<Example> edits, in_scope, out_scope;
 };
@@ -201,10 +202,16 @@ inline EditBatch draw_edit_batch(const std::vector<Case>& pool, int edits, tt::R
   const auto k = std::min<std::size_t>(static_cast<std::size_t>(edits), pool.size());
   std::vector<std::size_t> order(pool.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  for (std::size_t i = 0; i < k; ++i) std::swap(order[i], order[i + rng.next_u64() % (order.size() - i)]);
+  // The whole order shuffled: the batch is its first k cases and the out-scope examples come
+  // from the cases after them, which must be a random draw too, not the pool's own order.
+  for (std::size_t i = 0; i + 1 < order.size(); ++i) std::swap(order[i], order[i + rng.next_u64() % (order.size() - i)]);
+  std::vector<std::string> subjects;  // edited by the batch
+  for (std::size_t i = 0; i < k; ++i) subjects.push_back(pool[order[i]].subject);
+  const auto edited = [&](const std::string& s) { return std::find(subjects.begin(), subjects.end(), s) != subjects.end(); };
   std::vector<Example> unrelated;
   for (std::size_t i = k; i < order.size() && unrelated.size() < k; ++i)
-    for (const auto& e : pool[order[i]].out_scope) unrelated.push_back(e);
+    for (const auto& e : pool[order[i]].out_scope)
+      if (!edited(e.subject)) unrelated.push_back(e);
   for (std::size_t i = 0; i < k; ++i) {
     const auto& c = pool[order[i]];
     d.edits.push_back(c.edit);

@@ -102,14 +102,17 @@ void parallel_aligned_ranges(const T* data, std::int64_t count, F&& f) {
   });
 }
 
+// One product's work of a GEMM batch, in the elements parallel_threads() counts: 8 multiply-adds
+// count as one element.
+inline std::int64_t product_work(const GemmArgs& g) { return g.m * g.n * std::max<std::int64_t>(g.k, 1) / 8; }
+
 // Calls product(i) for each product i of a GEMM batch, whole products to each thread. BLAS runs
 // a small product on one thread, so a batch of them is split here instead; and BLAS divides rows
 // and columns among its threads, never the sum over k, so every product keeps the bits of a
 // call of its own (oneDNN did the same in the shapes checked: docs/benchmarks.md).
 template <class F>
 void for_each_product(const GemmArgs& g, F&& product) {
-  const std::int64_t work_per_product = g.m * g.n * std::max<std::int64_t>(g.k, 1) / 8;
-  parallel_ranges(g.batch, work_per_product, [&](std::int64_t begin, std::int64_t end) {
+  parallel_ranges(g.batch, product_work(g), [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) product(i);
   });
 }

@@ -140,10 +140,11 @@ void gemm_kernel(const Tensor<T, B>& a_in, const Tensor<T, B>& b_in, const Shape
     // products, every call too small for the backend to split: spread the calls over the team,
     // whole calls to each thread. A product's bits do not depend on the thread that computes it
     // (backend::cpu::for_each_product).
-    const std::int64_t call_work = args.batch * args.m * args.n * std::max<std::int64_t>(args.k, 1) / 8;
+    const std::int64_t call_work = args.batch * backend::cpu::product_work(args);
     const std::int64_t calls = numel_of(outer);
     if (backend::cpu::parallel_threads(call_work) == 1 && backend::cpu::parallel_threads(calls * call_work) > 1) {
       std::vector<std::array<std::int64_t, 3>> offsets;
+      offsets.reserve(static_cast<std::size_t>(calls));
       backend::cpu::for_each_offset<3>(outer, {&a_outer_strides, &b_outer_strides, &c_outer_strides},
                                        [&](const auto& offset) { offsets.push_back(offset); });
       backend::cpu::parallel_ranges(calls, call_work, [&](std::int64_t begin, std::int64_t end) {

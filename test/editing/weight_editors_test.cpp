@@ -3,8 +3,9 @@
 // heads fixed to a = 1, b = 0 step along sigmoid(scale) times the true gradient, and meta-training
 // lowers its training loss; MEND at identity, without normalisation, maps the gradient factors
 // to exactly the edit loss's gradient; ENN's meta-gradient through the inner step matches float64 finite differences for the model's
-// weights and the step sizes; every method saves and loads back an editor that acts the same;
-// options are checked by name and type.
+// weights and the step sizes; every method saves and loads back an editor that acts the same; the
+// meta-trained editors end with their best validated state and resume exactly; options are
+// checked by name and type.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -337,6 +338,60 @@ TEST(Registry, EveryMethodSavesAndLoadsAnEditorThatActsTheSame) {
     EXPECT_EQ(loaded->options_json(), editor->options_json());
     loaded->apply(edits);
     EXPECT_EQ(loaded->predict(probes), answers);
+  }
+}
+
+// The meta-trained editors (ENN, MEND, SLAG, SERAC) end a run with the state that was validated
+// best, and a run stopped and resumed from its checkpoint ends as the uninterrupted one: both to
+// the byte of the saved editor. A run of N steps whose best step was B saves what a run of B
+// steps saves (MEND's running moments included: they are buffers the loop keeps with the best
+// state, not only the parameters).
+TEST(Registry, TrainedEditorsEndWithTheBestStateAndResumeExactly) {
+  for (const std::string name : {"enn", "mend", "slag", "serac"}) {
+    SCOPED_TRACE(name);
+    auto options = ed::method(name).default_options();
+    for (const char* small : {"embedding_dim", "hidden", "condition_dim", "rank"})
+      if (options.contains(small)) options[small] = 8;
+    options["steps"] = 16;
+    options["eval_every"] = 2;
+    options["warmup_steps"] = 0;
+    const fs::path dir = scratch_path("editlab_best_state_" + name);
+    fs::remove_all(dir);
+    auto train_and_save = [&](const nlohmann::json& opts, editlab::train::TrainControl control, const fs::path& out) {
+      control.quiet = true;
+      auto base = Seq2Seq::load(tiny().dir);
+      auto editor = ed::method(name).make(base, tiny().qa, opts);
+      const auto report = editor->train(tiny().qa, control);
+      if (!report.stopped_for_resume) editor->save(out);
+      return report;
+    };
+    // The first learning rate large enough that validation gets worse again before step 16.
+    editlab::train::TrainReport whole;
+    for (double lr : {3e-2, 1e-1, 3e-1, 1.0}) {
+      options["lr"] = lr;
+      whole = train_and_save(options, {}, dir / "whole");
+      if (whole.best_step < 16) break;
+    }
+    ASSERT_GT(whole.best_step, 0);
+    ASSERT_LT(whole.best_step, 16) << "the test needs a run whose best step is not its last";
+    const std::string file = name + ".safetensors";
+
+    auto until_best = options;
+    until_best["steps"] = whole.best_step;
+    train_and_save(until_best, {}, dir / "until_best");
+    EXPECT_TRUE(file_bytes(dir / "whole" / file) == file_bytes(dir / "until_best" / file))
+        << "the run of 16 steps did not end with its best state, step " << whole.best_step;
+
+    editlab::train::TrainControl stopped;
+    stopped.checkpoint_dir = dir / "checkpointed";
+    stopped.stop_after = 7;
+    ASSERT_TRUE(train_and_save(options, stopped, dir / "checkpointed").stopped_for_resume);
+    editlab::train::TrainControl resumed;
+    resumed.checkpoint_dir = dir / "checkpointed";
+    resumed.resume = true;
+    train_and_save(options, resumed, dir / "checkpointed");
+    EXPECT_TRUE(file_bytes(dir / "whole" / file) == file_bytes(dir / "checkpointed" / file))
+        << "the run stopped at step 7 and resumed differs from the uninterrupted one";
   }
 }
 

@@ -72,30 +72,39 @@ struct MendOptions {
 };
 
 // Running mean and sum of squared deviations (Welford, merged a batch at a time as Chan et al.).
+// All three are tensors changed in place: the training loop keeps them with the best state and
+// in its checkpoints (its buffers).
 struct RunningMoments {
   Tensor mean, m2;  // (dim)
-  double count = 0;
+  Tensor count;     // () rows seen; a float counts rows exactly up to 2^24
 
-  explicit RunningMoments(std::int64_t dim = 0) : mean(tt::zeros<float, Cpu>({dim})), m2(tt::zeros<float, Cpu>({dim})) {}
-  void add(const Tensor& rows) {  // (N, dim)
+  explicit RunningMoments(std::int64_t dim = 0)
+      : mean(tt::zeros<float, Cpu>({dim})), m2(tt::zeros<float, Cpu>({dim})), count(tt::scalar_tensor<float, Cpu>(0.0f)) {}
+  std::vector<Tensor> state() const { return {mean, m2, count}; }
+  double rows() const { return count.item(); }
+
+  void add(const Tensor& rows_now) {  // (N, dim)
     tt::NoGradGuard no_grad;
-    const double n = static_cast<double>(rows.shape()[0]);
+    const double n = static_cast<double>(rows_now.shape()[0]);
     if (n == 0) return;
-    const auto batch_mean = tt::mean(rows, {0});                                      // (dim)
-    const auto centred = rows - batch_mean.reshape({1, batch_mean.numel()});
+    const double seen = rows(), total = seen + n;
+    const auto batch_mean = tt::mean(rows_now, {0});                                  // (dim)
+    const auto centred = rows_now - batch_mean.reshape({1, batch_mean.numel()});
     const auto batch_m2 = tt::sum(centred * centred, {0});                           // (dim)
     const auto delta = batch_mean - mean;
-    const double total = count + n;
-    mean = mean + delta * (n / total);
-    m2 = m2 + batch_m2 + delta * delta * (count * n / total);
-    count = total;
+    const auto new_mean = mean + delta * (n / total);
+    const auto new_m2 = m2 + batch_m2 + delta * delta * (seen * n / total);
+    mean.copy_(new_mean);
+    m2.copy_(new_m2);
+    count.copy_(tt::scalar_tensor<float, Cpu>(static_cast<float>(total)));
   }
   // (x - mean) / (std + 1e-7), the unbiased std as the official code; identity before two rows.
-  Tensor normalize(const Tensor& rows) const {
-    if (count < 2) return rows;
-    const auto std = tt::sqrt(m2 * (1.0 / (count - 1)));
+  Tensor normalize(const Tensor& x) const {
+    const double seen = rows();
+    if (seen < 2) return x;
+    const auto std = tt::sqrt(m2 * (1.0 / (seen - 1)));
     const auto d = mean.numel();
-    return (rows - mean.reshape({1, d})) / (std + 1e-7).reshape({1, d});
+    return (x - mean.reshape({1, d})) / (std + 1e-7).reshape({1, d});
   }
 };
 
@@ -199,7 +208,17 @@ class Mend : public WeightEditor {
   train::TrainReport train(const Benchmark& bench, const train::TrainControl& control = {}) override {
     return train::train_on_edit_batches(trainable_parameters(), options_.loop.settings(name(), options_.lr, options_to_json(options_)),
                                         control, bench, options_.loop.edits_per_step, options_.seed,
-                                        [&](const train::EditBatch& batch, bool training) { return step_loss(batch, /*update_moments=*/training); });
+                                        [&](const train::EditBatch& batch, bool training) { return step_loss(batch, /*update_moments=*/training); },
+                                        moments());
+  }
+
+  // Every network's running moments, in a fixed order (the training loop's buffers).
+  std::vector<Tensor> moments() const {
+    std::vector<Tensor> out;
+    for (const auto& [shape, net] : networks_)
+      for (const auto* m : {&net.u_moments, &net.delta_moments})
+        for (const auto& t : m->state()) out.push_back(t);
+    return out;
   }
 
   // One training step with these cases as the edit batch (what `editlab cost` times); it
@@ -224,10 +243,10 @@ class Mend : public WeightEditor {
       for (auto& [n, p] : net.named_parameters()) tensors.emplace(prefix + n, p.detach());
       tensors.emplace(prefix + "u_mean", net.u_moments.mean);
       tensors.emplace(prefix + "u_m2", net.u_moments.m2);
-      tensors.emplace(prefix + "u_count", tt::scalar_tensor<float, Cpu>(static_cast<float>(net.u_moments.count)));
+      tensors.emplace(prefix + "u_count", net.u_moments.count);
       tensors.emplace(prefix + "delta_mean", net.delta_moments.mean);
       tensors.emplace(prefix + "delta_m2", net.delta_moments.m2);
-      tensors.emplace(prefix + "delta_count", tt::scalar_tensor<float, Cpu>(static_cast<float>(net.delta_moments.count)));
+      tensors.emplace(prefix + "delta_count", net.delta_moments.count);
     }
     tensors.emplace("edit_lrs", edit_lrs_.detach());
     tt::io::save(dir / "mend.safetensors", tensors);
@@ -249,10 +268,10 @@ class Mend : public WeightEditor {
       net.for_each_parameter([&](const std::string& n, Tensor& p) { p = read(prefix + n, p.shape()).requires_grad_(); });
       net.u_moments.mean = read(prefix + "u_mean", {net.in_dim});
       net.u_moments.m2 = read(prefix + "u_m2", {net.in_dim});
-      net.u_moments.count = read(prefix + "u_count", {}).item();
+      net.u_moments.count = read(prefix + "u_count", {});
       net.delta_moments.mean = read(prefix + "delta_mean", {net.out_dim});
       net.delta_moments.m2 = read(prefix + "delta_m2", {net.out_dim});
-      net.delta_moments.count = read(prefix + "delta_count", {}).item();
+      net.delta_moments.count = read(prefix + "delta_count", {});
     }
     edit_lrs_ = read("edit_lrs", edit_lrs_.shape()).requires_grad_();
   }

@@ -11,7 +11,10 @@
 // fills them (seed its draws by the step so a resumed run draws what the uninterrupted one
 // would), they are clipped to clip_norm and `update` (Adam's step by default) moves the
 // parameters. Every eval_every steps the validation loss is measured; the best state is kept and
-// restored at the end; the run stops when it has not improved for `patience` steps.
+// restored at the end; the run stops when it has not improved for `patience` steps. `buffers`
+// are state the steps change in place but the optimizer does not move (MEND's running moments):
+// they are kept, restored and checkpointed with the parameters, so the editor left at the end
+// is the one that was validated, and a resumed run continues them.
 #pragma once
 
 #include <filesystem>
@@ -116,50 +119,52 @@ inline void copy_into(const std::vector<Tensor>& params, const std::vector<Tenso
   }
 }
 
-// <checkpoint_dir>/checkpoint/: the parameters now and at the best validation loss, the
-// optimizer state, and the step and early-stopping state.
+// <checkpoint_dir>/checkpoint/: the trained state (parameters, then buffers) now and at the best
+// validation loss, the optimizer state, and the step and early-stopping state.
 inline void save_loop_checkpoint(const TrainControl& control, const LoopSettings& s, tt::optim::Adam<float, Cpu>& adam,
-                                 const std::vector<Tensor>& params, const TrainReport& report, const std::vector<Tensor>& best) {
+                                 const std::vector<Tensor>& state, const TrainReport& report, const std::vector<Tensor>& best) {
   save_checkpoint(control.checkpoint_dir, [&](const std::filesystem::path& dir) {
     std::map<std::string, Tensor> tensors;
-    for (std::size_t i = 0; i < params.size(); ++i) {
-      tensors.emplace("current." + std::to_string(i), params[i].detach());
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      tensors.emplace("current." + std::to_string(i), state[i].detach());
       tensors.emplace("best." + std::to_string(i), best[i]);
     }
     for (auto& [n, t] : adam.state_dict()) tensors.emplace("optimizer." + n, t);
     tt::io::save(dir / "training.safetensors", tensors);
-    const nlohmann::json state = {{"method", s.method}, {"step", report.steps}, {"best_step", report.best_step},
+    const nlohmann::json progress = {{"method", s.method}, {"step", report.steps}, {"best_step", report.best_step},
                                   {"best_validation_loss", report.best_validation_loss},
                                   {"options", s.options}, {"identity", control.identity}};
-    write_text(dir / "state.json", state.dump(2) + "\n");
+    write_text(dir / "state.json", progress.dump(2) + "\n");
   });
 }
 
 inline void resume_loop_checkpoint(const TrainControl& control, const LoopSettings& s, tt::optim::Adam<float, Cpu>& adam,
-                                   const std::vector<Tensor>& params, TrainReport& report, std::vector<Tensor>& best) {
+                                   const std::vector<Tensor>& state, TrainReport& report, std::vector<Tensor>& best) {
   const auto dir = find_checkpoint(control.checkpoint_dir);
   tt::check(!dir.empty(), "editlab train", "--resume: '", control.checkpoint_dir.string(), "' has no checkpoint");
-  const auto state = read_json(dir / "state.json");
-  tt::check(state.at("options") == s.options && state.at("identity") == control.identity, "editlab train",
-            "--resume: the checkpoint in '", dir.string(), "' was made with ", state.at("options").dump(), " on ",
-            state.at("identity").dump(), ", not ", s.options.dump(), " on ", control.identity.dump());
+  const auto progress = read_json(dir / "state.json");
+  tt::check(progress.at("options") == s.options && progress.at("identity") == control.identity, "editlab train",
+            "--resume: the checkpoint in '", dir.string(), "' was made with ", progress.at("options").dump(), " on ",
+            progress.at("identity").dump(), ", not ", s.options.dump(), " on ", control.identity.dump());
   const tt::io::SafetensorsFile st(dir / "training.safetensors");
   std::map<std::string, Tensor> optimizer_state;
   for (const auto& n : st.names())
     if (n.rfind("optimizer.", 0) == 0) optimizer_state.emplace(n.substr(10), tt::io::load<float, Cpu>(st, n));
   std::vector<Tensor> current;
   best.clear();
-  for (std::size_t i = 0; i < params.size(); ++i) {
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    tt::check(st.contains("current." + std::to_string(i)), "editlab train", "--resume: the checkpoint in '", dir.string(),
+              "' holds fewer tensors than this editor trains (", state.size(), "): was it made by an older editlab?");
     current.push_back(tt::io::load<float, Cpu>(st, "current." + std::to_string(i)));
-    tt::check(current.back().shape() == params[i].shape(), "editlab train", "--resume: parameter ", i, " has shape ",
-              current.back().shape(), " in the checkpoint, ", params[i].shape(), " here");
+    tt::check(current.back().shape() == state[i].shape(), "editlab train", "--resume: tensor ", i, " has shape ",
+              current.back().shape(), " in the checkpoint, ", state[i].shape(), " here");
     best.push_back(tt::io::load<float, Cpu>(st, "best." + std::to_string(i)));
   }
-  copy_into(params, current);
+  copy_into(state, current);
   adam.load_state_dict({optimizer_state.begin(), optimizer_state.end()});
-  report.steps = state.at("step");
-  report.best_step = state.at("best_step");
-  report.best_validation_loss = state.at("best_validation_loss");
+  report.steps = progress.at("step");
+  report.best_step = progress.at("best_step");
+  report.best_validation_loss = progress.at("best_validation_loss");
 }
 
 }  // namespace detail
@@ -182,21 +187,24 @@ inline void adam_step_scaled(tt::optim::Adam<float, Cpu>& adam, const std::vecto
   }
 }
 
-// Trains `params` (see the header comment) and leaves the best validation state in them.
-// update(adam) takes the step; SEPROG's sp-finetune moves its base at another rate there.
+// Trains `params` (see the header comment) and leaves the best validation state in them and in
+// `buffers`. update(adam) takes the step; SEPROG's sp-finetune moves its base at another rate there.
 inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSettings& s, const TrainControl& control,
                                 const std::function<StepResult(int step)>& gradients,
                                 const std::function<double()>& validation_loss,
-                                const std::function<void(tt::optim::Adam<float, Cpu>&)>& update = {}) {
+                                const std::function<void(tt::optim::Adam<float, Cpu>&)>& update = {},
+                                const std::vector<Tensor>& buffers = {}) {
   tt::check(!params.empty(), "editlab train", s.method, " has nothing to train");
   tt::optim::Adam<float, Cpu> adam(params, {.lr = s.lr});
   const auto schedule = tt::optim::warmup_constant(s.warmup_steps);
+  std::vector<Tensor> state = params;  // what is kept at the best step and checkpointed
+  state.insert(state.end(), buffers.begin(), buffers.end());
   TrainReport report;
   std::vector<Tensor> best;
   if (control.resume) {
-    detail::resume_loop_checkpoint(control, s, adam, params, report, best);
+    detail::resume_loop_checkpoint(control, s, adam, state, report, best);
   } else {
-    best = detail::copies_of(params);
+    best = detail::copies_of(state);
     report.best_validation_loss = validation_loss();
   }
   Progress progress("train " + s.method, s.steps, report.steps, control.quiet ? nullptr : stderr);
@@ -218,13 +226,13 @@ inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSet
       if (v < report.best_validation_loss) {
         report.best_validation_loss = v;
         report.best_step = report.steps;
-        best = detail::copies_of(params);
+        best = detail::copies_of(state);
       } else if (report.steps - report.best_step >= s.patience) {
         stop = true;  // early stopping
       }
     }
     if (control.stop_after > 0 && report.steps == control.stop_after && !stop && report.steps < s.steps) {
-      detail::save_loop_checkpoint(control, s, adam, params, report, best);
+      detail::save_loop_checkpoint(control, s, adam, state, report, best);
       progress.finish();
       report.seconds = progress.elapsed_s();
       report.stopped_for_resume = true;
@@ -232,10 +240,10 @@ inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSet
     }
     if (stop) break;
     if (!control.checkpoint_dir.empty() && report.steps % control.checkpoint_every == 0 && report.steps < s.steps)
-      detail::save_loop_checkpoint(control, s, adam, params, report, best);
+      detail::save_loop_checkpoint(control, s, adam, state, report, best);
   }
   progress.finish();
-  detail::copy_into(params, best);
+  detail::copy_into(state, best);
   report.seconds = progress.elapsed_s();
   return report;
 }
@@ -244,10 +252,11 @@ inline TrainReport run_training(const std::vector<Tensor>& params, const LoopSet
 // loop.edits_per_step training cases from an Rng seeded by (seed, n), so a resumed run draws as
 // an uninterrupted one; the validation loss is the mean over 8 batches of the validation split
 // drawn once. loss(batch, training) is the editor's objective; `training` is false under
-// validation (MEND updates its running moments only while training).
+// validation (MEND updates its running moments, its `buffers`, only while training).
 inline TrainReport train_on_edit_batches(const std::vector<Tensor>& params, const LoopSettings& settings,
                                          const TrainControl& control, const Benchmark& bench, int edits_per_step,
-                                         std::uint64_t seed, const std::function<Tensor(const EditBatch&, bool)>& loss) {
+                                         std::uint64_t seed, const std::function<Tensor(const EditBatch&, bool)>& loss,
+                                         const std::vector<Tensor>& buffers = {}) {
   const auto& train_cases = bench.split(Split::train);
   const auto& validation_cases = bench.split(Split::validation);
   tt::check(!train_cases.empty() && !validation_cases.empty(), settings.method + " training", "benchmark '", bench.name,
@@ -269,7 +278,8 @@ inline TrainReport train_on_edit_batches(const std::vector<Tensor>& params, cons
         double total = 0;
         for (const auto& d : validation) total += loss(d, false).item();
         return total / static_cast<double>(validation.size());
-      });
+      },
+      {}, buffers);
 }
 
 }  // namespace editlab::train

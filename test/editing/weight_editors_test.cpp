@@ -2,7 +2,7 @@
 // makes them: FT and SLAG stop once every descriptor is fit and never pass their step caps; SLAG's
 // heads fixed to a = 1, b = 0 step along sigmoid(scale) times the true gradient, and meta-training
 // lowers its training loss; MEND at identity, without normalisation, maps the gradient factors
-// to exactly the edit loss's gradient; ENN's meta-gradient through the inner step matches float64 finite differences for the model's
+// to exactly the edit loss's gradient, and its editor network is the official residual stack; ENN's meta-gradient through the inner step matches float64 finite differences for the model's
 // weights and the step sizes; every method saves and loads back an editor that acts the same; the
 // meta-trained editors end with their best validated state and resume exactly; options are
 // checked by name and type.
@@ -138,6 +138,46 @@ TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
     for (std::size_t j = 0; j < a.size(); ++j) moved = std::max(moved, static_cast<double>(std::abs(a[j] - b[j])));
   }
   EXPECT_GT(moved, 0.0);
+}
+
+// MEND's editor network against plain loops: per layer z = x * s_mode + t_mode, then
+// z + relu(U (V z) + b), the last layer without the relu (the official code's IDMLP), here with
+// every parameter drawn at random so no term can hide behind a zero.
+TEST(Mend, EditorNetworkIsTheOfficialResidualLowRankStack) {
+  ed::MendOptions options;
+  options.rank = 3;
+  options.hidden_layers = 2;
+  tensortape::Rng rng(11);
+  ed::MendNetwork net(4, 3, /*modes=*/2, options, rng);  // dim 7
+  for (auto& l : net.layers)
+    for (auto* p : {&l.down, &l.up, &l.bias, &l.scale, &l.shift}) *p = tensortape::randn<float, editlab::model::Cpu>(p->shape(), rng, 0.0, 0.7);
+  const std::int64_t rows = 5, dim = 7, mode = 1;
+  const auto x = tensortape::randn<float, editlab::model::Cpu>({rows, dim}, rng, 0.0, 1.0);
+  const auto y = net(x, mode).to_vector();
+
+  const auto x_values = x.to_vector();
+  std::vector<double> h(x_values.begin(), x_values.end());  // (rows, dim)
+  for (std::size_t i = 0; i < net.layers.size(); ++i) {
+    const auto& l = net.layers[i];
+    const auto down = l.down.to_vector(), up = l.up.to_vector(), bias = l.bias.to_vector();  // (rank, dim), (dim, rank)
+    const auto scale = l.scale.to_vector(), shift = l.shift.to_vector();                     // (modes, dim)
+    std::vector<double> next(h.size());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      std::vector<double> z(dim), low(options.rank, 0.0);
+      for (std::int64_t d = 0; d < dim; ++d) z[d] = h[r * dim + d] * scale[mode * dim + d] + shift[mode * dim + d];
+      for (int k = 0; k < options.rank; ++k)
+        for (std::int64_t d = 0; d < dim; ++d) low[k] += down[k * dim + d] * z[d];
+      for (std::int64_t d = 0; d < dim; ++d) {
+        double pre = bias[d];
+        for (int k = 0; k < options.rank; ++k) pre += up[d * options.rank + k] * low[k];
+        if (i + 1 < net.layers.size()) pre = std::max(pre, 0.0);
+        next[r * dim + d] = z[d] + pre;
+      }
+    }
+    h = next;
+  }
+  ASSERT_EQ(y.size(), h.size());
+  for (std::size_t j = 0; j < y.size(); ++j) EXPECT_NEAR(y[j], h[j], 1e-4 * (1.0 + std::abs(h[j]))) << j;
 }
 
 // SLAG's step loop: heads fixed to no update run every one of max_steps and change nothing;

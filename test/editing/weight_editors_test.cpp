@@ -140,9 +140,9 @@ TEST(Mend, AtIdentityWithoutNormalisationThePseudoGradientIsTheGradient) {
   EXPECT_GT(moved, 0.0);
 }
 
-// MEND's editor network against plain loops: per layer z = x * s_mode + t_mode, then
-// z + relu(U (V z) + b), the last layer without the relu (the official code's IDMLP), here with
-// every parameter drawn at random so no term can hide behind a zero.
+// MEND's editor network against plain loops: each layer adds relu((U (V x) + b) * s_mode + t_mode)
+// to x (the official code's LRLinear), here with every parameter drawn at random so no term can
+// hide behind a zero.
 TEST(Mend, EditorNetworkIsTheOfficialResidualLowRankStack) {
   ed::MendOptions options;
   options.rank = 3;
@@ -157,25 +157,27 @@ TEST(Mend, EditorNetworkIsTheOfficialResidualLowRankStack) {
 
   const auto x_values = x.to_vector();
   std::vector<double> h(x_values.begin(), x_values.end());  // (rows, dim)
-  for (std::size_t i = 0; i < net.layers.size(); ++i) {
-    const auto& l = net.layers[i];
+  std::size_t clipped = 0;  // pre-activations the relu cut: the check must see both sides of it
+  for (const auto& l : net.layers) {
     const auto down = l.down.to_vector(), up = l.up.to_vector(), bias = l.bias.to_vector();  // (rank, dim), (dim, rank)
     const auto scale = l.scale.to_vector(), shift = l.shift.to_vector();                     // (modes, dim)
     std::vector<double> next(h.size());
     for (std::int64_t r = 0; r < rows; ++r) {
-      std::vector<double> z(dim), low(options.rank, 0.0);
-      for (std::int64_t d = 0; d < dim; ++d) z[d] = h[r * dim + d] * scale[mode * dim + d] + shift[mode * dim + d];
+      std::vector<double> low(options.rank, 0.0);
       for (int k = 0; k < options.rank; ++k)
-        for (std::int64_t d = 0; d < dim; ++d) low[k] += down[k * dim + d] * z[d];
+        for (std::int64_t d = 0; d < dim; ++d) low[k] += down[k * dim + d] * h[r * dim + d];
       for (std::int64_t d = 0; d < dim; ++d) {
         double pre = bias[d];
         for (int k = 0; k < options.rank; ++k) pre += up[d * options.rank + k] * low[k];
-        if (i + 1 < net.layers.size()) pre = std::max(pre, 0.0);
-        next[r * dim + d] = z[d] + pre;
+        pre = pre * scale[mode * dim + d] + shift[mode * dim + d];
+        clipped += pre < 0;
+        next[r * dim + d] = h[r * dim + d] + std::max(pre, 0.0);
       }
     }
     h = next;
   }
+  EXPECT_GT(clipped, 10u);
+  EXPECT_LT(clipped, 95u);  // of 105
   ASSERT_EQ(y.size(), h.size());
   for (std::size_t j = 0; j < y.size(); ++j) EXPECT_NEAR(y[j], h[j], 1e-4 * (1.0 + std::abs(h[j]))) << j;
 }

@@ -11,9 +11,9 @@
 //   W' = W + lr_layer * G                                    lr_layer learned (sign as in the
 //                                                            official code: it learns to descend)
 //
-// g is a stack of residual low-rank layers z + relu(U (V z) + b), z = h * s_l + t_l (no relu on the
-// last layer), with U = 0 at the start, so MEND starts as the identity and G as the true gradient
-// (without normalisation). Training
+// g is a stack of residual low-rank layers h + relu((U (V h) + b) * s_l + t_l), s_l and t_l the
+// matrix's scale and shift, with U = 0 at the start, so MEND starts as the identity and G as the
+// true gradient (without normalisation). Training
 // (meta-learning on the train split) minimises c_edit * NLL of the in-scope examples under W'
 // + c_loc * KL(unedited || edited) on unrelated out-scope inputs; u and delta are detached.
 //
@@ -23,6 +23,7 @@
 #pragma once
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -127,17 +128,17 @@ struct MendNetwork : tt::nn::Module<float, Cpu> {
     }
   }
 
-  // x (N, in + out) -> (N, in + out) for the matrix with this mode: each layer scales and
-  // shifts x for the mode, z = x * s + t, and adds a low-rank map of z, z + act(U (V z) + b), with
-  // act relu on every layer but the last (identity there), as the official code's IDMLP.
+  // x (N, in + out) -> (N, in + out) for the matrix with this mode: each layer adds
+  // relu((U (V x) + b) * s + t) to x, s and t the mode's scale and shift, as the official code's
+  // LRLinear (its relu on every layer, the last included). The relu is a clamp at 0, whose
+  // gradient at 0 is 1, not 0: at the start every pre-activation is exactly 0 (U, b and t are
+  // zero), and a relu would keep the network at the identity for good.
   Tensor operator()(Tensor x, std::int64_t mode) const {
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      const auto& l = layers[i];
+    for (const auto& l : layers) {
       const auto dim = x.shape()[1];
-      const auto z = x * l.scale.narrow(0, mode, 1) + l.shift.narrow(0, mode, 1);  // (N, dim)
-      auto h = tt::matmul(tt::matmul(z, l.down.transpose(0, 1)), l.up.transpose(0, 1)) + l.bias.reshape({1, dim});
-      if (i + 1 < layers.size()) h = tt::relu(h);
-      x = z + h;
+      const auto low_rank = tt::matmul(tt::matmul(x, l.down.transpose(0, 1)), l.up.transpose(0, 1)) + l.bias.reshape({1, dim});  // (N, dim)
+      x = x + tt::clamp(low_rank * l.scale.narrow(0, mode, 1) + l.shift.narrow(0, mode, 1), 0.0,
+                        std::numeric_limits<double>::infinity());
     }
     return x;
   }

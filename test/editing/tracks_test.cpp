@@ -1,8 +1,9 @@
 // The real-data tracks (data/tracks.hpp) on the shared zsRE and LeapOfThought files: their
-// splits never share a subject, a descriptor or (lot) an implicit rule; no lot in-scope
-// statement is pretraining knowledge; zsre1k's pretraining never pairs an edit's question with
-// its new answer, yet holds every piece of every label as text; validation and test out-scope
-// inputs are ones no editor trains on. Skipped when ../shared/data is absent.
+// splits never share a subject, a descriptor or (lot) an implicit rule; lot teaches no edit's fact
+// in either wording, no fact both ways, and every edit's premise; zsre1k's pretraining never pairs an edit's question with
+// its new answer, yet holds every piece of every label as text, and its loc questions carry no
+// subject; validation and test out-scope inputs are ones no editor trains on. Skipped when
+// ../shared/data is absent.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -61,7 +62,8 @@ void expect_disjoint_splits(const Track& t) {
         EXPECT_NE(e.subject, c.subject) << e.input;
         ++unseen;
       }
-      for (const auto& e : c.seen_out_scope) EXPECT_EQ(train_subjects.count(e.subject), 1u) << e.input;
+      for (const auto& e : c.seen_out_scope)
+        if (!e.subject.empty()) EXPECT_EQ(train_subjects.count(e.subject), 1u) << e.input;  // zsre1k's have none
     }
   EXPECT_GT(unseen, t.benchmark.split(Split::test).size());
 }
@@ -79,20 +81,68 @@ TEST(Tracks, LotSplitsByImplicitRuleAndSubject) {
   EXPECT_GT(split_of_rule.size(), 200u);
 }
 
-TEST(Tracks, NoLotInScopeStatementIsPretrainingKnowledge) {
+// A lot sentence's fact and the value the sentence gives it, read word by word (another way than
+// the track's lot_fact): "not" dropped, "does not have/desire" -> "has/desires", and "is the
+// opposite of" (Antonym phrases) read as "is not a", as the file's rules write those triples.
+std::pair<std::string, bool> fact_of(const std::string& sentence, bool says = true) {
+  const auto words = editlab::world::detail::split_words(sentence);
+  std::vector<std::string> out;
+  bool holds = true;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "not") {
+      holds = false;
+    } else if (words[i] == "does" && i + 2 < words.size() && words[i + 1] == "not") {
+      out.push_back(words[i + 2] == "have" ? "has" : words[i + 2] + "s");
+      holds = false;
+      i += 2;
+    } else if (words[i] == "opposite" && out.size() >= 2 && out.back() == "the" && out[out.size() - 2] == "is") {
+      out.back() = "a";
+      holds = false;
+      ++i;  // "of"
+    } else {
+      out.push_back(words[i]);
+    }
+  }
+  return {editlab::world::detail::join_words(out), holds == says};
+}
+
+std::pair<std::string, bool> fact_of_claim(const Example& e) { return fact_of(e.input.substr(std::string("claim: ").size()), e.target == "true"); }
+
+// What the base model is taught states no edit's implicit rule or in-scope statement, in either
+// wording (the file repeats 225 of the 645 in-scope statements as other records' rules, and
+// writes the negations of others); it never teaches a fact both ways (the file states 43 facts
+// both ways); and every edit's in-scope answer follows from its rule and a property the model was
+// taught with the value that answer needs.
+TEST(Tracks, LotTeachesEachFactOneWayAndNoEditsFactAndEveryEditsPremise) {
   LOAD_TRACK(lot, "lot");
-  std::set<std::string> known;
-  for (const auto& e : lot.knowledge) known.insert(e.input);
+  std::map<std::string, bool> taught;
+  for (const auto& e : lot.knowledge) {
+    const auto [fact, value] = fact_of_claim(e);
+    const auto [it, fresh] = taught.emplace(fact, value);
+    EXPECT_EQ(it->second, value) << fact << " is taught both ways";
+  }
   std::size_t in_scope = 0;
+  std::set<std::pair<std::string, std::string>> cases;
   for (Split s : kSplits)
     for (const Case& c : lot.benchmark.split(s)) {
-      EXPECT_EQ(known.count(c.edit.input), 0u) << "descriptor " << c.edit.input << " is pretrained";
-      for (const auto& e : c.in_scope) {
-        EXPECT_EQ(known.count(e.input), 0u) << "in-scope " << e.input << " is pretrained";
-        ++in_scope;
-      }
+      ASSERT_EQ(c.in_scope.size(), 1u);
+      const auto& statement = c.in_scope.front();
+      EXPECT_TRUE(cases.insert({c.edit.input, statement.input}).second) << c.edit.input << " with " << statement.input << " twice";
+      EXPECT_EQ(taught.count(fact_of_claim(c.edit).first), 0u) << "descriptor " << c.edit.input << " is pretrained";
+      EXPECT_EQ(taught.count(fact_of_claim(statement).first), 0u) << "in-scope " << statement.input << " is pretrained";
+      ++in_scope;
+      // "claim: A wine is a alcohol." and "claim: A wine is a sequence of sounds." -> premise "A alcohol is a sequence of sounds."
+      const std::string rule_head = "claim: A " + c.subject + " is a ", statement_head = "claim: A " + c.subject + " ";
+      ASSERT_EQ(c.edit.input.rfind(rule_head, 0), 0u) << c.edit.input;
+      ASSERT_EQ(statement.input.rfind(statement_head, 0), 0u) << statement.input;
+      const std::string object = c.edit.input.substr(rule_head.size(), c.edit.input.size() - rule_head.size() - 1);
+      const auto premise = fact_of("A " + object + " " + statement.input.substr(statement_head.size()), statement.target == "true");
+      const auto it = taught.find(premise.first);
+      EXPECT_TRUE(it != taught.end() && it->second == premise.second)
+          << statement.input << " (" << statement.target << ") needs " << premise.first << " " << premise.second << ", taught "
+          << (it == taught.end() ? "not at all" : it->second ? "true" : "false");
     }
-  EXPECT_EQ(in_scope, 645u);  // every record with an implicit rule is an edit
+  EXPECT_GT(in_scope, 600u);  // of the file's 645 records with an implicit rule
   EXPECT_GT(lot.knowledge.size(), 1000u);
   EXPECT_TRUE(lot.texts.empty());
 }
@@ -111,6 +161,36 @@ TEST(Tracks, Zsre1kSplitsBySubjectAndNeverPretrainsANewAnswer) {
       for (const auto& e : c.in_scope) EXPECT_EQ(pretrained.count({e.input, e.target}), 0u) << e.input;
     }
   EXPECT_GT(edits, 900u);
+}
+
+// The out-scope loc questions are about none of the file's subjects, so they carry no subject
+// (tagged with their record's, the harness dropped them whenever that record's subject was
+// edited and clustered them by it); they still come from their own split's records (the train
+// split's for seen_out_scope).
+TEST(Tracks, Zsre1kLocQuestionsCarryNoSubjectAndComeFromTheirSplitsRecords) {
+  LOAD_TRACK(zsre, "zsre1k");
+  std::map<std::string, Split> split_of_subject;
+  for (Split s : kSplits)
+    for (const Case& c : zsre.benchmark.split(s)) split_of_subject[c.subject] = s;
+  std::map<std::string, std::set<Split>> splits_of_loc;  // loc question -> the splits of the edited records that hold it
+  for (const auto& r : editlab::data::read_zsre(editlab::data::track_file("zsre1k", kShared)).records)
+    if (const auto it = split_of_subject.find(r.subject); it != split_of_subject.end())
+      splits_of_loc["question: " + r.loc_question()].insert(it->second);
+  std::size_t checked = 0;
+  for (Split s : kSplits)
+    for (const Case& c : zsre.benchmark.split(s)) {
+      for (const auto& e : c.out_scope) {
+        EXPECT_EQ(e.subject, "") << e.input;
+        EXPECT_EQ(splits_of_loc[e.input].count(s), 1u) << e.input << " is not a loc question of its split's records";
+        ++checked;
+      }
+      for (const auto& e : c.seen_out_scope) {
+        EXPECT_EQ(e.subject, "") << e.input;
+        EXPECT_EQ(splits_of_loc[e.input].count(Split::train), 1u) << e.input << " is not a train record's loc question";
+        ++checked;
+      }
+    }
+  EXPECT_GT(checked, 3000u);
 }
 
 // Every label is one the model can emit: a decoded answer has one space between words and none

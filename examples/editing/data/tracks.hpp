@@ -5,15 +5,18 @@
 //           corruption (track.texts: questions, rephrasings, answers and new answers, each on its
 //           own, so that it can emit every label, without ever seeing an edit's question paired
 //           with its new answer). The edits are src -> alt, in-scope rephrase -> alt, out-scope
-//           loc -> loc_ans. Records with an empty alt, or an alt equal to the answer, are left out.
+//           loc -> loc_ans (with no subject: the loc questions are about other things). Records
+//           with an empty alt, or an alt equal to the answer, are left out.
 //           Labels are single-spaced, as the model emits them (as_emitted).
 //   lot     leapofthought/taxonomic_reasonings_training_mix_dev.jsonl: the edits are the records
 //           with an implicit rule ("A sake is a alcohol." -> true); in-scope is the record's
-//           statement with its label (entailed through the rule); out-scope are statements of the
-//           records that are not edits. The base model learns every rule sentence of the file and
-//           the statements of the records that are not edits, except the edits' implicit rules and
-//           any sentence that is an in-scope statement (the file repeats 225 of them as other
-//           records' rules): no in-scope statement is pretraining knowledge.
+//           statement with its label (entailed through the rule and the record's property); out-
+//           scope are statements of the records that are not edits. The base model learns the
+//           file's rule sentences and the statements of the records that are not edits, fact by
+//           fact (a sentence and its negation state one fact): never the fact of an edit's
+//           implicit rule or in-scope statement, either way, and, where the file states a fact
+//           both ways, the value most of its records give (neither on a tie). An edit is kept
+//           only if its property was taught with the value its answer needs, and once.
 //
 //   auto track = editlab::data::load_track("zsre1k", "../shared/data");
 //   track.knowledge      // pretraining examples (input -> target)
@@ -29,10 +32,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/readers.hpp"
@@ -138,7 +143,9 @@ inline Track zsre1k(const std::filesystem::path& file) {
     c.old_target = r->answers.front();
     c.in_scope = {{"question: " + r->rephrase, r->alt}};
     c.changes = {c.edit.input};
-    out_pools[static_cast<int>(split)].push_back({"question: " + r->loc_question(), r->loc_ans, r->subject});
+    // A loc question is about none of the file's subjects: it carries none, so the harness never
+    // drops it for an edit of its record's subject and clusters it on its own.
+    out_pools[static_cast<int>(split)].push_back({"question: " + r->loc_question(), r->loc_ans});
     track.benchmark.split(split).push_back(std::move(c));
   }
   tensortape::Rng rng(0x2d5f);
@@ -148,30 +155,109 @@ inline Track zsre1k(const std::filesystem::path& file) {
 
 inline std::string truth_of(bool value) { return value ? "true" : "false"; }
 
+// A lot sentence's fact: its affirmative wording and whether the sentence says it holds. Every
+// sentence of the file is "A <subject> <verb> <object>." with a verb of five relations, negated
+// as below; Antonym statements occur only as phrases ("A laurel is the opposite of  animal."),
+// and the file's rules write the same triples as a negated IsA ("A laurel is not a animal."), so
+// they are read as that.
+struct LotFact {
+  std::string affirmative;
+  bool holds = true;
+};
+
+inline LotFact lot_fact(const std::string& sentence) {
+  static const std::array<std::pair<std::string_view, std::string_view>, 5> negations = {{
+      {" is not a ", " is a "}, {" does not have a ", " has a "}, {" is not capable of ", " is capable of "},
+      {" is not part of ", " is part of "}, {" does not desire ", " desires "}}};
+  for (const auto& [negated, affirmative] : negations)
+    if (const auto at = sentence.find(negated); at != std::string::npos)
+      return {sentence.substr(0, at) + std::string(affirmative) + sentence.substr(at + negated.size()), false};
+  constexpr std::string_view opposite = " is the opposite of ";
+  if (const auto at = sentence.find(opposite); at != std::string::npos) {
+    const auto object = sentence.find_first_not_of(' ', at + opposite.size());
+    return {sentence.substr(0, at) + " is a " + sentence.substr(object), false};
+  }
+  return {sentence, true};
+}
+
+// The fact a record's phrase states with its answer: (affirmative wording, value).
+inline std::pair<std::string, bool> lot_phrase_fact(const std::string& phrase, bool answer) {
+  const auto f = lot_fact(phrase);
+  return {f.affirmative, f.holds == answer};
+}
+
 inline Track lot(const std::filesystem::path& file) {
   const auto records = read_leapofthought(file).records;
   Track track{"lot", {}, {}, {"lot", {"true", "false"}, {}}};
   auto rule_text = [](const LotTriple& t) { return "A " + t.subject + " is a " + t.object + "."; };
-  std::vector<const LotRecord*> edits;
-  std::set<std::string> edit_subjects, unseen;  // what no pretraining example may say
+  std::set<std::string> edit_facts;  // affirmative wordings no pretraining example may state, either way
   for (const auto& r : records)
     if (r.implicit_rule) {
-      edits.push_back(&r);
-      edit_subjects.insert(r.implicit_rule->subject);
-      unseen.insert(rule_text(*r.implicit_rule));
-      unseen.insert(r.phrase);
+      edit_facts.insert(lot_fact(rule_text(*r.implicit_rule)).affirmative);
+      edit_facts.insert(lot_fact(r.phrase).affirmative);
     }
-  std::set<std::string> known;
+  // The file contradicts itself on a few facts ("A plant has a cell." in one record's rules, "A
+  // plant does not have a cell." in another's): each record that states a fact (in its rules or
+  // its phrase with the answer) votes for a value; the majority is taught, a tie neither way.
+  std::map<std::string, std::array<std::set<const LotRecord*>, 2>> votes;  // fact -> records saying false, true
+  for (const auto& r : records) {
+    for (const auto& rule : r.rules) {
+      const auto f = lot_fact(rule);
+      votes[f.affirmative][f.holds].insert(&r);
+    }
+    const auto [fact, value] = lot_phrase_fact(r.phrase, r.answer);
+    votes[fact][value].insert(&r);
+  }
+  auto teachable = [&](const std::string& fact, bool value) {
+    if (edit_facts.count(fact)) return false;
+    const auto& v = votes.at(fact);
+    return v[value].size() > v[!value].size();
+  };
+  std::map<std::string, bool> taught;  // fact -> value, of every knowledge example
+  std::set<std::string> known;         // their texts: a fact may be taught in both its wordings
   for (const auto& r : records)
-    for (const auto& rule : r.rules)
-      if (!unseen.count(rule) && known.insert(rule).second) track.knowledge.push_back({"claim: " + rule, "true"});
+    for (const auto& rule : r.rules) {
+      const auto f = lot_fact(rule);
+      if (!teachable(f.affirmative, f.holds) || !known.insert(rule).second) continue;
+      taught.emplace(f.affirmative, f.holds);
+      track.knowledge.push_back({"claim: " + rule, "true"});
+    }
+  std::vector<const LotRecord*> statements;  // the records that are not edits and teach their phrase
+  for (const auto& r : records) {
+    if (r.implicit_rule) continue;
+    const auto [fact, value] = lot_phrase_fact(r.phrase, r.answer);
+    if (!teachable(fact, value)) continue;
+    statements.push_back(&r);
+    taught.emplace(fact, value);
+    if (known.insert(r.phrase).second) track.knowledge.push_back({"claim: " + r.phrase, truth_of(r.answer), r.statement.subject});
+  }
+
+  // An edit's in-scope answer follows from its implicit rule and its property, the phrase's
+  // relation and object said of the rule's object ("A wine is a alcohol." and "A alcohol is not a
+  // sequence of sounds." -> "A wine is a sequence of sounds." false): an edit is kept only if the
+  // base model was taught that property with the value the answer needs. The file repeats a few
+  // edits word for word; each is kept once.
+  std::vector<const LotRecord*> edits;
+  std::set<std::string> edit_subjects;
+  std::set<std::pair<std::string, std::string>> kept;
+  for (const auto& r : records) {
+    if (!r.implicit_rule) continue;
+    const std::string subject_part = "A " + r.statement.subject + " ";
+    tensortape::check(r.phrase.rfind(subject_part, 0) == 0, "editlab", "lot: record ", r.id, "'s phrase '", r.phrase,
+                      "' is not about its statement's subject '", r.statement.subject, "'");
+    const auto [property, value] = lot_phrase_fact("A " + r.implicit_rule->object + " " + r.phrase.substr(subject_part.size()), r.answer);
+    if (const auto it = taught.find(property); it == taught.end() || it->second != value) continue;
+    if (!kept.insert({rule_text(*r.implicit_rule), r.phrase}).second) continue;
+    edits.push_back(&r);
+    edit_subjects.insert(r.implicit_rule->subject);
+  }
 
   // Splits: the edits' subjects 60 / 10 / 30; subjects only non-edit records are about are
   // reserved, halved between validation and test.
   const auto split_of = split_subjects(edit_subjects, 0x1e7);
   std::set<std::string> reserved;
-  for (const auto& r : records)
-    if (!r.implicit_rule && !edit_subjects.count(r.statement.subject)) reserved.insert(r.statement.subject);
+  for (const LotRecord* r : statements)
+    if (!edit_subjects.count(r->statement.subject)) reserved.insert(r->statement.subject);
   std::map<std::string, Split> reserve_split;
   {
     const std::vector<std::string> names(reserved.begin(), reserved.end());
@@ -180,12 +266,10 @@ inline Track lot(const std::filesystem::path& file) {
   }
   std::array<std::vector<Example>, 3> out_pools;
   std::set<std::string> pooled;
-  for (const auto& r : records) {
-    if (r.implicit_rule || unseen.count(r.phrase)) continue;
-    const Example statement{"claim: " + r.phrase, truth_of(r.answer), r.statement.subject};
-    if (known.insert(r.phrase).second) track.knowledge.push_back(statement);
-    const auto edited = split_of.find(r.statement.subject);
-    const Split split = edited != split_of.end() ? edited->second : reserve_split.at(r.statement.subject);
+  for (const LotRecord* r : statements) {
+    const Example statement{"claim: " + r->phrase, truth_of(r->answer), r->statement.subject};
+    const auto edited = split_of.find(r->statement.subject);
+    const Split split = edited != split_of.end() ? edited->second : reserve_split.at(r->statement.subject);
     if (pooled.insert(statement.input).second) out_pools[static_cast<int>(split)].push_back(statement);
   }
   for (const LotRecord* r : edits) {

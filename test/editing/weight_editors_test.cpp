@@ -350,6 +350,23 @@ TEST(EditLoss, SummedIsTheSumOfEachDescriptorsMean) {
   EXPECT_NEAR(mean, weighted / tokens, 1e-4 * std::abs(mean));
 }
 
+// MEND's weights from before its network took the official form have the same shapes as today's:
+// a run folder whose mend.json does not name today's form is refused, not loaded into it.
+TEST(Mend, RefusesWeightsOfAnOlderNetworkForm) {
+  auto base = Seq2Seq::load(tiny().dir);
+  auto options = ed::method("mend").default_options();
+  options["rank"] = 8;
+  auto editor = ed::method("mend").make(base, tiny().qa, options);
+  const fs::path dir = scratch_path("editlab_mend_network_form");
+  fs::remove_all(dir);
+  editor->save(dir);
+  EXPECT_NO_THROW(ed::load_editor(dir, "mend", base, tiny().qa));
+  auto saved = editlab::train::read_json(dir / "mend.json");
+  saved.erase("network");  // as mend.json was written before
+  editlab::train::write_text(dir / "mend.json", saved.dump(2));
+  EXPECT_THROW(ed::load_editor(dir, "mend", base, tiny().qa), tensortape::Error);
+}
+
 TEST(Registry, EveryMethodSavesAndLoadsAnEditorThatActsTheSame) {
   const auto edits = descriptors(3);
   std::vector<std::string> probes = editlab::eval::inputs_of(edits);

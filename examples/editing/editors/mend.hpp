@@ -241,6 +241,10 @@ class Mend : public WeightEditor {
     return loss.item();
   }
 
+  // The editor network's form, written to mend.json: weights saved before 2026-12-07 belong to
+  // another network of the same shapes (each layer x + U relu(V (x * s + t)) + b) and are refused.
+  static constexpr const char* kNetworkForm = "x + relu((U(Vx) + b) * s + t)";
+
   // <dir>/mend.json (options) and <dir>/mend.safetensors (networks, moments, edit rates).
   void save(const std::filesystem::path& dir) override {
     std::filesystem::create_directories(dir);
@@ -257,10 +261,15 @@ class Mend : public WeightEditor {
     }
     tensors.emplace("edit_lrs", edit_lrs_.detach());
     tt::io::save(dir / "mend.safetensors", tensors);
-    train::write_text(dir / "mend.json", nlohmann::json{{"editor", "mend"}, {"options", options_to_json(options_)}}.dump(2) + "\n");
+    train::write_text(dir / "mend.json",
+                      nlohmann::json{{"editor", "mend"}, {"options", options_to_json(options_)}, {"network", kNetworkForm}}.dump(2) + "\n");
   }
 
   void load_weights(const std::filesystem::path& dir) override {
+    const auto options_file = dir / "mend.json";
+    tt::check(train::read_json(options_file).value("network", "") == kNetworkForm, "Mend::load", "'", options_file.string(),
+              "' holds a MEND editor of an older network form (before 2026-12-07, each layer x + U relu(V (x * s + t)) + b): ",
+              "train it again");
     const auto file = dir / "mend.safetensors";
     const tt::io::SafetensorsFile st(file);
     auto read = [&](const std::string& n, const tt::Shape& shape) {

@@ -99,6 +99,7 @@ struct PretrainOptions {
             {"span_corruption_percent", span_corruption_percent}};
     if (world.stress) j["stress_world"] = true;  // absent otherwise, so earlier checkpoints still resume
     if (copy_percent > 0) j["copy"] = {{"percent", copy_percent}, {"slots", copy_slots}};  // likewise
+    if (source == "lot") j["lot_facts"] = "one way each";  // lot's knowledge since 2026-12-07 (data/tracks.hpp)
     return j;
   }
 };

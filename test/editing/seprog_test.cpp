@@ -893,20 +893,23 @@ TEST(Seprog, LabelSlotsEndThePrefixWithTheSelectedEditsLabelEmbeddings) {
 //   L = lambda * (BCE(e, 1 | in-scope) + BCE(e, 0 | out-scope)) / 2 + (1 - lambda) * NLL(y | x, prefix)
 // With prompt_sees_query the prefix is NN_prompt([h(x); b(x)]) instead; with pair_gate
 // e(x) = sigmoid(NN_e([h(x); b(x); mean(E_pair(x </s> x_j </s>))])), j the edit of the largest
-// selection score; the rest alike.
+// selection score; with prompt_sees_pair the prefix is NN_prompt([h(x); mean(E_pair(...))]); the
+// rest alike.
 struct PaperFormChange {
   bool prompt_sees_query = false;
   bool pair_gate = false;
+  bool prompt_sees_pair = false;
 };
 void expect_paper_form_loss(PaperFormChange change) {
   auto& t = tiny();
   SeprogOptions options = small().paper_form();
   EXPECT_EQ(options.edit_sets_per_step, 1);
   EXPECT_FALSE(options.key_value || options.match_feature || options.token_match || options.answer_match || options.exact_match ||
-               options.hard_selection || options.scope_from_match_only || options.prompt_sees_query || options.pair_gate);
+               options.hard_selection || options.scope_from_match_only || options.prompt_sees_query || options.pair_gate || options.prompt_sees_pair);
   EXPECT_EQ(options.relabel + options.selection_weight + options.sibling_share + options.swap_negatives + options.word_dropout, 0.0);
   options.prompt_sees_query = change.prompt_sees_query;
   options.pair_gate = change.pair_gate;
+  options.prompt_sees_pair = change.prompt_sees_pair;
   Seprog editor(t.base, {}, options);
   const auto& cases = t.qa.split(editlab::world::Split::test);
   Seprog::StepData data;
@@ -954,7 +957,8 @@ void expect_paper_form_loss(PaperFormChange change) {
         for (std::size_t k = 0; k < selected.size(); ++k) selected[k] += scores[i] / total * h[i][k];
       std::vector<double> features = selected;
       features.insert(features.end(), b.begin(), b.end());
-      if (change.pair_gate) {  // one row, no padding: the query's tokens, then the edit input's
+      std::vector<double> pair_mean;
+      if (change.pair_gate || change.prompt_sees_pair) {  // one row, no padding: the query's tokens, then the edit input's
         auto pair = t.base.encode(inputs[row]);
         const auto tail = t.base.encode(data.edits[best_edit].input);
         pair.insert(pair.end(), tail.begin(), tail.end());
@@ -964,14 +968,15 @@ void expect_paper_form_loss(PaperFormChange change) {
         const auto pair_mask = tensortape::from_vector<std::int64_t, editlab::model::Cpu>({1, length}, ones);
         const auto pair_hidden = m.pair_encoder(t.base.model.shared(pair_ids), tensortape::nn::key_mask_bias<float, editlab::model::Cpu>(pair_mask),
                                                 editlab::model::Tensor(), editlab::model::Tensor(), nullptr);
-        const auto pair_mean = pooled(pair_hidden, pair_mask).front();
-        features.insert(features.end(), pair_mean.begin(), pair_mean.end());
+        pair_mean = pooled(pair_hidden, pair_mask).front();
       }
+      if (change.pair_gate) features.insert(features.end(), pair_mean.begin(), pair_mean.end());
       auto hidden = affine(m.classifier_hidden, features);
       for (auto& v : hidden) v = std::max(0.0, v);
       logits.push_back(affine(m.classifier_out, hidden)[0]);
       std::vector<double> prompt_input = selected;
       if (change.prompt_sees_query) prompt_input.insert(prompt_input.end(), b.begin(), b.end());
+      if (change.prompt_sees_pair) prompt_input.insert(prompt_input.end(), pair_mean.begin(), pair_mean.end());
       auto prompt = affine(m.prompt_hidden, prompt_input);
       for (auto& v : prompt) v = std::max(0.0, v);
       for (double v : affine(m.prompt_out, prompt)) prefix.push_back(static_cast<float>(v));
@@ -1001,6 +1006,7 @@ void expect_paper_form_loss(PaperFormChange change) {
 TEST(Seprog, PaperFormLossIsThePapersEquations) { expect_paper_form_loss({}); }
 TEST(Seprog, PromptThatSeesTheQueryReadsItsPooledEncoding) { expect_paper_form_loss({.prompt_sees_query = true}); }
 TEST(Seprog, PairGateReadsTheQueryWithItsBestEdit) { expect_paper_form_loss({.pair_gate = true}); }
+TEST(Seprog, PromptThatSeesThePairReadsTheQueryWithItsBestEdit) { expect_paper_form_loss({.prompt_sees_pair = true}); }
 
 // sp-finetune moves the base model at base_lr and SEPROG's modules at lr: one step with
 // base_lr = lr / 10 moves every base weight by a tenth of what base_lr = lr moves it, and the

@@ -226,6 +226,7 @@ inline void add_train_options(CLI::App& cmd, TrainCommand& t) {
   cmd.add_option("--prompt-sees-query", t.seprog.prompt_sees_query, "the prompt decoder reads the query's pooled encoding beside the selected edit (beyond the paper)")->capture_default_str();
   cmd.add_option("--gate-threshold", t.seprog.gate_threshold, "an input gets the prefix where the scope classifier's e(x) exceeds this (the paper: 0.5)")->capture_default_str()->check(kOpenUnitInterval);
   cmd.add_option("--pair-gate", t.seprog.pair_gate, "the scope classifier also reads the query and its best-matching edit's input encoded together (beyond the paper)")->capture_default_str();
+  cmd.add_option("--prompt-sees-pair", t.seprog.prompt_sees_pair, "the prompt decoder also reads the query and its best-matching edit's input encoded together (beyond the paper)")->capture_default_str();
   cmd.add_option("--label-slots", t.seprog.label_slots, "the selected edit's first N label tokens, as embeddings, end the prefix (beyond the paper; for a base pretrained with --copy-percent; 0: off)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd.add_option("--sibling-share", t.seprog.sibling_share, "share of an edit set's edits drawn from subjects it already edits (beyond the paper)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--word-dropout", t.seprog.word_dropout, "share of in-scope training inputs with one word dropped (beyond the paper)")

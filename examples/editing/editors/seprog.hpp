@@ -34,6 +34,7 @@
 //   prompt_sees_query (off by default): NN_prompt([h(x); b(x)]), a prompt fitted to the query's wording.
 //   pair_gate (off by default): NN_e also reads "query </s> best edit's input </s>" through a
 //                  trainable copy of the base encoder, mean-pooled: the pair read jointly.
+//   prompt_sees_pair (off by default): NN_prompt also reads that pair encoding.
 //   edit_sets_per_step > 1: several edit sets per training step, each input masked to its own set's edits.
 //   relabel, selection_weight: training cases given another case's new label, and a selection loss.
 // SeprogOptions::paper_form() turns every one of these off: the paper's equations (tested in
@@ -683,22 +684,26 @@ class Seprog : public RunEditor {
     f.best_match = tt::max(scope_scores, {1}, true);                                                         // (B, 1)
     if (options_.match_feature) features = tt::concat<float, Cpu>({features, f.best_match}, 1);            // (B, d_h + D + 1)
     if (options_.scope_from_match_only) features = f.best_match;                                            // (B, 1)
-    if (options_.pair_gate) features = tt::concat<float, Cpu>({features, pair_encoding(inputs, edits, scope_scores)}, 1);  // (B, ... + D)
+    const auto pair = options_.pair_gate || options_.prompt_sees_pair ? pair_encoding(inputs, edits, scope_scores) : Tensor();  // (B, D)
+    if (options_.pair_gate) features = tt::concat<float, Cpu>({features, pair}, 1);  // (B, ... + D)
     f.selection_log_weights = log_weights;
     f.encoding = {frozen.hidden, frozen.mask};
     f.in_scope_logit = modules_.classifier_out(tt::relu(modules_.classifier_hidden(features))).reshape({static_cast<std::int64_t>(inputs.size())});
     const auto d = base_->model.config().d_model;
-    const auto prompt_input = options_.prompt_sees_query ? tt::concat<float, Cpu>({selected, pooled}, 1) : selected;  // (B, d_h (+ D))
+    std::vector<Tensor> prompt_parts = {selected};  // h(x) (B, d_h)
+    if (options_.prompt_sees_query) prompt_parts.push_back(pooled);
+    if (options_.prompt_sees_pair) prompt_parts.push_back(pair);
+    const auto prompt_input = prompt_parts.size() == 1 ? selected : tt::concat<float, Cpu>(prompt_parts, 1);  // (B, d_h (+ D) (+ D))
     f.prefix = modules_.prompt_out(tt::relu(modules_.prompt_hidden(prompt_input)))
                    .reshape({static_cast<std::int64_t>(inputs.size()), options_.prefix_length, d});  // (B, P, D)
     if (options_.label_slots > 0) f.prefix = tt::concat<float, Cpu>({f.prefix, label_prefix(entries, weights)}, 1);  // (B, P + slots, D)
     return f;
   }
 
-  // pair_gate's view: each input with the input of its best-scoring edit (scope_scores (B, K)),
+  // pair_gate's and prompt_sees_pair's view: each input with the input of its best-scoring edit (scope_scores (B, K)),
   // "query </s> edit input </s>" through the pair encoder, mean-pooled. (B, D)
   Tensor pair_encoding(const std::vector<std::string>& inputs, const std::vector<Example>& edits, const Tensor& scope_scores) {
-    tt::check(static_cast<std::int64_t>(edits.size()) == scope_scores.shape()[1], "Seprog", "pair_gate needs the memory's ",
+    tt::check(static_cast<std::int64_t>(edits.size()) == scope_scores.shape()[1], "Seprog", "the pair encoding needs the memory's ",
               scope_scores.shape()[1], " edits, got ", edits.size());
     std::vector<std::string> paired;
     for (auto best : argmax_rows(scope_scores)) paired.push_back(edits[best].input);

@@ -27,7 +27,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   tt::nn::Linear<float, Cpu> attention_projection;  // W_att: D -> d_h
   tt::nn::Linear<float, Cpu> classifier_hidden;     // [h; b (; best match) (; pair)] (d_h + D (+ 1) (+ D)) -> hidden
   tt::nn::Linear<float, Cpu> classifier_out;        // hidden -> 1
-  tt::nn::Linear<float, Cpu> prompt_hidden;         // h(x) (; b(x)): d_h (+ D) -> hidden
+  tt::nn::Linear<float, Cpu> prompt_hidden;         // h(x) (; b(x)) (; pair): d_h (+ D) (+ D) -> hidden
   tt::nn::Linear<float, Cpu> prompt_out;            // hidden -> P * D
   // token_match only:
   tt::nn::Linear<float, Cpu> salience;  // D -> 2: how much a key token counts for scope and for selection
@@ -37,11 +37,11 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
   Tensor log_answer_scale;                       // (2): log of the answer match's scale in the scope and the selection score
   // exact_match only:
   Tensor log_exact_scale;                        // (2): log of the exact match's scale in the scope and the selection score
-  // pair_gate only:
+  // pair_gate or prompt_sees_pair only:
   tt::nn::T5Stack<float, Cpu> pair_encoder;      // over "query </s> edit input </s>", starts as the base encoder
   // label_slots only:
   tt::nn::Linear<float, Cpu> label_map;          // D -> D: a label slot is e + label_map(e)
-  bool token_match = false, answer_match = false, exact_match = false, pair_gate = false, label_route = false;
+  bool token_match = false, answer_match = false, exact_match = false, pair_encoded = false, label_route = false;
 
   SeprogModules() = default;
   SeprogModules(const model::T5& base, const SeprogOptions& o, tt::Rng& rng) {
@@ -53,7 +53,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     const std::int64_t scope_features = o.scope_from_match_only ? 1 : o.memory_dim + d + (o.match_feature ? 1 : 0);
     classifier_hidden = {scope_features + (o.pair_gate ? d : 0), o.hidden, rng};
     classifier_out = {o.hidden, 1, rng};
-    prompt_hidden = {o.memory_dim + (o.prompt_sees_query ? d : 0), o.hidden, rng};
+    prompt_hidden = {o.memory_dim + (o.prompt_sees_query ? d : 0) + (o.prompt_sees_pair ? d : 0), o.hidden, rng};
     // Small initial prompts: the frozen decoder starts close to its unedited behaviour.
     prompt_out = {o.hidden, o.prefix_length * d, rng, true, 0.02};
     token_match = o.token_match;
@@ -65,8 +65,8 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     answer_match = o.answer_match;
     exact_match = o.exact_match;
     if (exact_match) log_exact_scale = tt::full<float, Cpu>({2}, static_cast<float>(std::log(10.0))).requires_grad_();
-    pair_gate = o.pair_gate;
-    if (pair_gate) {
+    pair_encoded = o.pair_gate || o.prompt_sees_pair;
+    if (pair_encoded) {
       pair_encoder = tt::nn::deep_copy(base.encoder);
       pair_encoder.unfreeze();
     }
@@ -95,7 +95,7 @@ struct SeprogModules : tt::nn::Module<float, Cpu> {
     visit("prompt_out", prompt_out);
     if (token_match) visit("salience", salience);
     if (answer_match) visit("answer_projection", answer_projection);
-    if (pair_gate) visit("pair_encoder", pair_encoder);
+    if (pair_encoded) visit("pair_encoder", pair_encoder);
     if (label_route) visit("label_map", label_map);
   }
 };

@@ -129,6 +129,10 @@ struct SeprogOptions {
   // and match scores say whose fact a query asks; reading both texts at once, the gate can
   // compare which fact, word by word.
   bool pair_gate = false;
+  // NN_prompt also reads that pair encoding (the same trainable encoder as pair_gate's), beyond
+  // the paper: a prompt made from the query and its edit read together, as SERAC's
+  // counterfactual model reads them, instead of from two pooled vectors.
+  bool prompt_sees_pair = false;
   // Beyond the paper: the selected edit's label, as the frozen embeddings of its first
   // label_slots tokens (zeros past its end), follows the P generated vectors in the prefix, each
   // slot plus a learned linear map of itself. Answer token t then reads its label token a
@@ -158,7 +162,7 @@ struct SeprogOptions {
     o.key_value = o.match_feature = o.token_match = o.answer_match = o.exact_match = false;
     o.scope_from_match_only = false;
     o.word_dropout = o.sibling_share = o.swap_negatives = o.hard_negatives = 0.0;
-    o.hard_selection = o.prompt_sees_query = o.pair_gate = false;
+    o.hard_selection = o.prompt_sees_query = o.pair_gate = o.prompt_sees_pair = false;
     o.label_slots = 0;
     return o;
   }
@@ -182,7 +186,7 @@ struct SeprogOptions {
             {"hidden", hidden}, {"lambda", lambda}, {"lr", lr}, {"base_lr", base_lr}, {"warmup_steps", warmup_steps},
             {"clip_norm", clip_norm}, {"steps", steps}, {"max_edits", max_edits}, {"edit_sets_per_step", edit_sets_per_step}, {"relabel", relabel}, {"selection_weight", selection_weight},
             {"key_value", key_value}, {"match_feature", match_feature}, {"token_match", token_match},
-            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate}, {"label_slots", label_slots}, {"gate_threshold", gate_threshold},
+            {"key_tokens", key_tokens}, {"answer_match", answer_match}, {"exact_match", exact_match}, {"scope_from_match_only", scope_from_match_only}, {"word_dropout", word_dropout}, {"sibling_share", sibling_share}, {"swap_negatives", swap_negatives}, {"hard_negatives", hard_negatives}, {"hard_selection", hard_selection}, {"prompt_sees_query", prompt_sees_query}, {"pair_gate", pair_gate}, {"prompt_sees_pair", prompt_sees_pair}, {"label_slots", label_slots}, {"gate_threshold", gate_threshold},
             {"examples_per_step", examples_per_step}, {"eval_every", eval_every}, {"patience", patience},
             {"seed", seed}};
   }
@@ -216,6 +220,7 @@ struct SeprogOptions {
     o.hard_selection = j.value("hard_selection", false);
     o.prompt_sees_query = j.value("prompt_sees_query", false);
     o.pair_gate = j.value("pair_gate", false);
+    o.prompt_sees_pair = j.value("prompt_sees_pair", false);
     o.label_slots = j.value("label_slots", 0);
     o.gate_threshold = j.value("gate_threshold", 0.5);
     o.examples_per_step = j.at("examples_per_step");

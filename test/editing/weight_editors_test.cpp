@@ -436,7 +436,9 @@ TEST(Registry, TrainedEditorsEndWithTheBestStateAndResumeExactly) {
     }
     // MEND is the editor with buffers, what this part is about; the others' parameters are
     // checked where a rate gives such a run.
-    if (name == "mend") ASSERT_TRUE(best_inside) << "no rate gave a run whose best step is inside it: " << whole.best_step;
+    if (name == "mend") {
+      ASSERT_TRUE(best_inside) << "no rate gave a run whose best step is inside it: " << whole.best_step;
+    }
     const std::string file = name + ".safetensors";
 
     if (best_inside) {

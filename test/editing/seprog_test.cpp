@@ -429,6 +429,64 @@ TEST(Seprog, SharedTextsAreEncodedOnceAndEachGroupGetsItsOwnCallsEncoding) {
   }
 }
 
+// The frozen encodings kept across training steps stand for the encoder's own: a step whose
+// texts are partly cached (the rest encoded at the step) has the loss and the gradients of a
+// step that encodes them all, and each group's rows hold the same tokens and values (pads may
+// differ: they are masked wherever read). sp-finetune, whose base trains, never caches.
+TEST(Seprog, CachedFrozenEncodingsGiveTheStepsLossAndGradients) {
+  auto& t = tiny();
+  tensortape::Rng draw_rng(11);
+  const auto data = Seprog(t.base, {}, small()).draw(t.qa.split(editlab::world::Split::train), draw_rng);
+  std::vector<std::string> texts;
+  for (const auto* examples : {&data.edits, &data.in_scope, &data.out_scope})
+    for (const auto& e : *examples) texts.push_back(e.input);
+  std::vector<std::string> distinct;  // in order of first appearance, as frozen_encodings takes them
+  for (const auto& text : texts)
+    if (std::find(distinct.begin(), distinct.end(), text) == distinct.end()) distinct.push_back(text);
+  std::vector<std::string> half;  // every second distinct text, the first one not: cached and fresh rows interleave
+  for (std::size_t i = 1; i < distinct.size(); i += 2) half.push_back(distinct[i]);
+
+  Seprog plain(t.base, {}, small()), cached(t.base, {}, small());  // the same seed: the same modules
+  cached.cache_frozen_encodings(half);
+  ASSERT_GT(cached.encoding_cache().row_of.size(), 1u);
+  ASSERT_EQ(cached.encoding_cache().row_of.size(), half.size());
+
+  const auto groups = cached.frozen_encodings({texts});
+  const auto own = plain.frozen_encoding(texts);
+  ASSERT_EQ(groups[0].hidden.shape(), own.hidden.shape());
+  const auto mask = own.mask.to_vector();
+  EXPECT_EQ(groups[0].mask.to_vector(), mask);
+  EXPECT_EQ(groups[0].ids.to_vector(), own.ids.to_vector());
+  const auto a = groups[0].hidden.to_vector(), b = own.hidden.to_vector();
+  const auto d = static_cast<std::size_t>(own.hidden.shape()[2]);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (mask[i / d]) {
+      ASSERT_NEAR(a[i], b[i], 1e-5) << "entry " << i;
+    }
+  const auto r = groups[0].answer_state.to_vector(), r_own = own.answer_state.to_vector();
+  ASSERT_EQ(r.size(), r_own.size());
+  for (std::size_t i = 0; i < r.size(); ++i) ASSERT_NEAR(r[i], r_own[i], 1e-5) << "answer state " << i;
+
+  const auto loss_plain = plain.step_loss(data), loss_cached = cached.step_loss(data);
+  EXPECT_NEAR(loss_cached.item(), loss_plain.item(), 1e-5 * std::abs(loss_plain.item()));
+  tensortape::backward(loss_plain);
+  tensortape::backward(loss_cached);
+  auto plain_params = plain.modules().named_parameters();
+  auto cached_params = cached.modules().named_parameters();
+  ASSERT_EQ(plain_params.size(), cached_params.size());
+  for (std::size_t p = 0; p < plain_params.size(); ++p) {
+    ASSERT_TRUE(plain_params[p].second.grad().defined()) << plain_params[p].first;
+    const auto g = plain_params[p].second.grad().to_vector(), g_cached = cached_params[p].second.grad().to_vector();
+    double scale = 1e-6;
+    for (float x : g) scale = std::max(scale, static_cast<double>(std::abs(x)));
+    for (std::size_t i = 0; i < g.size(); ++i) ASSERT_NEAR(g_cached[i], g[i], 1e-4 * scale) << plain_params[p].first << " " << i;
+  }
+
+  Seprog finetune(t.base, {}, small(SeprogVariant::finetune));
+  finetune.cache_frozen_encodings(texts);
+  EXPECT_TRUE(finetune.encoding_cache().row_of.empty());
+}
+
 TEST(Seprog, TokenMatchSelectionEqualsAPlainLoopOverTokens) {
   auto& t = tiny();
   const auto& cases = t.qa.split(editlab::world::Split::test);

@@ -46,7 +46,9 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -146,6 +148,7 @@ class Seprog : public RunEditor {
     if (!step_optimizer_) step_optimizer_ = std::make_unique<tt::optim::Adam<float, Cpu>>(params, tt::optim::AdamOptions{.lr = options_.lr});
     tt::Rng rng(options_.seed);
     const StepData data = train::one_edit_set(edits, rng, options_.examples_per_step, options_.swap_negatives);
+    cache_frozen_encodings(texts_of(data));  // as train() holds its pool's before its steps
     step_optimizer_->zero_grad();
     const auto loss = step_loss(data);
     tt::backward(loss);
@@ -265,6 +268,28 @@ class Seprog : public RunEditor {
     tt::Rng validation_rng(options_.seed + 17);
     for (int i = 0; i < 8; ++i) validation.push_back(draw(validation_cases, validation_rng));
 
+    // Every text the draws can show (word dropout and swapped subjects make new ones, encoded
+    // at their step) is encoded once here; the shards only read the cache.
+    std::vector<std::string> texts;
+    for (const auto& c : train_cases) {
+      texts.push_back(c.edit.input);
+      for (const auto* examples : {&c.in_scope, &c.out_scope, &c.hard_out_scope})
+        for (const auto& e : *examples) texts.push_back(e.input);
+    }
+    for (const auto& d : validation)
+      for (auto& text : texts_of(d)) texts.push_back(std::move(text));
+    const auto cache_start = std::chrono::steady_clock::now();
+    cache_frozen_encodings(texts);
+    if (!control.quiet && options_.variant != SeprogVariant::finetune)
+      std::fprintf(stderr, "%s: the frozen base's encodings of %zu texts kept for the steps (%.0f MB, %.1f s)%s\n", name().c_str(),
+                   encoding_cache_.row_of.size(), static_cast<double>(encoding_cache_.bytes()) / (1024.0 * 1024.0),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - cache_start).count(),
+                   encoding_cache_.full ? "; the rest would pass the cache's limit and are encoded at their steps" : "");
+    struct ClearCache {
+      EncodingCache& cache;
+      ~ClearCache() { cache = {}; }
+    } clear_cache{encoding_cache_};
+
     const train::LoopSettings settings{.method = name(), .steps = options_.steps, .warmup_steps = options_.warmup_steps,
                                        .lr = options_.lr, .clip_norm = options_.clip_norm, .eval_every = options_.eval_every,
                                        .patience = options_.patience, .options = options_.to_json()};
@@ -382,7 +407,7 @@ class Seprog : public RunEditor {
       for (const auto& text : group)
         if (row_of.emplace(text, static_cast<std::int64_t>(distinct.size())).second) distinct.push_back(text);
     if (distinct.empty()) return std::vector<FrozenEncoding>(groups.size());
-    const auto all = frozen_encoding(distinct);
+    const auto all = cached_or_fresh_encoding(distinct);
     const auto all_mask = all.mask.to_vector();  // (N, L) flattened
     const auto padded = all.mask.shape()[1];
     std::vector<std::int64_t> tokens(distinct.size(), 0);  // each distinct text's token count
@@ -410,6 +435,137 @@ class Seprog : public RunEditor {
     return out;
   }
 
+  // ---- the frozen encodings kept across training steps ----
+  // The base does not change while the modules train (except sp-finetune's, which never
+  // caches), and every epoch of draws shows the same texts again: train() and train_step()
+  // encode the texts their steps will meet once, before the steps, and the steps read them
+  // here. Up to kEncodingCacheBytes; texts beyond it are encoded at each step, as without.
+  static constexpr std::int64_t kEncodingCacheBytes = std::int64_t{1} << 30;
+  struct EncodingCache {
+    FrozenEncoding rows;                                 // (N, L, D), (N, L), (N, L), (N, D): padded to the longest
+    std::unordered_map<std::string, std::int64_t> row_of;  // text -> its row
+    std::vector<std::int64_t> tokens;                    // each row's token count
+    bool full = false;                                   // the last fill stopped at the cap
+    std::int64_t bytes() const {
+      if (!rows.hidden.defined()) return 0;
+      const auto n = rows.hidden.shape()[0], l = rows.hidden.shape()[1], d = rows.hidden.shape()[2];
+      return n * l * (d * 4 + 16) + (rows.answer_state.defined() ? n * d * 4 : 0);
+    }
+  };
+  const EncodingCache& encoding_cache() const { return encoding_cache_; }
+
+  // Encodes with the frozen base the texts the cache does not hold yet, in batches of texts of
+  // about one length, and keeps them. Call it before a step, never while shards run.
+  void cache_frozen_encodings(const std::vector<std::string>& texts) {
+    if (options_.variant == SeprogVariant::finetune || encoding_cache_.full) return;
+    tt::NoGradGuard no_grad;
+    auto& cache = encoding_cache_;
+    std::vector<std::string> fresh;
+    for (const auto& text : texts)
+      if (!cache.row_of.contains(text)) fresh.push_back(text);
+    std::sort(fresh.begin(), fresh.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
+    fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
+    if (fresh.empty()) return;
+    constexpr std::size_t kBatch = 256;
+    const auto d = std::int64_t{base_->model.config().d_model};
+    std::vector<FrozenEncoding> parts = {cache.rows};  // the rows held, then the new batches
+    auto rows = static_cast<std::int64_t>(cache.tokens.size());
+    auto width = cache.rows.hidden.defined() ? cache.rows.hidden.shape()[1] : std::int64_t{1};
+    for (std::size_t start = 0; start < fresh.size(); start += kBatch) {
+      const std::vector<std::string> batch(fresh.begin() + static_cast<std::ptrdiff_t>(start),
+                                           fresh.begin() + static_cast<std::ptrdiff_t>(std::min(fresh.size(), start + kBatch)));
+      auto encoded = frozen_encoding(batch);
+      const auto n = static_cast<std::int64_t>(batch.size()), new_width = std::max(width, encoded.hidden.shape()[1]);
+      if ((rows + n) * new_width * (d * 4 + 16) + (rows + n) * d * 4 > kEncodingCacheBytes) {
+        cache.full = true;
+        break;
+      }
+      const auto mask = encoded.mask.to_vector();  // (n, L) flattened
+      const auto l = encoded.mask.shape()[1];
+      for (std::int64_t row = 0; row < n; ++row) {
+        std::int64_t count = 0;
+        for (std::int64_t t = 0; t < l; ++t)
+          if (mask[static_cast<std::size_t>(row * l + t)]) count = t + 1;
+        cache.row_of.emplace(batch[static_cast<std::size_t>(row)], rows + row);
+        cache.tokens.push_back(count);
+      }
+      rows += n;
+      width = new_width;
+      parts.push_back(std::move(encoded));
+    }
+    cache.rows = concat_rows(parts, width);
+  }
+
+ private:
+  // x (N, L, ...) cut or padded with zeros along axis 1 to width.
+  template <class T>
+  static tt::Tensor<T, Cpu> to_width(const tt::Tensor<T, Cpu>& x, std::int64_t width) {
+    const auto l = x.shape()[1];
+    if (l >= width) return x.narrow(1, 0, width);
+    auto pad_shape = x.shape();
+    pad_shape[1] = width - l;
+    return tt::concat<T, Cpu>({x, tt::zeros<T, Cpu>(pad_shape)}, 1);
+  }
+  // The rows of every part, padded to width (undefined parts skipped).
+  static FrozenEncoding concat_rows(const std::vector<FrozenEncoding>& parts, std::int64_t width) {
+    std::vector<Tensor> hidden, answer_state;
+    std::vector<Ids> ids, mask;
+    for (const auto& p : parts) {
+      if (!p.hidden.defined()) continue;
+      hidden.push_back(to_width(p.hidden, width));
+      ids.push_back(to_width(p.ids, width));
+      mask.push_back(to_width(p.mask, width));
+      if (p.answer_state.defined()) answer_state.push_back(p.answer_state);
+    }
+    if (hidden.size() == 1) return {hidden[0].contiguous_copy(), ids[0].contiguous_copy(), mask[0].contiguous_copy(),
+                                    answer_state.empty() ? Tensor() : answer_state[0]};
+    return {tt::concat<float, Cpu>(hidden, 0), tt::concat<std::int64_t, Cpu>(ids, 0), tt::concat<std::int64_t, Cpu>(mask, 0),
+            answer_state.empty() ? Tensor() : tt::concat<float, Cpu>(answer_state, 0)};
+  }
+  // frozen_encoding(texts) (distinct texts), its rows read from the cache where it holds them:
+  // the same rows, padded to the longest text. With none cached, the very call.
+  FrozenEncoding cached_or_fresh_encoding(const std::vector<std::string>& texts) {
+    const auto& cache = encoding_cache_;
+    std::vector<std::int64_t> cached_rows, order;  // order: each text's row in [cached rows; fresh rows]
+    std::vector<std::string> fresh;
+    std::int64_t width = 1;
+    for (const auto& text : texts)
+      if (const auto found = cache.row_of.find(text); found != cache.row_of.end()) {
+        order.push_back(static_cast<std::int64_t>(cached_rows.size()));
+        cached_rows.push_back(found->second);
+        width = std::max(width, cache.tokens[static_cast<std::size_t>(found->second)]);
+      } else {
+        order.push_back(-1 - static_cast<std::int64_t>(fresh.size()));
+        fresh.push_back(text);
+      }
+    if (cached_rows.empty()) return frozen_encoding(texts);
+    const auto index = [](const std::vector<std::int64_t>& rows) {
+      return tt::from_vector<std::int64_t, Cpu>({static_cast<std::int64_t>(rows.size())}, rows);
+    };
+    const auto cached_index = index(cached_rows);
+    const auto pick = [&](const auto& x) { return x.defined() ? tt::index_select(x, 0, cached_index) : x; };
+    FrozenEncoding cached{pick(cache.rows.hidden), pick(cache.rows.ids), pick(cache.rows.mask), pick(cache.rows.answer_state)};
+    if (fresh.empty()) return concat_rows({cached}, width);
+    const auto encoded = frozen_encoding(fresh);
+    width = std::max(width, encoded.hidden.shape()[1]);
+    for (auto& row : order)
+      if (row < 0) row = static_cast<std::int64_t>(cached_rows.size()) - 1 - row;
+    const auto all = concat_rows({cached, encoded}, width);
+    const auto back = index(order);
+    const auto reorder = [&](const auto& x) { return x.defined() ? tt::index_select(x, 0, back) : x; };
+    return {reorder(all.hidden), reorder(all.ids), reorder(all.mask), reorder(all.answer_state)};
+  }
+  // Every input text of a step's data.
+  static std::vector<std::string> texts_of(const StepData& data) {
+    std::vector<std::string> texts;
+    for (const auto* examples : {&data.edits, &data.in_scope, &data.out_scope})
+      for (const auto& e : *examples) texts.push_back(e.input);
+    return texts;
+  }
+
+ public:
   // Mean over in-scope examples of -log(attention weight on the example's own edit).
   static Tensor selection_loss(const StepData& data, const Tensor& log_weights) {  // log_weights (B, K)
     const auto b = static_cast<std::int64_t>(data.in_scope.size()), k = static_cast<std::int64_t>(data.edits.size());
@@ -750,6 +906,7 @@ class Seprog : public RunEditor {
   SeprogOptions options_;
   SeprogModules modules_;
   std::unique_ptr<tt::optim::Adam<float, Cpu>> step_optimizer_;  // train_step()'s, made on first use
+  EncodingCache encoding_cache_;
   EditMemory memory_;
 };
 

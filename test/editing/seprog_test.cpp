@@ -482,6 +482,10 @@ TEST(Seprog, CachedFrozenEncodingsGiveTheStepsLossAndGradients) {
     for (std::size_t i = 0; i < g.size(); ++i) ASSERT_NEAR(g_cached[i], g[i], 1e-4 * scale) << plain_params[p].first << " " << i;
   }
 
+  cached.reset();  // what is measured after training does not hold the cache
+  EXPECT_TRUE(cached.encoding_cache().row_of.empty());
+  EXPECT_EQ(cached.encoding_cache().bytes(), 0);
+
   Seprog finetune(t.base, {}, small(SeprogVariant::finetune));
   finetune.cache_frozen_encodings(texts);
   EXPECT_TRUE(finetune.encoding_cache().row_of.empty());

@@ -122,7 +122,12 @@ class Seprog : public RunEditor {
 
   // ---- Editor ----
   void apply(const std::vector<Example>& descriptors) override { add_edits(descriptors); }
-  void reset() override { memory_.clear(); }
+  // Forgets the edits, and the frozen encodings train_step() kept (so that what is measured
+  // after training does not hold them).
+  void reset() override {
+    memory_.clear();
+    encoding_cache_ = {};
+  }
 
   // One training step (Adam, clipping, as in train()) on the edit set `edits`, with in-scope
   // and out-scope examples drawn from them: what the cost table times. It changes the modules;

@@ -43,6 +43,8 @@
 // label through the frozen decoder with the prefix, in-scope only; L = lambda L_sc + (1 - lambda) L_pg.
 // Variants (the paper's ablations): finetune (the base trains too), noclassifier (no NN_e, no
 // L_sc, prefix always), noselect (trained as SEPROG, prefix always at inference).
+// Training encodes every text its draws can show once with the frozen base and reads the steps'
+// encodings from that cache (cache_frozen_encodings; not sp-finetune, whose base trains).
 #pragma once
 
 #include <algorithm>

@@ -415,12 +415,7 @@ class Seprog : public RunEditor {
         if (row_of.emplace(text, static_cast<std::int64_t>(distinct.size())).second) distinct.push_back(text);
     if (distinct.empty()) return std::vector<FrozenEncoding>(groups.size());
     const auto all = cached_or_fresh_encoding(distinct);
-    const auto all_mask = all.mask.to_vector();  // (N, L) flattened
-    const auto padded = all.mask.shape()[1];
-    std::vector<std::int64_t> tokens(distinct.size(), 0);  // each distinct text's token count
-    for (std::size_t row = 0; row < distinct.size(); ++row)
-      for (std::int64_t t = 0; t < padded; ++t)
-        if (all_mask[row * static_cast<std::size_t>(padded) + static_cast<std::size_t>(t)]) tokens[row] = t + 1;
+    const auto tokens = token_counts(all.mask);  // each distinct text's
     std::vector<FrozenEncoding> out;
     for (const auto& group : groups) {
       if (group.empty()) {
@@ -453,10 +448,13 @@ class Seprog : public RunEditor {
     std::unordered_map<std::string, std::int64_t> row_of;  // text -> its row
     std::vector<std::int64_t> tokens;                    // each row's token count
     bool full = false;                                   // the last fill stopped at the cap
+    // What n rows of width l hold: hidden (floats), ids and mask (int64), answer state (floats).
+    static std::int64_t bytes_of(std::int64_t n, std::int64_t l, std::int64_t d, bool answer_state) {
+      return n * l * (d * 4 + 16) + (answer_state ? n * d * 4 : 0);
+    }
     std::int64_t bytes() const {
       if (!rows.hidden.defined()) return 0;
-      const auto n = rows.hidden.shape()[0], l = rows.hidden.shape()[1], d = rows.hidden.shape()[2];
-      return n * l * (d * 4 + 16) + (rows.answer_state.defined() ? n * d * 4 : 0);
+      return bytes_of(rows.hidden.shape()[0], rows.hidden.shape()[1], rows.hidden.shape()[2], rows.answer_state.defined());
     }
   };
   const EncodingCache& encoding_cache() const { return encoding_cache_; }
@@ -485,19 +483,13 @@ class Seprog : public RunEditor {
                                            fresh.begin() + static_cast<std::ptrdiff_t>(std::min(fresh.size(), start + kBatch)));
       auto encoded = frozen_encoding(batch);
       const auto n = static_cast<std::int64_t>(batch.size()), new_width = std::max(width, encoded.hidden.shape()[1]);
-      if ((rows + n) * new_width * (d * 4 + 16) + (rows + n) * d * 4 > kEncodingCacheBytes) {
+      if (EncodingCache::bytes_of(rows + n, new_width, d, /*answer_state=*/true) > kEncodingCacheBytes) {  // as if it had one
         cache.full = true;
         break;
       }
-      const auto mask = encoded.mask.to_vector();  // (n, L) flattened
-      const auto l = encoded.mask.shape()[1];
-      for (std::int64_t row = 0; row < n; ++row) {
-        std::int64_t count = 0;
-        for (std::int64_t t = 0; t < l; ++t)
-          if (mask[static_cast<std::size_t>(row * l + t)]) count = t + 1;
-        cache.row_of.emplace(batch[static_cast<std::size_t>(row)], rows + row);
-        cache.tokens.push_back(count);
-      }
+      const auto counts = token_counts(encoded.mask);
+      for (std::int64_t row = 0; row < n; ++row) cache.row_of.emplace(batch[static_cast<std::size_t>(row)], rows + row);
+      cache.tokens.insert(cache.tokens.end(), counts.begin(), counts.end());
       rows += n;
       width = new_width;
       parts.push_back(std::move(encoded));
@@ -506,6 +498,16 @@ class Seprog : public RunEditor {
   }
 
  private:
+  // Each row's token count: one past its last unmasked position. mask (N, L) -> N counts
+  static std::vector<std::int64_t> token_counts(const Ids& mask) {
+    const auto host = mask.to_vector();
+    const auto n = mask.shape()[0], l = mask.shape()[1];
+    std::vector<std::int64_t> counts(static_cast<std::size_t>(n), 0);
+    for (std::int64_t row = 0; row < n; ++row)
+      for (std::int64_t t = 0; t < l; ++t)
+        if (host[static_cast<std::size_t>(row * l + t)]) counts[static_cast<std::size_t>(row)] = t + 1;
+    return counts;
+  }
   // x (N, L, ...) cut or padded with zeros along axis 1 to width.
   template <class T>
   static tt::Tensor<T, Cpu> to_width(const tt::Tensor<T, Cpu>& x, std::int64_t width) {

@@ -1,12 +1,18 @@
 // The end of a benchmark program's main(): Google Benchmark runs what was registered, with the
-// command-line arguments the program's own flags left over (argv[0] first).
+// command-line arguments the program's own flags left over (argv[0] first), on OpenBLAS kernels
+// this CPU runs (backend/cpu_blas_kernels.hpp; OPENBLAS_CORETYPE=Prescott measures the fallback),
+// named in the JSON's context as openblas_kernels.
 #pragma once
 
 #include <benchmark/benchmark.h>
 
 #include <vector>
 
+#include "tensortape/backend/cpu_blas_kernels.hpp"
+
 inline int run_registered_benchmarks(std::vector<char*> rest) {
+  const auto blas = tensortape::backend::cpu::fit_blas_kernels();
+  if (!blas.after.empty()) benchmark::AddCustomContext("openblas_kernels", blas.after + (blas.changed ? " (fitted; OpenBLAS picked " + blas.before + ")" : ""));
   int argc = static_cast<int>(rest.size());
   rest.push_back(nullptr);
   benchmark::Initialize(&argc, rest.data());

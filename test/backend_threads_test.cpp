@@ -5,8 +5,11 @@
 // backend::Reference (same tolerances as backend_primitives_test.cpp).
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -14,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensortape/backend/cpu_blas_kernels.hpp"
 #include "tensortape/backend/cpu_denormals.hpp"
 #include "tensortape/backend/cpu_parallel.hpp"
 #include "tensortape/backend/eigen.hpp"
@@ -408,5 +412,122 @@ TEST(FlushDenormal, GemmOnEveryThreadReadsSubnormalInputsAsZero) {
   for (std::int64_t k = 0; k < n; ++k) plain += double(subnormal) * 0.5;
   for (float v : c) ASSERT_NEAR(v, plain, 1e-3 * plain);
 }
+
+// The kernel family named for each set of vector instructions: the widest one the CPU runs.
+TEST(BlasKernels, TheFamilyFollowsTheWidestVectorInstructionsTheCpuHas) {
+  using tt::backend::cpu::blas_core_for;
+  using tt::backend::cpu::VectorFeatures;
+  const VectorFeatures sse_only{};
+  const VectorFeatures avx{.avx = true};
+  const VectorFeatures avx2_without_fma{.avx = true, .avx2 = true};
+  const VectorFeatures avx2{.avx = true, .avx2 = true, .fma = true};
+  VectorFeatures avx512 = avx2;
+  avx512.avx512f = avx512.avx512dq = avx512.avx512cd = avx512.avx512bw = avx512.avx512vl = true;
+  VectorFeatures avx512f_only = avx2;  // Knights Landing: no BW/VL, so not SkylakeX's kernels
+  avx512f_only.avx512f = avx512f_only.avx512cd = true;
+  EXPECT_EQ(blas_core_for(sse_only), "");
+  EXPECT_EQ(blas_core_for(avx), "Sandybridge");
+  EXPECT_EQ(blas_core_for(avx2_without_fma), "Sandybridge");
+  EXPECT_EQ(blas_core_for(avx2), "Haswell");
+  EXPECT_EQ(blas_core_for(avx512), "SkylakeX");
+  EXPECT_EQ(blas_core_for(avx512f_only), "Haswell");
+}
+
+#if defined(TENSORTAPE_HAS_DLSYM)
+// OpenBLAS's DYNAMIC_ARCH entry points, where the process has such a build.
+struct DynamicOpenBlas {
+  using CoreName = char* (*)();
+  using Call = void (*)();
+  CoreName core_name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  Call quit = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  Call init = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+  bool present() const { return core_name && quit && init; }
+  // Makes OpenBLAS pick its kernels again, with OPENBLAS_CORETYPE = `core` while it does.
+  void pick(const char* core) const {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    quit();
+    init();
+    unsetenv("OPENBLAS_CORETYPE");
+  }
+  std::string lower_core_name() const {
+    std::string name = core_name();
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+  }
+};
+
+// Products of every shape the backend sends to OpenBLAS (both layouts, float and double, one
+// and two threads) against backend::Reference's plain loops.
+void expect_products_match_plain_loops() {
+  tt::Rng rng(5);
+  for (const auto [m, n, k] : {std::array<std::int64_t, 3>{3, 5, 7}, {64, 96, 128}, {200, 130, 70}})
+    for (const bool trans_a : {false, true})
+      for (const bool trans_b : {false, true}) {
+        const tt::backend::GemmArgs args{.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
+                                         .lda = trans_a ? m : k, .ldb = trans_b ? k : n, .ldc = n};
+        auto check = [&]<class T>(T tolerance) {
+          std::vector<T> a(static_cast<std::size_t>(m * k)), b(static_cast<std::size_t>(k * n));
+          for (auto& v : a) v = T(rng.normal());
+          for (auto& v : b) v = T(rng.normal());
+          std::vector<T> fast(static_cast<std::size_t>(m * n)), plain(fast.size());
+          tt::backend::Eigen::gemm<T>(args, a.data(), b.data(), fast.data());
+          Reference::gemm<T>(args, a.data(), b.data(), plain.data());
+          for (std::size_t i = 0; i < fast.size(); ++i)
+            ASSERT_NEAR(fast[i], plain[i], tolerance * std::sqrt(double(k))) << m << "x" << n << "x" << k << " at " << i;
+        };
+        check(1e-5f);
+        check(1e-12);
+      }
+}
+
+// Where OpenBLAS runs its Prescott fallback on a CPU with AVX or more (forced here, whatever
+// this machine's model), fit_blas_kernels() moves it to the family the CPU runs; the products
+// stay right, and the environment is left as it was.
+TEST(BlasKernels, ThePrescottFallbackIsReplacedByKernelsThisCpuRuns) {
+  const DynamicOpenBlas openblas;
+  if (!openblas.present()) GTEST_SKIP() << "no DYNAMIC_ARCH OpenBLAS in this process: nothing to fit";
+  const auto fitting = std::string(tt::backend::cpu::blas_core_for(tt::backend::cpu::this_cpu_vector_features()));
+  if (fitting.empty()) GTEST_SKIP() << "this CPU has no AVX: Prescott's kernels are the ones it runs";
+  const std::string found = openblas.core_name();
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: the user's choice stays";
+  openblas.pick("Prescott");
+  ASSERT_EQ(openblas.lower_core_name(), "prescott");
+  const TwoThreadsThenRestore restore;
+  expect_products_match_plain_loops();  // on the fallback
+
+  const auto choice = tt::backend::cpu::fit_blas_kernels();
+  EXPECT_TRUE(choice.changed);
+  EXPECT_EQ(choice.before, "Prescott");
+  EXPECT_EQ(openblas.lower_core_name(), [&] {
+    auto name = fitting;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
+  }());
+  EXPECT_EQ(choice.after, std::string(openblas.core_name()));
+  EXPECT_EQ(std::getenv("OPENBLAS_CORETYPE"), nullptr);
+  expect_products_match_plain_loops();  // on the fitted kernels
+
+  // A second call finds nothing to fit.
+  const auto again = tt::backend::cpu::fit_blas_kernels();
+  EXPECT_FALSE(again.changed);
+  EXPECT_EQ(again.before, choice.after);
+  openblas.pick(found.c_str());  // as this process found it
+}
+
+// A core the user named in OPENBLAS_CORETYPE stays, even the fallback.
+TEST(BlasKernels, AUsersOpenBlasCoretypeIsLeftAlone) {
+  const DynamicOpenBlas openblas;
+  if (!openblas.present()) GTEST_SKIP() << "no DYNAMIC_ARCH OpenBLAS in this process: nothing to fit";
+  const std::string found = openblas.core_name();
+  openblas.pick("Prescott");
+  setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+  const auto choice = tt::backend::cpu::fit_blas_kernels();
+  unsetenv("OPENBLAS_CORETYPE");
+  EXPECT_FALSE(choice.changed);
+  EXPECT_EQ(choice.after, "Prescott");
+  EXPECT_EQ(openblas.lower_core_name(), "prescott");
+  openblas.pick(found.c_str());
+}
+#endif
 
 }  // namespace backend_threads_test

@@ -27,6 +27,7 @@
 #include "cli/demo_command.hpp"
 #include "cli/run_commands.hpp"
 #include "pretrain/pretrain.hpp"
+#include "tensortape/backend/cpu_blas_kernels.hpp"
 #include "tensortape/backend/cpu_denormals.hpp"
 
 namespace {
@@ -50,6 +51,11 @@ int main(int argc, char** argv) {
   // Before any thread exists, so that every thread inherits it: subnormal floats make Intel
   // cores' GEMMs far slower (backend/cpu_denormals.hpp; measured in docs/benchmarks.md).
   tensortape::backend::cpu::set_flush_denormal(true);
+  // Before any BLAS call: OpenBLAS releases before 0.3.25 run SSE3 kernels on Intel models they
+  // do not know, AVX-512 ones included (backend/cpu_blas_kernels.hpp).
+  if (const auto blas = tensortape::backend::cpu::fit_blas_kernels(); blas.changed)
+    std::fprintf(stderr, "editlab: OpenBLAS fell back to its %s kernels on this CPU model; using its %s kernels, which this CPU runs\n",
+                 blas.before.c_str(), blas.after.c_str());
   CLI::App app{"editlab: edit what a pretrained seq2seq model knows, and measure it"};
   app.require_subcommand(1);
   app.fallthrough();  // the app's own flags may also come after the subcommand

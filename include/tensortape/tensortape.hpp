@@ -24,6 +24,7 @@
 #pragma once
 
 #include "tensortape/backend/reference.hpp"
+#include "tensortape/backend/cpu_blas_kernels.hpp"
 #include "tensortape/backend/cpu_denormals.hpp"
 #include "tensortape/backend/eigen.hpp"
 #if defined(TENSORTAPE_HAS_XTENSOR)

@@ -433,28 +433,12 @@ TEST(BlasKernels, TheFamilyFollowsTheWidestVectorInstructionsTheCpuHas) {
   EXPECT_EQ(blas_core_for(avx512f_only), "Haswell");
 }
 
-#if defined(TENSORTAPE_HAS_DLSYM)
-// OpenBLAS's DYNAMIC_ARCH entry points, where the process has such a build.
-struct DynamicOpenBlas {
-  using CoreName = char* (*)();
-  using Call = void (*)();
-  CoreName core_name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  Call quit = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
-  Call init = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
-  bool present() const { return core_name && quit && init; }
-  // Makes OpenBLAS pick its kernels again, with OPENBLAS_CORETYPE = `core` while it does.
-  void pick(const char* core) const {
-    setenv("OPENBLAS_CORETYPE", core, 1);
-    quit();
-    init();
-    unsetenv("OPENBLAS_CORETYPE");
-  }
-  std::string lower_core_name() const {
-    std::string name = core_name();
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return name;
-  }
-};
+using tt::backend::cpu::detail::DynamicOpenBlas;
+
+std::string lower(std::string name) {
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
 
 // Products of every shape the backend sends to OpenBLAS (both layouts, float and double, one
 // and two threads) against backend::Reference's plain loops.
@@ -488,22 +472,18 @@ TEST(BlasKernels, ThePrescottFallbackIsReplacedByKernelsThisCpuRuns) {
   if (!openblas.present()) GTEST_SKIP() << "no DYNAMIC_ARCH OpenBLAS in this process: nothing to fit";
   const auto fitting = std::string(tt::backend::cpu::blas_core_for(tt::backend::cpu::this_cpu_vector_features()));
   if (fitting.empty()) GTEST_SKIP() << "this CPU has no AVX: Prescott's kernels are the ones it runs";
-  const std::string found = openblas.core_name();
+  const std::string found = openblas.core();
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr) GTEST_SKIP() << "OPENBLAS_CORETYPE is set: the user's choice stays";
   openblas.pick("Prescott");
-  ASSERT_EQ(openblas.lower_core_name(), "prescott");
+  ASSERT_EQ(lower(openblas.core()), "prescott");
   const TwoThreadsThenRestore restore;
   expect_products_match_plain_loops();  // on the fallback
 
   const auto choice = tt::backend::cpu::fit_blas_kernels();
   EXPECT_TRUE(choice.changed);
   EXPECT_EQ(choice.before, "Prescott");
-  EXPECT_EQ(openblas.lower_core_name(), [&] {
-    auto name = fitting;
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return name;
-  }());
-  EXPECT_EQ(choice.after, std::string(openblas.core_name()));
+  EXPECT_EQ(lower(openblas.core()), lower(fitting));
+  EXPECT_EQ(choice.after, openblas.core());
   EXPECT_EQ(std::getenv("OPENBLAS_CORETYPE"), nullptr);
   expect_products_match_plain_loops();  // on the fitted kernels
 
@@ -511,23 +491,22 @@ TEST(BlasKernels, ThePrescottFallbackIsReplacedByKernelsThisCpuRuns) {
   const auto again = tt::backend::cpu::fit_blas_kernels();
   EXPECT_FALSE(again.changed);
   EXPECT_EQ(again.before, choice.after);
-  openblas.pick(found.c_str());  // as this process found it
+  openblas.pick(found);  // as this process found it
 }
 
 // A core the user named in OPENBLAS_CORETYPE stays, even the fallback.
 TEST(BlasKernels, AUsersOpenBlasCoretypeIsLeftAlone) {
   const DynamicOpenBlas openblas;
   if (!openblas.present()) GTEST_SKIP() << "no DYNAMIC_ARCH OpenBLAS in this process: nothing to fit";
-  const std::string found = openblas.core_name();
+  const std::string found = openblas.core();
   openblas.pick("Prescott");
   setenv("OPENBLAS_CORETYPE", "Prescott", 1);
   const auto choice = tt::backend::cpu::fit_blas_kernels();
   unsetenv("OPENBLAS_CORETYPE");
   EXPECT_FALSE(choice.changed);
   EXPECT_EQ(choice.after, "Prescott");
-  EXPECT_EQ(openblas.lower_core_name(), "prescott");
-  openblas.pick(found.c_str());
+  EXPECT_EQ(lower(openblas.core()), "prescott");
+  openblas.pick(found);
 }
-#endif
 
 }  // namespace backend_threads_test

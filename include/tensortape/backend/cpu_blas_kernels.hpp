@@ -24,10 +24,10 @@
 #include <string>
 #include <string_view>
 
+#include <cstdlib>
+
 #if defined(__linux__) && defined(__GLIBC__)
 #include <dlfcn.h>
-
-#include <cstdlib>
 #define TENSORTAPE_HAS_DLSYM 1
 #endif
 
@@ -73,28 +73,53 @@ struct BlasKernelChoice {
   bool changed = false;
 };
 
-// OpenBLAS's choice of kernels, refitted as described at the top of this file.
-inline BlasKernelChoice fit_blas_kernels() {
-  BlasKernelChoice choice;
+namespace detail {
+// The entry points of a DYNAMIC_ARCH OpenBLAS in this process, where there is one.
+struct DynamicOpenBlas {
 #if defined(TENSORTAPE_HAS_DLSYM)
   using CoreName = char* (*)();
-  using DynamicCall = void (*)();
-  const auto core_name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (core_name == nullptr) return choice;
-  choice.before = choice.after = core_name();
-  const auto quit = reinterpret_cast<DynamicCall>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
-  const auto init = reinterpret_cast<DynamicCall>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
-  const auto fitting = blas_core_for(this_cpu_vector_features());
-  if (quit == nullptr || init == nullptr || fitting.empty() || std::getenv("OPENBLAS_CORETYPE") != nullptr ||
-      choice.before != "Prescott")
-    return choice;
-  setenv("OPENBLAS_CORETYPE", std::string(fitting).c_str(), 1);
-  quit();  // forgets the kernels picked, so that init() picks again
-  init();  // reads OPENBLAS_CORETYPE; an unknown name there falls back to Prescott again
-  unsetenv("OPENBLAS_CORETYPE");
-  choice.after = core_name();
-  choice.changed = choice.after != choice.before;
+  using Call = void (*)();
+  CoreName core_name = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  Call quit = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
+  Call init = reinterpret_cast<Call>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
+#else
+  char* (*core_name)() = nullptr;
+  void (*quit)() = nullptr;
+  void (*init)() = nullptr;
 #endif
+  bool present() const { return core_name != nullptr && quit != nullptr && init != nullptr; }
+  std::string core() const { return core_name != nullptr ? std::string(core_name()) : std::string(); }
+  // Makes OpenBLAS pick its kernels again as if OPENBLAS_CORETYPE were `core` (an unknown name
+  // gets the Prescott fallback); the environment is as it was afterwards. Needs present().
+  void pick(const std::string& core) const {
+#if defined(TENSORTAPE_HAS_DLSYM)
+    const char* set = std::getenv("OPENBLAS_CORETYPE");
+    const std::string previous = set != nullptr ? set : "";
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    quit();  // forgets the kernels picked, so that init() picks again
+    init();
+    if (set != nullptr)
+      setenv("OPENBLAS_CORETYPE", previous.c_str(), 1);
+    else
+      unsetenv("OPENBLAS_CORETYPE");
+#else
+    (void)core;
+#endif
+  }
+};
+}  // namespace detail
+
+// OpenBLAS's choice of kernels, refitted as described at the top of this file.
+inline BlasKernelChoice fit_blas_kernels() {
+  const detail::DynamicOpenBlas openblas;
+  BlasKernelChoice choice;
+  choice.before = choice.after = openblas.core();
+  const auto fitting = blas_core_for(this_cpu_vector_features());
+  if (!openblas.present() || fitting.empty() || std::getenv("OPENBLAS_CORETYPE") != nullptr || choice.before != "Prescott")
+    return choice;
+  openblas.pick(std::string(fitting));
+  choice.after = openblas.core();
+  choice.changed = choice.after != choice.before;
   return choice;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "editors/seprog.hpp"
@@ -848,6 +849,20 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
   EXPECT_EQ(editor.memory().size(), 0u) << "measure_cost leaves the editor reset";
   EXPECT_THROW(editlab::eval::measure_cost(editor, t.qa, 100000, 1), tensortape::Error);
   EXPECT_NE(editlab::eval::cost_markdown(rows).find("| seprog | qa | inference | 3 | 3 |"), std::string::npos);
+  // Every row names the machine: the CPU as /proc/cpuinfo's first block names it, and the threads.
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string cpu;
+  for (std::string line; cpu.empty() && std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0) cpu = line.substr(line.find(':') + 2);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.machine, rows[0].machine);
+    if (!cpu.empty()) {
+      EXPECT_EQ(r.machine.rfind(cpu, 0), 0u) << r.machine;
+    }
+    EXPECT_NE(r.machine.find(" thread"), std::string::npos) << r.machine;
+    EXPECT_EQ(r.to_json().at("machine"), r.machine);
+  }
+  EXPECT_EQ(editlab::eval::cost_markdown(rows).rfind("Measured on " + rows[0].machine + ".", 0), 0u);
 }
 
 // y = W x + b in double, plain loops; W (out, in) row-major.

@@ -7,7 +7,8 @@
 // Times are medians over `repeats` runs after one untimed warm-up run (which also creates the
 // optimizer state). Memory is the most bytes held by tensor storage at once during a run
 // (tt::counters(): weights, activations, gradients, optimizer state), so it does not depend on
-// what the allocator keeps cached; the process's peak resident set is reported beside it.
+// what the allocator keeps cached; the process's peak resident set is reported beside it. Each
+// row names the machine it was measured on (machine_description()), as every time must.
 #pragma once
 
 #include <sys/resource.h>
@@ -15,13 +16,19 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <nlohmann/json.hpp>
 
 #include "eval/editor.hpp"
 #include "eval/metrics.hpp"
+#include "tensortape/backend/cpu_blas_kernels.hpp"
 #include "tensortape/core/counters.hpp"
 
 namespace editlab::eval {
@@ -35,13 +42,42 @@ struct CostRow {
   double peak_tensor_mb = 0;
   double process_peak_rss_mb = 0;
   int repeats = 0;
+  std::string machine;  // machine_description() where it was measured
 
   nlohmann::json to_json() const {
     return {{"method", method}, {"benchmark", benchmark}, {"phase", phase}, {"k", k}, {"inputs", inputs},
             {"median_ms", median_ms}, {"min_ms", min_ms}, {"peak_tensor_mb", peak_tensor_mb},
-            {"process_peak_rss_mb", process_peak_rss_mb}, {"repeats", repeats}};
+            {"process_peak_rss_mb", process_peak_rss_mb}, {"repeats", repeats}, {"machine", machine}};
   }
 };
+
+// The CPU by /proc/cpuinfo's name, family and model (one name covers several kinds: "Intel(R)
+// Xeon(R) Processor" is an Emerald Rapids as model 207, a Rocket Lake as model 167), the
+// threads the kernels use, and OpenBLAS's kernels: "Intel(R) Xeon(R) Processor (family 6,
+// model 207), 2 threads, OpenBLAS SkylakeX kernels". Fields a system does not report are left out.
+inline std::string machine_description() {
+  std::string name, family, model;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line) && line.find_first_not_of(" \t") != std::string::npos;) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    auto key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    auto value = colon + 2 <= line.size() ? line.substr(colon + 2) : std::string();
+    if (key == "model name") name = value;
+    if (key == "cpu family") family = value;
+    if (key == "model") model = value;
+  }  // the first processor's block only: it ends at the first blank line
+  std::string out = name.empty() ? "unknown CPU" : name;
+  if (!family.empty() && !model.empty()) out += " (family " + family + ", model " + model + ")";
+#if defined(_OPENMP)
+  out += ", " + std::to_string(omp_get_max_threads()) + " threads";
+#else
+  out += ", 1 thread";
+#endif
+  if (const auto blas = tensortape::backend::cpu::detail::DynamicOpenBlas{}.core(); !blas.empty()) out += ", OpenBLAS " + blas + " kernels";
+  return out;
+}
 
 namespace detail {
 
@@ -89,9 +125,10 @@ inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench,
   std::vector<std::string> inputs;
   for (const auto& c : test_edits) inputs.push_back(c.in_scope.empty() ? c.edit.input : c.in_scope.front().input);
 
+  const auto machine = machine_description();
   std::vector<CostRow> rows;
   auto row = [&](const char* phase, int count) {
-    rows.push_back({editor.name(), bench.name, phase, k, count});
+    rows.push_back({.method = editor.name(), .benchmark = bench.name, .phase = phase, .k = k, .inputs = count, .machine = machine});
     return &rows.back();
   };
   if (trains) {
@@ -108,7 +145,8 @@ inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench,
 }
 
 inline std::string cost_markdown(const std::vector<CostRow>& rows) {
-  std::string out = "| method | benchmark | phase | K | inputs | median ms | min ms | peak tensor MB | process peak RSS MB |\n"
+  std::string out = rows.empty() ? "" : "Measured on " + rows.front().machine + ".\n\n";
+  out += "| method | benchmark | phase | K | inputs | median ms | min ms | peak tensor MB | process peak RSS MB |\n"
                     "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   char line[512];
   for (const auto& r : rows) {

@@ -12,7 +12,7 @@
 //   tensortape::backend::cpu::fit_blas_kernels();   // at the start of main, before threads
 //
 // fit_blas_kernels() asks OpenBLAS which kernels it picked; when that is the Prescott fallback
-// and the CPU reports AVX2 and FMA or more, it runs OpenBLAS's core selection again with
+// and the CPU reports AVX or more, it runs OpenBLAS's core selection again with
 // OPENBLAS_CORETYPE set to the best family those instructions allow (SkylakeX for AVX-512,
 // Haswell for AVX2 and FMA, Sandybridge for AVX), through the two functions a DYNAMIC_ARCH build
 // exports for it (gotoblas_dynamic_quit, gotoblas_dynamic_init). It changes nothing where the
@@ -21,10 +21,9 @@
 // while it does: call it before any thread calls one. The environment is left as it was.
 #pragma once
 
+#include <cstdlib>
 #include <string>
 #include <string_view>
-
-#include <cstdlib>
 
 #if defined(__linux__) && defined(__GLIBC__)
 #include <dlfcn.h>

@@ -463,9 +463,10 @@ std::string lower(std::string name) {
 // and two threads) against backend::Reference's plain loops.
 void expect_products_match_plain_loops() {
   tt::Rng rng(5);
-  for (const auto [m, n, k] : {std::array<std::int64_t, 3>{3, 5, 7}, {64, 96, 128}, {200, 130, 70}})
+  for (const auto& shape : {std::array<std::int64_t, 3>{3, 5, 7}, {64, 96, 128}, {200, 130, 70}})
     for (const bool trans_a : {false, true})
       for (const bool trans_b : {false, true}) {
+        const std::int64_t m = shape[0], n = shape[1], k = shape[2];  // not a structured binding: lambdas capture these
         const tt::backend::GemmArgs args{.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k,
                                          .lda = trans_a ? m : k, .ldb = trans_b ? k : n, .ldc = n};
         auto check = [&]<class T>(T tolerance) {

@@ -455,8 +455,9 @@ std::string lower(std::string name) {
   return name;
 }
 
-// Products of every shape the backend sends to OpenBLAS (both layouts, float and double, one
-// and two threads) against backend::Reference's plain loops.
+// Products through backend::Eigen against backend::Reference's plain loops: three sizes (the
+// float ones below oneDNN's threshold and every double one go to OpenBLAS), every transposition,
+// float and double, on the calling thread's team (two threads in the test below).
 void expect_products_match_plain_loops() {
   tt::Rng rng(5);
   for (const auto& shape : {std::array<std::int64_t, 3>{3, 5, 7}, {64, 96, 128}, {200, 130, 70}})

@@ -737,14 +737,16 @@ class Seprog : public RunEditor {
     const auto query = query_ids.to_vector();
     const auto keys = key_ids.contiguous_copy().to_vector();
     const auto b = query_ids.shape()[0], l_q = query_ids.shape()[1], k = key_ids.shape()[0], l_k = key_ids.shape()[1];
+    // Where each id stands among the key tokens (flat k * L_k + t): each query token is looked up
+    // once, rather than every key token searched for in every query.
+    std::unordered_map<std::int64_t, std::vector<std::int64_t>> key_positions;
+    for (std::int64_t i = 0; i < k * l_k; ++i)
+      if (const auto id = keys[static_cast<std::size_t>(i)]; id >= 0) key_positions[static_cast<std::int64_t>(id)].push_back(i);
     std::vector<float> hits(static_cast<std::size_t>(b * k * l_k), 0.0f);
-    for (std::int64_t row = 0; row < b; ++row) {
-      std::vector<std::int64_t> tokens(query.begin() + row * l_q, query.begin() + (row + 1) * l_q);
-      std::sort(tokens.begin(), tokens.end());
-      for (std::int64_t i = 0; i < k * l_k; ++i)
-        if (keys[static_cast<std::size_t>(i)] >= 0 && std::binary_search(tokens.begin(), tokens.end(), static_cast<std::int64_t>(keys[static_cast<std::size_t>(i)])))
-          hits[static_cast<std::size_t>(row * k * l_k + i)] = 1.0f;
-    }
+    for (std::int64_t row = 0; row < b; ++row)
+      for (std::int64_t t = 0; t < l_q; ++t)
+        if (const auto found = key_positions.find(query[static_cast<std::size_t>(row * l_q + t)]); found != key_positions.end())
+          for (const auto position : found->second) hits[static_cast<std::size_t>(row * k * l_k + position)] = 1.0f;
     return tt::from_vector<float, Cpu>({b, k, l_k}, hits);
   }
 

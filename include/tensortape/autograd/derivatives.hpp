@@ -158,17 +158,16 @@ TENSORTAPE_RULE(Max) {
   const Shape kept = detail::keepdim_shape(input_shape, axes);
   const auto y = node.saved_tensor(1).detach().reshape(kept);
   const std::vector<std::int64_t> reduced(node.ints.begin(), node.ints.end());
+  // Each reduced entry's gradient over its ties is computed at the reduced shape, so that x's
+  // shape is passed over once for the indicator and once for the product.
   if (GradMode::enabled()) {
     const auto is_max = equal(x, y);
-    return {g.reshape(kept) * (is_max / sum(is_max, reduced, true))};
+    return {is_max * (g.reshape(kept) / sum(is_max, reduced, true))};
   }
-  // The same operations over one buffer of x's shape: the indicator, its share of the ties, the product.
+  // The same operations, the product into the indicator's buffer.
   auto grad = equal(x, y);
-  const auto ties = sum(grad, reduced, true);
-  if (grad.numel() > 0) {
-    B::binary(backend::Binary::Div, grad.view(), ties.view_as(grad.shape()), grad.data());
-    B::binary(backend::Binary::Mul, g.reshape(kept).view_as(grad.shape()), grad.view(), grad.data());
-  }
+  const auto share = g.reshape(kept) / sum(grad, reduced, true);
+  if (grad.numel() > 0) B::binary(backend::Binary::Mul, grad.view(), share.view_as(grad.shape()), grad.data());
   return {grad};
 }
 TENSORTAPE_RULE(RmsNorm) {

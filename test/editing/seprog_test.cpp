@@ -863,6 +863,17 @@ TEST(Cost, MeasuresEveryPhaseAndCountsTheMemoryItHolds) {
     EXPECT_EQ(r.to_json().at("machine"), r.machine);
   }
   EXPECT_EQ(editlab::eval::cost_markdown(rows).rfind("Measured on " + rows[0].machine + ".", 0), 0u);
+  // Rows read back from --json's lines make the same table (editlab cost --table); the machine
+  // line names each machine once, and no machine where the rows name none.
+  std::vector<editlab::eval::CostRow> read;
+  for (const auto& r : rows) read.push_back(editlab::eval::CostRow::from_json(nlohmann::json::parse(r.to_json().dump())));
+  EXPECT_EQ(editlab::eval::cost_markdown(read), editlab::eval::cost_markdown(rows));
+  auto mixed = rows;
+  mixed[1].machine = "another machine";
+  EXPECT_EQ(editlab::eval::cost_markdown(mixed).rfind("Measured on " + rows[0].machine + "; another machine.\n\n|", 0), 0u);
+  auto unnamed = rows;
+  for (auto& r : unnamed) r.machine.clear();
+  EXPECT_EQ(editlab::eval::cost_markdown(unnamed).rfind("| method |", 0), 0u);
 }
 
 // y = W x + b in double, plain loops; W (out, in) row-major.

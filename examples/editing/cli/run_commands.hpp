@@ -504,17 +504,41 @@ struct CostCommand {
   fs::path run;
   int k = 64;
   int repeats = 5;
-  fs::path json;  // optional: rows are appended
+  fs::path json;   // optional: rows are appended
+  fs::path table;  // instead of measuring: the table of the rows in this file
 };
 
 inline void add_cost_options(CLI::App& cmd, CostCommand& c) {
-  cmd.add_option("--run", c.run, "the run folder (from editlab train)")->required();
+  auto* run = cmd.add_option("--run", c.run, "the run folder (from editlab train)");
+  auto* table = cmd.add_option("--table", c.table, "measure nothing: print the table of the rows a .jsonl file holds (from --json), one for all of them");
+  run->excludes(table);
+  table->excludes(run)->check(CLI::ExistingFile);
   cmd.add_option("--k", c.k, "edits in the edit set")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--repeats", c.repeats, "timed runs of each phase (after one warm-up)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd.add_option("--json", c.json, "a .jsonl file the rows are appended to");
 }
 
 inline int run_cost(const CostCommand& c) {
+  if (!c.table.empty()) {
+    std::ifstream in(c.table);
+    std::vector<eval::CostRow> rows;
+    int line_number = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++line_number;
+      if (line.empty()) continue;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      tensortape::check(!j.is_discarded() && j.is_object() && j.contains("phase"), "editlab cost", "line ", line_number, " of '",
+                        c.table.string(), "' is not a row that --json wrote");
+      try {
+        rows.push_back(eval::CostRow::from_json(j));
+      } catch (const nlohmann::json::exception& e) {
+        tensortape::fail("editlab cost", "line ", line_number, " of '", c.table.string(), "': ", e.what());
+      }
+    }
+    std::printf("%s", eval::cost_markdown(rows).c_str());
+    return 0;
+  }
+  tensortape::check(!c.run.empty(), "editlab cost", "give --run (a run folder to measure) or --table (rows to print)");
   auto run = load_run(c.run);  // a copy in memory: the timed training steps never reach the run folder
   const auto rows = eval::measure_cost(*run->editor, run->bench, c.k, c.repeats, editors::method(run->method).trains);
   std::printf("%s", eval::cost_markdown(rows).c_str());

@@ -49,6 +49,14 @@ struct CostRow {
             {"median_ms", median_ms}, {"min_ms", min_ms}, {"peak_tensor_mb", peak_tensor_mb},
             {"process_peak_rss_mb", process_peak_rss_mb}, {"repeats", repeats}, {"machine", machine}};
   }
+  // A row to_json() wrote; rows from before the machine was recorded have none ("").
+  static CostRow from_json(const nlohmann::json& j) {
+    return {.method = j.at("method").get<std::string>(), .benchmark = j.at("benchmark").get<std::string>(),
+            .phase = j.at("phase").get<std::string>(), .k = j.at("k").get<int>(), .inputs = j.at("inputs").get<int>(),
+            .median_ms = j.at("median_ms").get<double>(), .min_ms = j.at("min_ms").get<double>(),
+            .peak_tensor_mb = j.at("peak_tensor_mb").get<double>(), .process_peak_rss_mb = j.at("process_peak_rss_mb").get<double>(),
+            .repeats = j.at("repeats").get<int>(), .machine = j.value("machine", std::string())};
+  }
 };
 
 // The CPU by /proc/cpuinfo's name, family and model (one name covers several kinds: "Intel(R)
@@ -144,8 +152,15 @@ inline std::vector<CostRow> measure_cost(Editor& editor, const Benchmark& bench,
   return rows;
 }
 
+// The rows as a markdown table, after a line naming the machines they were measured on (each
+// once, in the rows' order; none for rows that name no machine).
 inline std::string cost_markdown(const std::vector<CostRow>& rows) {
-  std::string out = rows.empty() ? "" : "Measured on " + rows.front().machine + ".\n\n";
+  std::vector<std::string> machines;
+  for (const auto& r : rows)
+    if (!r.machine.empty() && std::find(machines.begin(), machines.end(), r.machine) == machines.end()) machines.push_back(r.machine);
+  std::string out;
+  for (std::size_t i = 0; i < machines.size(); ++i) out += (i == 0 ? "Measured on " : "; ") + machines[i];
+  if (!machines.empty()) out += ".\n\n";
   out += "| method | benchmark | phase | K | inputs | median ms | min ms | peak tensor MB | process peak RSS MB |\n"
                     "|---|---|---|---:|---:|---:|---:|---:|---:|\n";
   char line[512];

@@ -520,22 +520,7 @@ inline void add_cost_options(CLI::App& cmd, CostCommand& c) {
 
 inline int run_cost(const CostCommand& c) {
   if (!c.table.empty()) {
-    std::ifstream in(c.table);
-    std::vector<eval::CostRow> rows;
-    int line_number = 0;
-    for (std::string line; std::getline(in, line);) {
-      ++line_number;
-      if (line.empty()) continue;
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      tensortape::check(!j.is_discarded() && j.is_object() && j.contains("phase"), "editlab cost", "line ", line_number, " of '",
-                        c.table.string(), "' is not a row that --json wrote");
-      try {
-        rows.push_back(eval::CostRow::from_json(j));
-      } catch (const nlohmann::json::exception& e) {
-        tensortape::fail("editlab cost", "line ", line_number, " of '", c.table.string(), "': ", e.what());
-      }
-    }
-    std::printf("%s", eval::cost_markdown(rows).c_str());
+    std::printf("%s", eval::cost_markdown(eval::read_json_lines(c.table, "cost rows file", eval::CostRow::from_json)).c_str());
     return 0;
   }
   tensortape::check(!c.run.empty(), "editlab cost", "give --run (a run folder to measure) or --table (rows to print)");

@@ -182,24 +182,31 @@ inline void write_jsonl(const std::filesystem::path& path, const std::vector<Res
   std::filesystem::rename(temporary, path);
 }
 
-// Every row of a results file, in file order. Blank lines are skipped; anything else that is not
-// a result row is an error "results.jsonl:7: field 'es' is missing".
-inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
+// parse(json) of every line of a JSON-lines file (`what` names it in errors), in file order.
+// Blank lines are skipped; a line that is not JSON, or that parse rejects, is an error naming
+// the file and the line: "results.jsonl:7: field 'es' is missing".
+template <class Parse>
+auto read_json_lines(const std::filesystem::path& path, const char* what, Parse&& parse) {
   std::ifstream in(path);
-  tt::check(static_cast<bool>(in), "editlab::eval", "cannot open results file ", path.string());
-  std::vector<ResultRow> rows;
+  tt::check(static_cast<bool>(in), "editlab::eval", "cannot open ", what, " ", path.string());
+  std::vector<decltype(parse(nlohmann::json()))> rows;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path.string() + ":" + std::to_string(number);
     const nlohmann::json j = tt::io::parse_json(line, where + ": ");  // NUL bytes, depth, duplicate keys
     try {
-      rows.push_back(row_from_json(j));
-    } catch (const tt::Error& e) {
+      rows.push_back(parse(j));
+    } catch (const std::exception& e) {  // tt::Error, or nlohmann's on a missing or mistyped field
       tt::fail(where, e.what());
     }
   }
   return rows;
+}
+
+// Every row of a results file (read_json_lines).
+inline std::vector<ResultRow> read_jsonl(const std::filesystem::path& path) {
+  return read_json_lines(path, "results file", row_from_json);
 }
 
 // ---- Markdown tables -----------------------------------------------------------------------

@@ -1,11 +1,15 @@
 // backend::cpu::CachingAllocator (the CPU backends' storage) and the size classes it shares
 // with the CUDA allocator: blocks come back to the request they fit, the limit holds, the books
-// balance under two threads, and tensors freed and made again reuse blocks.
+// balance under two threads, and tensors freed and made again reuse blocks. Its BlockPool for
+// large blocks: best fit, freed neighbours joined (never across mappings), and random blocks that
+// never overlap, checked against a plain list of the blocks in use.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <random>
 #include <set>
 #include <thread>
 #include <vector>
@@ -17,8 +21,10 @@
 namespace host_allocator_test {
 
 namespace tt = tensortape;
+using tt::backend::cpu::BlockPool;
 using tt::backend::cpu::CachingAllocator;
 using tt::backend::cpu::kAlignment;
+using tt::backend::cpu::kPooledBlockBytes;
 
 TEST(SizeClass, RoundsUpByAtMostAQuarterInMultiplesOf512) {
   EXPECT_EQ(tt::backend::size_class(1), 512u);
@@ -129,7 +135,7 @@ TEST(HostCachingAllocator, BooksBalanceWhenTwoThreadsAllocateAtOnce) {
   auto churn = [&](int seed) {
     std::vector<std::pair<void*, std::size_t>> held;
     for (int i = 0; i < 2000; ++i) {
-      const std::size_t bytes = 64 + static_cast<std::size_t>((i * 7919 + seed * 104729) % 200000);
+      const std::size_t bytes = 64 + static_cast<std::size_t>((i * 7919 + seed * 104729) % 600000);  // the pool's too
       void* p = cache.allocate(bytes);
       static_cast<char*>(p)[bytes - 1] = 1;
       held.emplace_back(p, bytes);
@@ -170,6 +176,140 @@ TEST(HostCachingAllocator, ATensorMadeAgainReusesTheFreedOnesStorage) {
   EXPECT_EQ(Cpu::memory_stats().bytes_cached, 0);
   cache.set_cache_limit(limit);
   for (float v : y.to_vector()) ASSERT_EQ(v, 0.0f);  // zeros() still fills a reused block
+}
+
+constexpr std::size_t kPage = BlockPool::kGranule;
+
+char* at(void* block) { return static_cast<char*>(block); }
+
+TEST(BlockPool, PlacesABlockInTheSmallestFreeRangeThatHoldsIt) {
+  BlockPool pool;
+  // Blocks are cut from the start of the one mapping, one after another; the 1-page blocks keep
+  // the freed ones below apart.
+  void* four = pool.allocate(4 * kPage);
+  void* gap1 = pool.allocate(kPage);
+  void* eight = pool.allocate(8 * kPage);
+  void* gap2 = pool.allocate(kPage);
+  void* two = pool.allocate(2 * kPage);
+  void* gap3 = pool.allocate(kPage);
+  ASSERT_EQ(pool.segments(), 1u);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(four) % kPage, 0u);
+  EXPECT_EQ(at(gap1), at(four) + 4 * kPage);
+  EXPECT_EQ(at(two), at(four) + 14 * kPage);
+  pool.release(four, 4 * kPage);
+  pool.release(eight, 8 * kPage);
+  pool.release(two, 2 * kPage);
+  EXPECT_EQ(pool.allocate(3 * kPage), four) << "4 pages is the smallest range that holds 3";
+  EXPECT_EQ(pool.allocate(5 * kPage), eight);
+  EXPECT_EQ(pool.allocate(2 * kPage - 100), two) << "a request is rounded up to whole pages";
+  EXPECT_EQ(pool.used_bytes(), 13 * kPage);
+  EXPECT_EQ(pool.segments(), 1u);
+  (void)gap2;
+  (void)gap3;
+}
+
+TEST(BlockPool, JoinsAReleasedBlockWithItsFreeNeighbours) {
+  BlockPool pool;
+  void* a = pool.allocate(2 * kPage);
+  void* b = pool.allocate(2 * kPage);
+  void* c = pool.allocate(2 * kPage);
+  void* fence = pool.allocate(kPage);
+  pool.release(a, 2 * kPage);
+  pool.release(c, 2 * kPage);
+  pool.release(b, 2 * kPage);  // joins a (before) and c (after)
+  EXPECT_EQ(pool.allocate(6 * kPage), a);
+  EXPECT_EQ(pool.segments(), 1u);
+  pool.release(fence, kPage);
+  pool.release(a, 6 * kPage);
+  EXPECT_EQ(pool.used_bytes(), 0u);
+  pool.release_free_segments();  // the whole mapping is one free range again
+  EXPECT_EQ(pool.segments(), 0u);
+  EXPECT_EQ(pool.mapped_bytes(), 0u);
+}
+
+TEST(BlockPool, NeverJoinsRangesOfTwoMappings) {
+  BlockPool pool;
+  void* first = pool.allocate(BlockPool::kSegmentBytes);  // fills a mapping
+  void* second = pool.allocate(BlockPool::kSegmentBytes);
+  ASSERT_EQ(pool.segments(), 2u);
+  pool.release(first, BlockPool::kSegmentBytes);
+  pool.release(second, BlockPool::kSegmentBytes);
+  // Mappings next to each other in the address space still stay apart: twice the size needs a third.
+  void* both = pool.allocate(2 * BlockPool::kSegmentBytes);
+  EXPECT_EQ(pool.segments(), 3u);
+  std::memset(both, 1, 2 * BlockPool::kSegmentBytes);
+  pool.release_free_segments();
+  EXPECT_EQ(pool.segments(), 1u) << "the two free mappings go; the one in use stays";
+  EXPECT_EQ(pool.mapped_bytes(), 2 * BlockPool::kSegmentBytes);
+  pool.release(both, 2 * BlockPool::kSegmentBytes);
+}
+
+TEST(BlockPool, RandomBlocksNeverOverlapAndKeepTheirContents) {
+  BlockPool pool;
+  std::mt19937 rng(7);
+  std::map<char*, std::pair<std::size_t, unsigned char>> live;  // start -> (bytes asked, fill byte)
+  auto check_and_release = [&](std::map<char*, std::pair<std::size_t, unsigned char>>::iterator it) {
+    const auto [bytes, fill] = it->second;
+    for (std::size_t i = 0; i < bytes; i += 997) ASSERT_EQ(static_cast<unsigned char>(it->first[i]), fill);  // as written below
+    ASSERT_EQ(static_cast<unsigned char>(it->first[bytes - 1]), fill);
+    pool.release(it->first, bytes);
+    live.erase(it);
+  };
+  std::size_t most_used = 0;
+  for (int step = 0; step < 3000; ++step) {
+    if (!live.empty() && (live.size() >= 40 || rng() % 3 == 0)) {
+      auto it = live.begin();
+      std::advance(it, static_cast<long>(rng() % live.size()));
+      check_and_release(it);
+      ASSERT_FALSE(testing::Test::HasFatalFailure());
+      continue;
+    }
+    const std::size_t bytes = 1 + rng() % (3u << 20);
+    char* block = at(pool.allocate(bytes));
+    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(block) % kAlignment, 0u);
+    // No block in use overlaps it: neither the one starting before it nor the one after.
+    const auto after = live.lower_bound(block);
+    if (after != live.end()) {
+      ASSERT_GE(after->first, block + bytes);
+    }
+    if (after != live.begin()) {
+      const auto before = std::prev(after);
+      ASSERT_LE(before->first + before->second.first, block);
+    }
+    const auto fill = static_cast<unsigned char>(step);
+    for (std::size_t i = 0; i < bytes; i += 997) block[i] = static_cast<char>(fill);
+    block[bytes - 1] = static_cast<char>(fill);
+    live.emplace(block, std::make_pair(bytes, fill));
+    most_used = std::max(most_used, pool.used_bytes());
+  }
+  while (!live.empty()) {
+    check_and_release(live.begin());
+    ASSERT_FALSE(testing::Test::HasFatalFailure());
+  }
+  EXPECT_EQ(pool.used_bytes(), 0u);
+  // Best fit with joining keeps the mappings within two segments of the most in use at once.
+  EXPECT_LE(pool.mapped_bytes(), most_used + 2 * BlockPool::kSegmentBytes);
+  pool.release_free_segments();
+  EXPECT_EQ(pool.mapped_bytes(), 0u);
+}
+
+TEST(HostCachingAllocator, LargeBlocksComeFromThePoolAndItsMappingsGoBackToTheOS) {
+  CachingAllocator allocator;  // the cache off
+  void* small = allocator.allocate(kPooledBlockBytes / 2);
+  EXPECT_EQ(allocator.stats().bytes_mapped, 0) << "below the pool's size: operator new";
+  void* large = allocator.allocate(kPooledBlockBytes);
+  EXPECT_EQ(allocator.stats().bytes_mapped, static_cast<std::int64_t>(BlockPool::kSegmentBytes));
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(large) % BlockPool::kGranule, 0u);
+  std::memset(large, 1, kPooledBlockBytes);
+  allocator.release(large, kPooledBlockBytes);
+  void* again = allocator.allocate(kPooledBlockBytes + 1000);  // another class, the same pages
+  EXPECT_EQ(again, large);
+  allocator.release(again, kPooledBlockBytes + 1000);
+  allocator.release(small, kPooledBlockBytes / 2);
+  EXPECT_EQ(allocator.stats().bytes_mapped, static_cast<std::int64_t>(BlockPool::kSegmentBytes)) << "kept for the next step";
+  allocator.release_cached();
+  EXPECT_EQ(allocator.stats().bytes_mapped, 0);
+  EXPECT_EQ(allocator.stats().system_frees, allocator.stats().system_allocations);
 }
 
 }  // namespace host_allocator_test

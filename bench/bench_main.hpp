@@ -6,12 +6,14 @@
 
 #include <benchmark/benchmark.h>
 
+#include <utility>
 #include <vector>
 
 #include "tensortape/backend/cpu_blas_kernels.hpp"
 
-inline int run_registered_benchmarks(std::vector<char*> rest) {
-  const auto blas = tensortape::backend::cpu::fit_blas_kernels();
+// A program that runs products before its benchmarks (t5_step_bench's checks, memory children
+// and profiles) fits the kernels at the start of main instead and passes the choice here.
+inline int run_registered_benchmarks(std::vector<char*> rest, const tensortape::backend::cpu::BlasKernelChoice& blas) {
   if (!blas.after.empty()) benchmark::AddCustomContext("openblas_kernels", blas.after + (blas.changed ? " (fitted; OpenBLAS picked " + blas.before + ")" : ""));
   int argc = static_cast<int>(rest.size());
   rest.push_back(nullptr);
@@ -20,4 +22,8 @@ inline int run_registered_benchmarks(std::vector<char*> rest) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+inline int run_registered_benchmarks(std::vector<char*> rest) {
+  return run_registered_benchmarks(std::move(rest), tensortape::backend::cpu::fit_blas_kernels());
 }

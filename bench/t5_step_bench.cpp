@@ -335,6 +335,8 @@ int main(int argc, char** argv) {
   }
 #endif
 #endif
+  // Before any product: the checks, the memory children and --t5_profile run them too.
+  const auto blas = tt::backend::cpu::fit_blas_kernels();
   // Our own flags first; Google Benchmark rejects flags it does not know.
   bool memory = true;
   std::vector<char*> rest;
@@ -411,5 +413,5 @@ int main(int argc, char** argv) {
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 
-  return run_registered_benchmarks(rest);
+  return run_registered_benchmarks(rest, blas);
 }

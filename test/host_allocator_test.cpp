@@ -293,6 +293,16 @@ TEST(BlockPool, RandomBlocksNeverOverlapAndKeepTheirContents) {
   EXPECT_EQ(pool.mapped_bytes(), 0u);
 }
 
+#if defined(TENSORTAPE_POOL_ASAN)
+TEST(BlockPoolDeathTest, ReadingAReleasedBlockIsReportedUnderAddressSanitizer) {
+  BlockPool pool;
+  auto* block = static_cast<char*>(pool.allocate(kPage));
+  block[10] = 1;
+  pool.release(block, kPage);
+  EXPECT_DEATH((void)*static_cast<volatile char*>(block + 10), "use-after-poison");
+}
+#endif
+
 TEST(HostCachingAllocator, LargeBlocksComeFromThePoolAndItsMappingsGoBackToTheOS) {
   CachingAllocator allocator;  // the cache off
   void* small = allocator.allocate(kPooledBlockBytes / 2);

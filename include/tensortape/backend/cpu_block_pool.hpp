@@ -13,7 +13,8 @@
 // blocks held at once. docs/benchmarks.md, "Large tensor blocks from a pool of their own".
 //
 // Not thread-safe: its owner locks around it. Recording a released range takes a small node
-// from the heap; if that fails, release() (noexcept) ends the process.
+// from the heap; if that fails, release() (noexcept) ends the process. Under AddressSanitizer
+// the pages of free ranges are poisoned, so that reading a freed block is still reported.
 #pragma once
 
 #include <sys/mman.h>
@@ -27,6 +28,22 @@
 #include <set>
 #include <utility>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TENSORTAPE_POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TENSORTAPE_POOL_ASAN 1
+#endif
+#endif
+#if defined(TENSORTAPE_POOL_ASAN)
+#include <sanitizer/asan_interface.h>
+#define TENSORTAPE_POOL_POISON(start, bytes) ASAN_POISON_MEMORY_REGION(start, bytes)
+#define TENSORTAPE_POOL_UNPOISON(start, bytes) ASAN_UNPOISON_MEMORY_REGION(start, bytes)
+#else
+#define TENSORTAPE_POOL_POISON(start, bytes) ((void)(start), (void)(bytes))
+#define TENSORTAPE_POOL_UNPOISON(start, bytes) ((void)(start), (void)(bytes))
+#endif
+
 namespace tensortape::backend::cpu {
 
 class BlockPool {
@@ -36,7 +53,7 @@ class BlockPool {
 
   BlockPool() = default;
   ~BlockPool() {
-    for (auto [base, bytes] : segments_) munmap(base, bytes);
+    for (auto [base, bytes] : segments_) unmap(base, bytes);
   }
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
@@ -54,6 +71,7 @@ class BlockPool {
     take(start, length);
     if (length > size) give(start + size, length - size);
     used_bytes_ += size;
+    TENSORTAPE_POOL_UNPOISON(start, size);
     return start;
   }
 
@@ -63,6 +81,7 @@ class BlockPool {
     auto* start = static_cast<char*>(block);
     std::size_t length = rounded(bytes);
     used_bytes_ -= length;
+    TENSORTAPE_POOL_POISON(start, length);
     auto* const segment = segment_of(start);
     if (auto next = free_by_address_.find(start + length); next != free_by_address_.end() && segment_of(next->first) == segment) {
       const auto next_length = next->second;
@@ -88,7 +107,7 @@ class BlockPool {
       auto [base, bytes] = *it;
       if (auto range = free_by_address_.find(base); range != free_by_address_.end() && range->second == bytes) {
         take(base, bytes);
-        munmap(base, bytes);
+        unmap(base, bytes);
         mapped_bytes_ -= bytes;
         it = segments_.erase(it);
       } else {
@@ -110,7 +129,14 @@ class BlockPool {
     if (base == MAP_FAILED) throw std::bad_alloc();
     segments_.emplace(static_cast<char*>(base), bytes);
     mapped_bytes_ += bytes;
+    TENSORTAPE_POOL_POISON(base, bytes);
     give(static_cast<char*>(base), bytes);
+  }
+
+  // The shadow of unmapped pages must not stay poisoned: a later mapping may reuse them.
+  static void unmap(char* base, std::size_t bytes) noexcept {
+    TENSORTAPE_POOL_UNPOISON(base, bytes);
+    munmap(base, bytes);
   }
 
   // The mapping that holds `address` (its base).

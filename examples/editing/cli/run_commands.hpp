@@ -527,11 +527,7 @@ inline int run_cost(const CostCommand& c) {
   auto run = load_run(c.run);  // a copy in memory: the timed training steps never reach the run folder
   const auto rows = eval::measure_cost(*run->editor, run->bench, c.k, c.repeats, editors::method(run->method).trains);
   std::printf("%s", eval::cost_markdown(rows).c_str());
-  if (!c.json.empty()) {
-    std::ofstream out(c.json, std::ios::app);
-    tensortape::check(static_cast<bool>(out), "editlab cost", "cannot append to '", c.json.string(), "'");
-    for (const auto& r : rows) out << r.to_json().dump() << "\n";
-  }
+  if (!c.json.empty()) eval::append_json_lines(c.json, rows, [](const eval::CostRow& r) { return r.to_json(); });
   return 0;
 }
 

@@ -158,14 +158,21 @@ inline ResultRow row_from_json(const nlohmann::json& j) {
   return r;
 }
 
-// Appends one line per row (creating the file), so several runs can share one results file.
-inline void append_jsonl(const std::filesystem::path& path, const std::vector<ResultRow>& rows) {
+// Appends one line, write(row) as JSON, per row (creating the file and its folder), so several
+// runs can share one file: read_json_lines' counterpart.
+template <class Row, class Write>
+void append_json_lines(const std::filesystem::path& path, const std::vector<Row>& rows, Write&& write) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::app);
   tt::check(static_cast<bool>(out), "editlab::eval", "cannot open ", path.string(), " for appending");
-  for (const auto& r : rows) out << to_json(r).dump() << '\n';
+  for (const auto& r : rows) out << nlohmann::json(write(r)).dump() << '\n';
   out.flush();
   tt::check(static_cast<bool>(out), "editlab::eval", "writing ", path.string(), " failed");
+}
+
+// Appends the rows to a results file (append_json_lines).
+inline void append_jsonl(const std::filesystem::path& path, const std::vector<ResultRow>& rows) {
+  append_json_lines(path, rows, [](const ResultRow& r) { return to_json(r); });
 }
 
 // Replaces the file with exactly these rows (written to a temporary file, then renamed).
